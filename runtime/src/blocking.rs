@@ -1,0 +1,203 @@
+//! The blocking pool: threads for work that would block a worker (file and path syscalls on the
+//! epoll driver, opcodes the ring lacks, and user closures through [`spawn_blocking`]).
+//!
+//! Threads are started on demand up to a bound and exit after being idle for a while. Jobs queued
+//! when the runtime shuts down still run; operations whose worker is gone are leaked rather than
+//! dropped on a foreign thread (see `driver::SendOp`).
+
+use crate::driver::SendOp;
+use crate::rt::shared::WorkerShared;
+use crate::task::{JoinError, JoinGuard, JoinHandle, JoinState};
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// Work for a pool thread.
+enum Job {
+    /// A driver operation; its completion goes back to the worker.
+    Op(SendOp, u64, Arc<WorkerShared>),
+    /// A user closure from `spawn_blocking`.
+    Closure(Box<dyn FnOnce() + Send>),
+}
+
+impl Job {
+    fn run(self) {
+        match self {
+            Job::Op(op, user_data, worker) => op.run(user_data, &worker),
+            Job::Closure(f) => f(),
+        }
+    }
+}
+
+struct State {
+    queue: VecDeque<Job>,
+    threads: usize,
+    idle: usize,
+    shutdown: bool,
+}
+
+/// A bounded, elastic pool of threads.
+pub(crate) struct BlockingPool {
+    state: Mutex<State>,
+    work: Condvar,
+    exited: Condvar,
+    max_threads: usize,
+    keep_alive: Duration,
+    name: String,
+}
+
+impl BlockingPool {
+    pub(crate) fn new(max_threads: usize, keep_alive: Duration, name: String) -> Arc<Self> {
+        Arc::new(BlockingPool {
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                threads: 0,
+                idle: 0,
+                shutdown: false,
+            }),
+            work: Condvar::new(),
+            exited: Condvar::new(),
+            max_threads: max_threads.max(1),
+            keep_alive,
+            name,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a job; gives it back if the pool is shut down or no thread can be started.
+    fn spawn(self: &Arc<Self>, job: Job) -> Result<(), Job> {
+        let mut state = self.lock();
+        if state.shutdown {
+            return Err(job);
+        }
+        state.queue.push_back(job);
+        if state.idle > 0 {
+            self.work.notify_one();
+            return Ok(());
+        }
+        if state.threads < self.max_threads {
+            let pool = self.clone();
+            let started = std::thread::Builder::new()
+                .name(self.name.clone())
+                .spawn(move || pool.thread_main());
+            match started {
+                Ok(_) => state.threads += 1,
+                Err(e) if state.threads == 0 => {
+                    crate::log::warn(format_args!("cannot start a blocking thread: {e}"));
+                    let job = state.queue.pop_back().expect("pushed above");
+                    return Err(job);
+                }
+                // Some thread exists and will get to the job.
+                Err(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `op` on the pool; its completion goes to `worker`'s inbox under `user_data`.
+    /// Gives the op back if the pool refuses it.
+    pub(crate) fn spawn_op(
+        self: &Arc<Self>,
+        op: SendOp,
+        user_data: u64,
+        worker: Arc<WorkerShared>,
+    ) -> Result<(), SendOp> {
+        self.spawn(Job::Op(op, user_data, worker))
+            .map_err(|job| match job {
+                Job::Op(op, ..) => op,
+                Job::Closure(_) => unreachable!("spawn gives back the job it was given"),
+            })
+    }
+
+    fn thread_main(self: Arc<Self>) {
+        let mut state = self.lock();
+        loop {
+            if let Some(job) = state.queue.pop_front() {
+                drop(state);
+                job.run();
+                state = self.lock();
+                continue;
+            }
+            if state.shutdown {
+                break;
+            }
+            state.idle += 1;
+            let (s, timeout) = self
+                .work
+                .wait_timeout(state, self.keep_alive)
+                .unwrap_or_else(|e| e.into_inner());
+            state = s;
+            state.idle -= 1;
+            if timeout.timed_out() && state.queue.is_empty() {
+                break;
+            }
+        }
+        state.threads -= 1;
+        self.exited.notify_all();
+    }
+
+    /// Stops accepting jobs, lets queued ones finish, and waits up to `timeout` for the threads.
+    pub(crate) fn shutdown(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.lock();
+        state.shutdown = true;
+        self.work.notify_all();
+        while state.threads > 0 {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            state = self
+                .exited
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Threads currently alive (busy or idle).
+    pub(crate) fn threads(&self) -> usize {
+        self.lock().threads
+    }
+}
+
+/// Runs a blocking closure on the blocking pool and returns a handle to its result.
+///
+/// Use it for CPU-heavy work or for calls into libraries that block, so that the worker keeps
+/// serving its other tasks. The handle's `abort` only prevents a job that has not started yet.
+///
+/// # Panics
+///
+/// Panics when called outside a hoop runtime.
+///
+/// ```
+/// # hoop_runtime::block_on(async {
+/// let sum = hoop_runtime::spawn_blocking(|| (1..=100u64).sum::<u64>()).await.unwrap();
+/// assert_eq!(sum, 5050);
+/// # });
+/// ```
+#[track_caller]
+pub fn spawn_blocking<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let pool = crate::rt::context::with_core(|core| core.pool.clone())
+        .expect("hoop::spawn_blocking called outside a hoop runtime");
+    let state = JoinState::new();
+    let guard = JoinGuard::new(state.clone());
+    let job = Job::Closure(Box::new(move || {
+        if guard.state().is_aborted() {
+            return; // the guard reports the cancellation
+        }
+        let out = catch_unwind(AssertUnwindSafe(f)).map_err(JoinError::panic);
+        guard.finish(out);
+    }));
+    // A refused job is dropped here, and its guard reports "cancelled" to the handle.
+    let _ = pool.spawn(job);
+    JoinHandle::new(state)
+}

@@ -1,0 +1,29 @@
+//! Owned buffers for completion-based I/O.
+//!
+//! The kernel reads from or writes into a buffer *after* the call that submitted the operation has
+//! returned, possibly after the future that asked for it is gone. So an operation takes its buffer
+//! by value, keeps it (heap-stable) until the completion arrives, and hands it back with the result
+//! as a [`BufResult`] — on error too.
+//!
+//! [`IoBuf`] is a buffer the kernel may read from (writes, sends); [`IoBufMut`] one it may write
+//! into (reads, receives). [`Slice`] narrows an owned buffer to a sub-range without copying.
+
+mod io_buf;
+mod slice;
+
+pub use io_buf::{IoBuf, IoBufMut};
+pub use slice::Slice;
+
+/// The result of an owned-buffer operation: the operation's result and the buffer, which comes
+/// back whether the operation succeeded or not.
+///
+/// ```
+/// # hoop_runtime::block_on(async {
+/// let (r1, r2) = hoop_runtime::io::pipe().unwrap();
+/// let (res, buf) = r2.write(b"hi".to_vec()).await;
+/// assert_eq!(res.unwrap(), 2);
+/// assert_eq!(buf, b"hi");
+/// # let _ = r1;
+/// # });
+/// ```
+pub type BufResult<T, B> = (std::io::Result<T>, B);

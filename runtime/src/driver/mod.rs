@@ -1,0 +1,338 @@
+//! The I/O driver of one worker: an io_uring or an epoll backend, chosen at run time, plus the
+//! op lifecycle they share and the hand-off to the blocking pool.
+//!
+//! Invariants:
+//! - an operation's data is freed only after its final completion was seen (CQE without
+//!   `F_MORE`, or the blocking pool's answer), or it is leaked;
+//! - data of dropped operations is dropped outside the driver's `RefCell` borrow (the
+//!   `graveyard`), because destructors of fds may need the driver;
+//! - shutdown cancels and drains every in-flight operation, or — if the kernel does not answer
+//!   within the runtime's shutdown timeout — leaks their memory and the ring with it.
+
+mod epoll;
+pub(crate) mod lifecycle;
+mod select;
+mod uring;
+
+pub(crate) use epoll::{EpollDriver, Waiter};
+pub(crate) use lifecycle::Completion;
+pub(crate) use select::select_backend;
+pub use select::{Driver, DriverKind, RuntimeInfo};
+pub(crate) use uring::UringDriver;
+
+use crate::blocking::BlockingPool;
+use crate::op::DynOp;
+use crate::rt::shared::{Remote, WorkerShared};
+use lifecycle::{Arrival, Life, Ops};
+use std::cell::RefCell;
+use std::io;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+/// Shared handle to a worker's driver, held by every in-flight operation.
+pub(crate) type DriverRef = Rc<RefCell<IoDriver>>;
+
+/// Which kernel interface a worker drives.
+pub(crate) enum Backend {
+    Uring(UringDriver),
+    Epoll(EpollDriver),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Closed {
+    /// Every operation completed: all data was released normally.
+    Drained,
+    /// The kernel did not answer in time: in-flight data and the ring were leaked.
+    Abandoned,
+}
+
+/// Counters a worker's driver keeps (see [`crate::metrics`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct DriverStats {
+    pub(crate) submitted: u64,
+    pub(crate) completed: u64,
+    pub(crate) cancelled: u64,
+    pub(crate) enters: u64,
+    pub(crate) sq_full: u64,
+    pub(crate) blocking_ops: u64,
+}
+
+/// A finished blocking-pool operation on its way back to its worker.
+pub(crate) struct BlockingDone {
+    user_data: u64,
+    completion: Completion,
+    op: SendOp,
+}
+
+/// An operation handed to the blocking pool.
+pub(crate) struct SendOp(Box<dyn DynOp>);
+
+// SAFETY: the `OpCode` contract makes `perform` touch only plain data (raw fds, pointers and
+// lengths captured on the owner thread), so running it on a pool thread is sound while the owner
+// does not touch the op (it only holds the slot's user data). The box travels back to its owner
+// inside a `BlockingDone` and is dropped there; if the owner is gone, the pool leaks it instead of
+// dropping it on the wrong thread (see `BlockingPool::run_op`).
+unsafe impl Send for SendOp {}
+
+impl SendOp {
+    /// Runs the operation and sends it back to `worker`.
+    pub(crate) fn run(mut self, user_data: u64, worker: &WorkerShared) {
+        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.0.perform()))
+            .unwrap_or_else(|_| Err(io::Error::other("hoop: blocking operation panicked")));
+        let done = BlockingDone {
+            user_data,
+            completion: Completion::from_result(res),
+            op: self,
+        };
+        if let Err(item) = worker.push(Remote::Done(done)) {
+            // The worker is gone; its memory may belong to a leaked ring: never drop it here.
+            std::mem::forget(item);
+        }
+    }
+}
+
+/// A worker's I/O driver.
+pub(crate) struct IoDriver {
+    pub(crate) ops: Ops,
+    pub(crate) backend: Backend,
+    closed: Option<Closed>,
+    pool: Arc<BlockingPool>,
+    worker: Arc<WorkerShared>,
+    /// Data of operations whose final completion arrived after their future was dropped; dropped
+    /// by the worker loop once the driver is no longer borrowed.
+    graveyard: Vec<Box<dyn DynOp>>,
+    /// Operations on the blocking pool (they must come back before the driver closes).
+    pooled: usize,
+    pub(crate) stats: DriverStats,
+}
+
+impl IoDriver {
+    pub(crate) fn new(
+        backend: Backend,
+        pool: Arc<BlockingPool>,
+        worker: Arc<WorkerShared>,
+    ) -> Self {
+        IoDriver {
+            ops: Ops::default(),
+            backend,
+            closed: None,
+            pool,
+            worker,
+            graveyard: Vec::new(),
+            pooled: 0,
+            stats: DriverStats::default(),
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.is_some()
+    }
+
+    pub(crate) fn is_abandoned(&self) -> bool {
+        self.closed == Some(Closed::Abandoned)
+    }
+
+    pub(crate) fn kind(&self) -> DriverKind {
+        match self.backend {
+            Backend::Uring(_) => DriverKind::IoUring,
+            Backend::Epoll(_) => DriverKind::Epoll,
+        }
+    }
+
+    /// Queues an SQE (io_uring backend only), flushing the SQ when full.
+    pub(crate) fn push(&mut self, entry: io_uring::squeue::Entry) -> io::Result<()> {
+        let Backend::Uring(ring) = &mut self.backend else {
+            return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
+        };
+        self.stats.submitted += 1;
+        ring.push(entry, &mut self.ops, &mut self.graveyard, &mut self.stats)
+    }
+
+    /// Hands an operation to the blocking pool under `user_data`'s slot.
+    pub(crate) fn submit_blocking<T: crate::op::OpCode>(
+        &mut self,
+        user_data: u64,
+        data: Box<T>,
+    ) -> Result<(), (Box<dyn DynOp>, io::Error)> {
+        let op = SendOp(data);
+        let worker = self.worker.clone();
+        match self.pool.spawn_op(op, user_data, worker) {
+            Ok(()) => {
+                self.pooled += 1;
+                self.stats.blocking_ops += 1;
+                Ok(())
+            }
+            Err(op) => Err((
+                op.0,
+                io::Error::other("hoop: the blocking pool is shut down"),
+            )),
+        }
+    }
+
+    /// A blocking-pool operation came back.
+    pub(crate) fn blocking_done(&mut self, done: BlockingDone) {
+        self.pooled = self.pooled.saturating_sub(1);
+        self.stats.completed += 1;
+        if let Arrival::Orphan(Some(data)) =
+            self.ops
+                .complete_blocking(done.user_data, done.completion, done.op.0)
+        {
+            self.graveyard.push(data);
+        }
+    }
+
+    /// The final completion of `user_data` and the data a pool job brought back, if it arrived;
+    /// otherwise registers `waker`.
+    pub(crate) fn take_completion(
+        &mut self,
+        user_data: u64,
+        waker: &Waker,
+    ) -> Option<(Completion, Option<Box<dyn DynOp>>)> {
+        let slot = self.ops.get_mut(user_data)?;
+        match &mut slot.life {
+            Life::Completed(c) => {
+                let c = *c;
+                let slot = self.ops.remove(user_data)?;
+                Some((c, slot.returned))
+            }
+            Life::Waiting(w) => {
+                if !w.as_ref().is_some_and(|w| w.will_wake(waker)) {
+                    *w = Some(waker.clone());
+                }
+                None
+            }
+            Life::Ignored(_) => None,
+        }
+    }
+
+    /// The next completion of a multishot operation and whether it is the last of its arming.
+    pub(crate) fn next_multishot(
+        &mut self,
+        user_data: u64,
+        waker: &Waker,
+    ) -> Option<(Completion, bool)> {
+        let slot = self.ops.get_mut(user_data)?;
+        if let Some(c) = slot.more.pop_front() {
+            return Some((c, false));
+        }
+        self.take_completion(user_data, waker)
+            .map(|(c, _)| (c, true))
+    }
+
+    /// The future of `user_data` was dropped: keep `data` until the final completion, cancel the
+    /// operation. Returns data that may be freed now (the caller drops it after the borrow).
+    pub(crate) fn ignore(
+        &mut self,
+        user_data: u64,
+        data: Option<Box<dyn DynOp>>,
+    ) -> Option<Box<dyn DynOp>> {
+        if let Some(closed) = self.closed {
+            if closed == Closed::Abandoned {
+                std::mem::forget(data);
+                return None;
+            }
+            return data;
+        }
+        let (freed, in_flight) = self.ops.ignore(user_data, data);
+        if in_flight {
+            self.stats.cancelled += 1;
+            if let Backend::Uring(ring) = &mut self.backend {
+                // A pool job cannot be interrupted; its slot waits for the job's answer.
+                ring.cancel(
+                    user_data,
+                    &mut self.ops,
+                    &mut self.graveyard,
+                    &mut self.stats,
+                );
+            }
+        }
+        freed
+    }
+
+    /// Data of ignored operations that completed; to be dropped outside the driver borrow.
+    pub(crate) fn take_graveyard(&mut self) -> Vec<Box<dyn DynOp>> {
+        std::mem::take(&mut self.graveyard)
+    }
+
+    /// Submits what is queued and processes completions, waiting up to `timeout` (`None`: until
+    /// something arrives) if `timeout` is not zero.
+    pub(crate) fn turn(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        match &mut self.backend {
+            Backend::Uring(ring) => {
+                ring.turn(timeout, &mut self.ops, &mut self.graveyard, &mut self.stats)
+            }
+            Backend::Epoll(epoll) => {
+                self.stats.enters += 1;
+                epoll.turn(timeout)
+            }
+        }
+    }
+
+    /// Forgets the epoll registration of an fd about to be closed.
+    pub(crate) fn forget_fd(&mut self, fd: std::os::fd::RawFd) {
+        if let Backend::Epoll(epoll) = &mut self.backend {
+            epoll.forget_fd(fd);
+        }
+    }
+
+    /// Cancels every in-flight operation and waits for all completions until `deadline`; past it,
+    /// leaks what the kernel may still touch. Inbox items are processed meanwhile (pool answers).
+    pub(crate) fn shutdown(&mut self, deadline: Instant) {
+        if self.closed.is_some() {
+            return;
+        }
+        if let Backend::Uring(ring) = &mut self.backend {
+            for user_data in self.ops.in_flight_keys() {
+                ring.cancel(
+                    user_data,
+                    &mut self.ops,
+                    &mut self.graveyard,
+                    &mut self.stats,
+                );
+            }
+            ring.cancel_doorbell(&mut self.ops, &mut self.graveyard, &mut self.stats);
+        }
+        let mut inbox = Vec::new();
+        loop {
+            self.worker.take_inbox(&mut inbox);
+            for item in inbox.drain(..) {
+                if let Remote::Done(done) = item {
+                    self.blocking_done(done);
+                }
+            }
+            let ring_busy = match &self.backend {
+                Backend::Uring(ring) => ring.doorbell_armed(),
+                Backend::Epoll(_) => false,
+            };
+            if self.ops.in_flight() == 0 && self.pooled == 0 && !ring_busy {
+                self.closed = Some(Closed::Drained);
+                break;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                self.abandon();
+                break;
+            }
+            let wait = (deadline - now).min(Duration::from_millis(10));
+            if let Err(e) = self.turn(Some(wait)) {
+                crate::log::warn(format_args!("driver failed during shutdown: {e}"));
+                self.abandon();
+                break;
+            }
+        }
+    }
+
+    fn abandon(&mut self) {
+        crate::log::warn(format_args!(
+            "shutdown timed out with {} operations in flight; leaking their memory",
+            self.ops.in_flight() + self.pooled
+        ));
+        self.ops.leak_all();
+        if let Backend::Uring(ring) = &mut self.backend {
+            ring.leak_doorbell();
+        }
+        self.closed = Some(Closed::Abandoned);
+    }
+}

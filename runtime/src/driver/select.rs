@@ -1,0 +1,134 @@
+//! Choosing a backend at run time: io_uring when the kernel allows it, epoll otherwise.
+//!
+//! `Driver::Auto` (the default) takes io_uring and falls back to epoll only when io_uring is
+//! *unavailable*: `ENOSYS` (no io_uring in the kernel), `EPERM`/`EACCES` (seccomp filters such as
+//! Docker's default profile, `kernel.io_uring_disabled`), `EOPNOTSUPP`/`EINVAL` (a kernel too old
+//! for the features hoop needs). Resource errors (`ENOMEM`, `EMFILE`, …) are reported, not hidden
+//! behind a fallback. The environment variable `HOOP_DRIVER=epoll|io_uring` overrides `Auto`.
+
+use super::{Backend, EpollDriver, UringDriver};
+use std::fmt;
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::Once;
+
+/// Which backend a runtime should use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Driver {
+    /// io_uring if available, else epoll; `HOOP_DRIVER` may force either.
+    #[default]
+    Auto,
+    /// io_uring; building the runtime fails if the kernel refuses it.
+    IoUring,
+    /// The epoll reactor plus the blocking pool for file operations.
+    Epoll,
+}
+
+/// The backend a runtime actually runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DriverKind {
+    /// One io_uring per worker.
+    IoUring,
+    /// One epoll instance per worker, and the blocking pool.
+    Epoll,
+}
+
+impl fmt::Display for DriverKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DriverKind::IoUring => "io_uring",
+            DriverKind::Epoll => "epoll",
+        })
+    }
+}
+
+/// What a runtime chose and why; see [`crate::runtime_info`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuntimeInfo {
+    /// The backend in use.
+    pub driver: DriverKind,
+    /// Why it was chosen ("requested by the builder", "HOOP_DRIVER=epoll", "io_uring
+    /// unavailable: …").
+    pub reason: String,
+    /// The io_uring setup flags the kernel accepted (empty on epoll).
+    pub uring_setup: String,
+    /// Number of workers of the runtime.
+    pub workers: usize,
+}
+
+/// True for the errors that mean "this process cannot use io_uring here".
+pub(crate) fn is_unavailable(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOSYS | libc::EPERM | libc::EACCES | libc::EOPNOTSUPP | libc::EINVAL)
+    )
+}
+
+fn from_env() -> io::Result<Option<Driver>> {
+    match std::env::var("HOOP_DRIVER") {
+        Err(_) => Ok(None),
+        Ok(v) => match v.trim() {
+            "" | "auto" => Ok(None),
+            "epoll" => Ok(Some(Driver::Epoll)),
+            "io_uring" | "iouring" | "uring" => Ok(Some(Driver::IoUring)),
+            other => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("HOOP_DRIVER={other:?}: expected epoll, io_uring or auto"),
+            )),
+        },
+    }
+}
+
+/// Builds the backend for one worker.
+pub(crate) fn select_backend(
+    requested: Driver,
+    entries: u32,
+    doorbell: RawFd,
+) -> io::Result<(Backend, String, String)> {
+    let (wanted, why) = match requested {
+        Driver::Auto => match from_env()? {
+            Some(d) => (
+                d,
+                format!(
+                    "HOOP_DRIVER={}",
+                    std::env::var("HOOP_DRIVER").unwrap_or_default()
+                ),
+            ),
+            None => (Driver::Auto, String::new()),
+        },
+        d => (d, "requested by the builder".to_string()),
+    };
+    let epoll = |reason: String| -> io::Result<(Backend, String, String)> {
+        Ok((
+            Backend::Epoll(EpollDriver::new(doorbell)?),
+            reason,
+            String::new(),
+        ))
+    };
+    match wanted {
+        Driver::Epoll => epoll(why),
+        Driver::IoUring => {
+            let ring = UringDriver::new(entries, doorbell).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("io_uring requested ({why}) but unavailable: {e}"),
+                )
+            })?;
+            let setup = ring.setup.clone();
+            Ok((Backend::Uring(ring), why, setup))
+        }
+        Driver::Auto => match UringDriver::new(entries, doorbell) {
+            Ok(ring) => {
+                let setup = ring.setup.clone();
+                Ok((Backend::Uring(ring), "io_uring available".into(), setup))
+            }
+            Err(e) if is_unavailable(&e) => {
+                let reason = format!("io_uring unavailable ({e})");
+                static WARNED: Once = Once::new();
+                WARNED.call_once(|| crate::log::warn(format_args!("{reason}; using epoll")));
+                epoll(reason)
+            }
+            Err(e) => Err(e),
+        },
+    }
+}

@@ -1,0 +1,243 @@
+//! The io_uring backend: one ring per worker, SQEs batched per tick, completions fed to the op
+//! lifecycle.
+//!
+//! `io_uring_enter` policy (see the kernel's `io_uring_enter(2)`): `EINTR` and `ETIME` are normal
+//! returns of a wait; `EBUSY` and `EAGAIN` mean "reap completions, then try again", and SQEs
+//! already pushed stay owned by their operations; any other error is returned but never frees an
+//! operation's memory. CQ overflow (`IORING_SQ_CQ_OVERFLOW`) makes the next enter flush the
+//! kernel's backlog, which the io-uring crate does by adding `GETEVENTS`.
+
+use super::lifecycle::{Arrival, Completion, Ops};
+use super::DriverStats;
+use crate::op::DynOp;
+use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
+use std::io;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+/// User data of cancel SQEs, whose completions carry nothing we need.
+const CANCEL: u64 = u64::MAX;
+/// User data of the doorbell read (the worker's eventfd).
+const DOORBELL: u64 = u64::MAX - 1;
+
+pub(crate) struct UringDriver {
+    ring: IoUring,
+    probe: Probe,
+    /// The worker's eventfd, read by an SQE kept in the ring while the worker parks.
+    doorbell_fd: RawFd,
+    /// Where the doorbell read lands; heap-stable, leaked if the ring is abandoned.
+    doorbell_buf: Box<u64>,
+    doorbell_armed: bool,
+    /// Human-readable setup flags, for `RuntimeInfo`.
+    pub(crate) setup: String,
+}
+
+impl UringDriver {
+    /// Creates a ring with `entries` SQ entries, with the most efficient setup flags the kernel
+    /// accepts. Errors are returned as is: the caller decides what means "unavailable".
+    pub(crate) fn new(entries: u32, doorbell_fd: RawFd) -> io::Result<Self> {
+        let entries = entries.clamp(1, 32768).next_power_of_two();
+        // Newest flags first; older kernels reject unknown flags with EINVAL.
+        type Setup = (&'static str, fn(&mut io_uring::Builder));
+        let attempts: [Setup; 3] = [
+            ("SINGLE_ISSUER|DEFER_TASKRUN|TASKRUN_FLAG|SUBMIT_ALL", |b| {
+                b.setup_single_issuer()
+                    .setup_defer_taskrun()
+                    .setup_taskrun_flag()
+                    .setup_submit_all();
+            }),
+            ("COOP_TASKRUN|TASKRUN_FLAG|SUBMIT_ALL", |b| {
+                b.setup_coop_taskrun()
+                    .setup_taskrun_flag()
+                    .setup_submit_all();
+            }),
+            ("(none)", |_| {}),
+        ];
+        let mut last = io::Error::from_raw_os_error(libc::EINVAL);
+        for (name, apply) in attempts {
+            let mut builder = IoUring::builder();
+            builder.dontfork().setup_clamp();
+            apply(&mut builder);
+            match builder.build(entries) {
+                Ok(ring) => return Self::with_ring(ring, name, doorbell_fd),
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => last = e,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last)
+    }
+
+    fn with_ring(ring: IoUring, setup: &str, doorbell_fd: RawFd) -> io::Result<Self> {
+        if !ring.params().is_feature_ext_arg() || !ring.params().is_feature_nodrop() {
+            // Timed waits need EXT_ARG (5.11); lossless overflow needs NODROP (5.5).
+            return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
+        }
+        let mut probe = Probe::new();
+        ring.submitter().register_probe(&mut probe)?;
+        Ok(UringDriver {
+            ring,
+            probe,
+            doorbell_fd,
+            doorbell_buf: Box::new(0),
+            doorbell_armed: false,
+            setup: setup.to_string(),
+        })
+    }
+
+    /// True if the kernel implements `opcode` (from `IORING_REGISTER_PROBE`).
+    pub(crate) fn supports(&self, opcode: u8) -> bool {
+        self.probe.is_supported(opcode)
+    }
+
+    pub(crate) fn doorbell_armed(&self) -> bool {
+        self.doorbell_armed
+    }
+
+    /// Queues `entry`; when the SQ is full, submits what is queued (reaping if the kernel says
+    /// EBUSY) and tries again. Never drops the entry.
+    pub(crate) fn push(
+        &mut self,
+        entry: squeue::Entry,
+        ops: &mut Ops,
+        graveyard: &mut Vec<Box<dyn DynOp>>,
+        stats: &mut DriverStats,
+    ) -> io::Result<()> {
+        loop {
+            // SAFETY: every SQE we push comes from an `OpCode` (whose contract keeps its memory
+            // alive until the final completion, the op being owned by a driver slot or future
+            // from now on), or is a cancel/doorbell entry whose memory the driver owns.
+            if unsafe { self.ring.submission().push(&entry) }.is_ok() {
+                return Ok(());
+            }
+            stats.sq_full += 1;
+            self.enter(Some(Duration::ZERO), stats)?;
+            self.reap(ops, graveyard, stats);
+        }
+    }
+
+    /// Asks the kernel to cancel `user_data`; its own completion is ignored.
+    pub(crate) fn cancel(
+        &mut self,
+        user_data: u64,
+        ops: &mut Ops,
+        graveyard: &mut Vec<Box<dyn DynOp>>,
+        stats: &mut DriverStats,
+    ) {
+        let entry = opcode::AsyncCancel::new(user_data)
+            .build()
+            .user_data(CANCEL);
+        if let Err(e) = self.push(entry, ops, graveyard, stats) {
+            crate::log::warn(format_args!("could not submit a cancel: {e}"));
+        }
+    }
+
+    pub(crate) fn cancel_doorbell(
+        &mut self,
+        ops: &mut Ops,
+        graveyard: &mut Vec<Box<dyn DynOp>>,
+        stats: &mut DriverStats,
+    ) {
+        if self.doorbell_armed {
+            self.cancel(DOORBELL, ops, graveyard, stats);
+        }
+    }
+
+    /// Leaks the doorbell buffer (the kernel may still write into it) when the ring is abandoned.
+    pub(crate) fn leak_doorbell(&mut self) {
+        let buf = std::mem::replace(&mut self.doorbell_buf, Box::new(0));
+        std::mem::forget(buf);
+    }
+
+    fn arm_doorbell(
+        &mut self,
+        ops: &mut Ops,
+        graveyard: &mut Vec<Box<dyn DynOp>>,
+        stats: &mut DriverStats,
+    ) -> io::Result<()> {
+        if self.doorbell_armed {
+            return Ok(());
+        }
+        let ptr: *mut u64 = &mut *self.doorbell_buf;
+        let entry = opcode::Read::new(types::Fd(self.doorbell_fd), ptr.cast(), 8)
+            .build()
+            .user_data(DOORBELL);
+        self.push(entry, ops, graveyard, stats)?;
+        self.doorbell_armed = true;
+        Ok(())
+    }
+
+    /// Submits queued SQEs and processes completions; with a non-zero `timeout` (or `None`,
+    /// forever), first waits for at least one completion.
+    pub(crate) fn turn(
+        &mut self,
+        timeout: Option<Duration>,
+        ops: &mut Ops,
+        graveyard: &mut Vec<Box<dyn DynOp>>,
+        stats: &mut DriverStats,
+    ) -> io::Result<()> {
+        if timeout != Some(Duration::ZERO) {
+            // About to sleep: make sure a wake from another thread can end the wait.
+            self.arm_doorbell(ops, graveyard, stats)?;
+        }
+        self.enter(timeout, stats)?;
+        self.reap(ops, graveyard, stats);
+        Ok(())
+    }
+
+    /// One `io_uring_enter` (skipped when there is nothing to submit, no deferred work and no
+    /// wait). EINTR, ETIME, EBUSY and EAGAIN are not errors here: the caller reaps and loops.
+    fn enter(&mut self, timeout: Option<Duration>, stats: &mut DriverStats) -> io::Result<()> {
+        let mut sq = self.ring.submission();
+        sq.sync();
+        let idle = sq.is_empty() && !sq.taskrun() && !sq.cq_overflow();
+        drop(sq);
+        let res = match timeout {
+            Some(Duration::ZERO) if idle => return Ok(()),
+            Some(Duration::ZERO) => self.ring.submit(),
+            Some(t) => {
+                let ts = types::Timespec::from(t);
+                let args = types::SubmitArgs::new().timespec(&ts);
+                self.ring.submitter().submit_with_args(1, &args)
+            }
+            None => self.ring.submit_and_wait(1),
+        };
+        stats.enters += 1;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) => match e.raw_os_error() {
+                Some(libc::EINTR | libc::ETIME | libc::EBUSY | libc::EAGAIN) => Ok(()),
+                _ => Err(e),
+            },
+        }
+    }
+
+    /// Feeds every available CQE to the op lifecycle.
+    fn reap(
+        &mut self,
+        ops: &mut Ops,
+        graveyard: &mut Vec<Box<dyn DynOp>>,
+        stats: &mut DriverStats,
+    ) {
+        let mut cq = self.ring.completion();
+        cq.sync();
+        for cqe in &mut cq {
+            let user_data = cqe.user_data();
+            match user_data {
+                CANCEL => continue,
+                DOORBELL => {
+                    self.doorbell_armed = false;
+                    continue;
+                }
+                _ => {}
+            }
+            stats.completed += 1;
+            let c = Completion {
+                res: cqe.result(),
+                flags: cqe.flags(),
+            };
+            if let Arrival::Orphan(Some(data)) = ops.complete(user_data, c, cqueue::more(c.flags)) {
+                graveyard.push(data);
+            }
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! [`SharedFd`]: a reference-counted fd that in-flight operations keep open.
+//!
+//! The kernel resolves an SQE's fd when it runs the operation, which may be after the call that
+//! submitted it returned; if the fd were closed meanwhile and its number reused, the operation
+//! would hit another file. Each operation therefore holds a clone of the `SharedFd`, and the fd is
+//! closed when the last clone goes.
+
+use std::fmt;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::rc::Rc;
+
+/// An fd shared by an I/O object and its in-flight operations; closed when the last one drops.
+#[derive(Clone)]
+pub struct SharedFd {
+    inner: Rc<Inner>,
+}
+
+struct Inner {
+    fd: RawFd,
+}
+
+impl SharedFd {
+    /// Takes ownership of `fd`.
+    pub fn new(fd: OwnedFd) -> Self {
+        SharedFd {
+            inner: Rc::new(Inner {
+                fd: fd.into_raw_fd(),
+            }),
+        }
+    }
+
+    /// The raw fd (valid as long as this value lives).
+    pub fn raw(&self) -> RawFd {
+        self.inner.fd
+    }
+
+    /// Gives back the fd if no operation holds it any more.
+    pub fn try_unwrap(self) -> Result<OwnedFd, SharedFd> {
+        match Rc::try_unwrap(self.inner) {
+            Ok(inner) => {
+                let fd = inner.fd;
+                forget_registration(fd);
+                std::mem::forget(inner);
+                // SAFETY: `inner` owned `fd` and was forgotten, so ownership moves to the OwnedFd.
+                Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+            }
+            Err(inner) => Err(SharedFd { inner }),
+        }
+    }
+}
+
+/// Removes `fd` from the current worker's epoll set before it is closed or leaves hoop's hands.
+fn forget_registration(fd: RawFd) {
+    crate::rt::context::with_core(|core| {
+        if let Ok(mut d) = core.driver.try_borrow_mut() {
+            d.forget_fd(fd);
+        }
+    });
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        forget_registration(self.fd);
+        // SAFETY: this `Inner` owns the fd, and it is the last reference (the `Rc` is dropping),
+        // so no operation can still name it.
+        unsafe { libc::close(self.fd) };
+    }
+}
+
+impl AsRawFd for SharedFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.inner.fd
+    }
+}
+
+impl AsFd for SharedFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the fd stays open as long as `self` (a clone of the owner) lives, which the
+        // borrow's lifetime guarantees.
+        unsafe { BorrowedFd::borrow_raw(self.inner.fd) }
+    }
+}
+
+impl fmt::Debug for SharedFd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("SharedFd").field(&self.inner.fd).finish()
+    }
+}

@@ -1,0 +1,23 @@
+//! Low-level I/O on fds: pipes, readiness of foreign fds, and the no-op operation.
+
+mod pipe;
+mod ready;
+
+pub use crate::op::poll::Ready;
+pub use crate::op::Interest;
+pub use pipe::{pipe, PipeReader, PipeWriter};
+pub use ready::{ready_stream, wait_ready, ReadyStream};
+
+use crate::op::{nop::Nop, Op};
+
+/// An operation that does nothing: one round trip through the ring (`IORING_OP_NOP`), or an
+/// immediate completion on the epoll driver. Useful to measure the op path.
+///
+/// ```
+/// # hoop_runtime::block_on(async {
+/// hoop_runtime::io::nop().await.unwrap();
+/// # });
+/// ```
+pub fn nop() -> Op<Nop> {
+    Op::new(Nop)
+}

@@ -1,0 +1,107 @@
+//! An anonymous pipe with owned-buffer reads and writes.
+
+use crate::buf::{BufResult, IoBuf, IoBufMut};
+use crate::driver::DriverKind;
+use crate::fd::SharedFd;
+use crate::op::rw::{FdKind, Read, Write, CURRENT_POSITION};
+use crate::op::Op;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+/// Creates a pipe: bytes written to the [`PipeWriter`] are read from the [`PipeReader`].
+///
+/// The fds are blocking on io_uring (the ring waits for data itself) and non-blocking on epoll.
+pub fn pipe() -> io::Result<(PipeReader, PipeWriter)> {
+    let on_epoll =
+        crate::rt::context::with_core(|c| c.info.driver == DriverKind::Epoll).unwrap_or(true);
+    let mut fds = [0 as RawFd; 2];
+    let flags = libc::O_CLOEXEC | if on_epoll { libc::O_NONBLOCK } else { 0 };
+    // SAFETY: `fds` has room for the two fds pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), flags) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 just created both fds and nobody else owns them.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    Ok((
+        PipeReader {
+            fd: SharedFd::new(r),
+        },
+        PipeWriter {
+            fd: SharedFd::new(w),
+        },
+    ))
+}
+
+/// The read end of a [`pipe`].
+#[derive(Debug)]
+pub struct PipeReader {
+    fd: SharedFd,
+}
+
+/// The write end of a [`pipe`].
+#[derive(Debug)]
+pub struct PipeWriter {
+    fd: SharedFd,
+}
+
+impl PipeReader {
+    /// Reads into `buf` (up to its capacity); `Ok(0)` means every writer is gone.
+    pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
+        Op::new(Read::new(&self.fd, buf, CURRENT_POSITION, FdKind::Stream)).await
+    }
+}
+
+impl PipeWriter {
+    /// Writes `buf`'s initialised bytes (possibly only some of them).
+    pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
+        Op::new(Write::new(&self.fd, buf, CURRENT_POSITION, FdKind::Stream)).await
+    }
+
+    /// Writes all of `buf`'s initialised bytes.
+    pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
+        let total = buf.bytes_init();
+        let mut slice = buf.slice(..total);
+        let mut done = 0;
+        while done < total {
+            let (res, s) = Op::new(Write::new(
+                &self.fd,
+                slice,
+                CURRENT_POSITION,
+                FdKind::Stream,
+            ))
+            .await;
+            let buf = s.into_inner();
+            match res {
+                Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), buf),
+                Ok(n) => done += n,
+                Err(e) => return (Err(e), buf),
+            }
+            slice = buf.slice(done..total);
+        }
+        (Ok(()), slice.into_inner())
+    }
+}
+
+impl AsRawFd for PipeReader {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.raw()
+    }
+}
+
+impl AsRawFd for PipeWriter {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.raw()
+    }
+}
+
+impl AsFd for PipeReader {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl AsFd for PipeWriter {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}

@@ -1,0 +1,32 @@
+//! The core of the hoop runtime: executor, io_uring and epoll drivers, operations, owned
+//! buffers, timers and the blocking pool. Users depend on the `hoop` facade crate, which
+//! re-exports this one.
+//!
+//! Architecture in one paragraph: each worker thread owns an executor of `!Send` tasks, a driver
+//! (one io_uring, or one epoll instance where io_uring is unavailable) and a timer store. Every
+//! kernel operation is an [`op::OpCode`], written once and run by either driver; its future
+//! ([`op::Op`]) owns every buffer and path the kernel touches, and if the future is dropped, the
+//! driver keeps that memory until the kernel's final completion. SQEs queued by the tasks of a
+//! tick are submitted with one `io_uring_enter`, which is also where the worker parks.
+
+#![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod blocking;
+pub mod buf;
+mod driver;
+pub mod fd;
+pub mod io;
+mod log;
+mod metrics;
+pub mod op;
+mod rt;
+mod task;
+pub mod time;
+
+pub use blocking::spawn_blocking;
+pub use buf::{BufResult, IoBuf, IoBufMut, Slice};
+pub use driver::{Driver, DriverKind, RuntimeInfo};
+pub use metrics::{metrics, WorkerMetrics};
+pub use rt::{block_on, runtime_info, worker_index, Builder, Handle, Runtime};
+pub use task::{spawn, yield_now, JoinError, JoinHandle};

@@ -1,0 +1,65 @@
+//! Per-worker counters, readable at run time with [`metrics`].
+
+use crate::rt::context;
+
+/// A snapshot of the current worker's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WorkerMetrics {
+    /// Worker index.
+    pub worker: usize,
+    /// Tasks spawned on this worker.
+    pub tasks_spawned: u64,
+    /// Task polls.
+    pub tasks_polled: u64,
+    /// Tasks alive.
+    pub tasks_alive: usize,
+    /// SQEs queued (operations, cancels, the doorbell read), or 0 on epoll.
+    pub ops_submitted: u64,
+    /// Completions processed (CQEs and blocking-pool answers).
+    pub ops_completed: u64,
+    /// Operations cancelled because their future was dropped.
+    pub ops_cancelled: u64,
+    /// Operations waiting for a completion now.
+    pub ops_in_flight: usize,
+    /// Operations sent to the blocking pool.
+    pub ops_blocking: u64,
+    /// `io_uring_enter` (or `epoll_wait`) calls.
+    pub enters: u64,
+    /// Times the SQ was full and flushed early.
+    pub sq_full: u64,
+    /// Pending timers.
+    pub timers: usize,
+    /// Blocking-pool threads alive (shared by all workers).
+    pub blocking_threads: usize,
+}
+
+/// The current worker's counters; `None` outside a runtime.
+///
+/// ```
+/// # hoop_runtime::block_on(async {
+/// hoop_runtime::io::nop().await.unwrap();
+/// let m = hoop_runtime::metrics().unwrap();
+/// assert!(m.ops_completed >= 1);
+/// # });
+/// ```
+pub fn metrics() -> Option<WorkerMetrics> {
+    context::with_core(|core| {
+        let (tasks_spawned, tasks_polled) = core.executor.counters();
+        let d = core.driver.borrow();
+        WorkerMetrics {
+            worker: core.shared.index,
+            tasks_spawned,
+            tasks_polled,
+            tasks_alive: core.executor.task_count(),
+            ops_submitted: d.stats.submitted,
+            ops_completed: d.stats.completed,
+            ops_cancelled: d.stats.cancelled,
+            ops_in_flight: d.ops.len(),
+            ops_blocking: d.stats.blocking_ops,
+            enters: d.stats.enters,
+            sq_full: d.stats.sq_full,
+            timers: core.timers.borrow().len(),
+            blocking_threads: core.pool.threads(),
+        }
+    })
+}

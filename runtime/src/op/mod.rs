@@ -1,0 +1,160 @@
+//! Operations: each kernel operation is written once, as an [`OpCode`], and runs on every driver.
+//!
+//! On the io_uring driver an operation becomes one SQE; on the epoll driver it is performed by a
+//! plain syscall, either at once ([`Plan::Now`]), when its fd is ready ([`Plan::Readiness`]), or on
+//! the blocking pool ([`Plan::Blocking`]). The io_uring driver also takes the epoll path for an
+//! opcode its kernel lacks (`IORING_REGISTER_PROBE`).
+//!
+//! [`Op`] is the future that drives an operation; [`MultiOp`] the stream that drives a multishot
+//! one. Both are lazy (nothing happens before the first poll), never panic, and own the operation's
+//! data until its final completion, also when dropped (see `driver::lifecycle`).
+
+pub(crate) mod budget;
+mod multi;
+mod single;
+
+pub mod nop;
+pub mod poll;
+pub mod rw;
+
+pub use multi::{AfterFinal, MultiOp, MultishotOp};
+pub use single::Op;
+
+use io_uring::squeue::Entry;
+use std::any::Any;
+use std::io;
+use std::os::fd::RawFd;
+
+/// How the epoll driver (and the io_uring driver, for an opcode the kernel lacks) runs an op.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// `perform` never blocks and needs no readiness: run it inline.
+    Now,
+    /// `perform` is a non-blocking syscall on `fd` that fails with `EWOULDBLOCK` until the fd is
+    /// ready for `interest`.
+    Readiness {
+        /// The fd to wait on.
+        fd: RawFd,
+        /// What to wait for.
+        interest: Interest,
+        /// True if the fd belongs to a hoop object that deregisters it before closing it (its
+        /// epoll registration is then kept between operations); false for foreign fds, whose
+        /// registration lasts only while an operation waits.
+        owned: bool,
+    },
+    /// `perform` may block (file and path syscalls): run it on the blocking pool.
+    Blocking,
+}
+
+/// Readiness a [`Plan::Readiness`] operation waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Interest(u32);
+
+impl Interest {
+    /// Readable, or hung up, or in error (`POLLIN`).
+    pub const READABLE: Interest = Interest(libc::POLLIN as u32);
+    /// Writable, or in error (`POLLOUT`).
+    pub const WRITABLE: Interest = Interest(libc::POLLOUT as u32);
+    /// Urgent data (`POLLPRI`).
+    pub const PRIORITY: Interest = Interest(libc::POLLPRI as u32);
+
+    /// Both interests.
+    pub const fn add(self, other: Interest) -> Interest {
+        Interest(self.0 | other.0)
+    }
+
+    /// True if this includes readability.
+    pub const fn is_readable(self) -> bool {
+        self.0 & (libc::POLLIN as u32) != 0
+    }
+
+    /// True if this includes writability.
+    pub const fn is_writable(self) -> bool {
+        self.0 & (libc::POLLOUT as u32) != 0
+    }
+
+    /// The `poll(2)` event mask.
+    pub const fn poll_mask(self) -> u32 {
+        self.0
+    }
+}
+
+/// One kernel operation, with everything the kernel touches while it runs.
+///
+/// # Safety
+///
+/// Implementors promise that:
+/// - every pointer placed in the SQE built by [`uring_entry`](OpCode::uring_entry), or passed to a
+///   syscall by [`perform`](OpCode::perform), points into `self` or into memory `self` owns. The
+///   driver keeps `self` in one heap allocation from the first `uring_entry` until the final
+///   completion (also when the future is dropped), so such pointers stay valid for the kernel;
+/// - `perform` touches only plain data (raw fds, raw pointers and lengths captured when the op was
+///   built, integers): it may run on a blocking-pool thread while the op's owner waits, so it must
+///   not touch `Rc`s, thread-locals or anything else tied to the owner's thread;
+/// - `orphaned` releases what a completion created (an fd, a buffer id) and nothing else.
+pub unsafe trait OpCode: 'static {
+    /// What awaiting the operation gives.
+    type Output;
+
+    /// The SQE for the io_uring driver (its user data is set by the driver).
+    fn uring_entry(&mut self) -> Entry;
+
+    /// How the epoll driver runs it.
+    fn plan(&self) -> Plan;
+
+    /// The syscall for the epoll driver and the blocking pool; the `u32` is what a CQE's result
+    /// would have been.
+    fn perform(&mut self) -> io::Result<u32>;
+
+    /// Builds the output from the result, giving back owned buffers.
+    fn complete(self, result: io::Result<u32>) -> Self::Output;
+
+    /// Called for each completion that arrives after the future was dropped; closes an fd the
+    /// operation returned, recycles a provided buffer it selected.
+    fn orphaned(&mut self, _res: i32, _flags: u32) {}
+}
+
+/// Closes `res` if it is an fd: the `orphaned` of operations that return one (open, accept).
+pub fn close_orphan_fd(res: i32) {
+    if res >= 0 {
+        // SAFETY: the kernel created this fd for an operation whose future is gone; nobody else
+        // knows its number, so closing it cannot affect another owner.
+        unsafe { libc::close(res) };
+    }
+}
+
+/// The object-safe face of an [`OpCode`] the driver and the blocking pool work with.
+pub(crate) trait DynOp: 'static {
+    fn perform(&mut self) -> io::Result<u32>;
+    fn orphaned(&mut self, res: i32, flags: u32);
+    fn into_any(self: Box<Self>) -> Box<dyn Any>;
+}
+
+impl<T: OpCode> DynOp for T {
+    fn perform(&mut self) -> io::Result<u32> {
+        OpCode::perform(self)
+    }
+    fn orphaned(&mut self, res: i32, flags: u32) {
+        OpCode::orphaned(self, res, flags)
+    }
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
+    }
+}
+
+/// Gives back the concrete op a driver slot held.
+pub(crate) fn downcast<T: OpCode>(data: Box<dyn DynOp>) -> Box<T> {
+    data.into_any()
+        .downcast::<T>()
+        .unwrap_or_else(|_| unreachable!("a slot only ever holds the op type its future made"))
+}
+
+/// The error an operation gives when polled outside any hoop runtime.
+pub(crate) fn no_runtime() -> io::Error {
+    io::Error::other("hoop: operation polled outside a hoop runtime")
+}
+
+/// The error an operation gives when its runtime shut down before it completed.
+pub(crate) fn runtime_gone() -> io::Error {
+    io::Error::other("hoop: the runtime this operation was started on has shut down")
+}

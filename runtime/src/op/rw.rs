@@ -1,0 +1,187 @@
+//! `IORING_OP_READ` / `IORING_OP_WRITE` on an fd, at an offset or at the current position.
+
+use super::{Interest, OpCode, Plan};
+use crate::buf::{BufResult, IoBuf, IoBufMut};
+use crate::fd::SharedFd;
+use io_uring::{opcode, squeue::Entry, types};
+use std::io;
+use std::os::fd::RawFd;
+
+/// What kind of fd an operation works on, which decides the epoll driver's plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FdKind {
+    /// A socket, pipe, tty or eventfd: non-blocking syscalls on readiness.
+    Stream,
+    /// A regular file or block device (never "not ready"): the blocking pool.
+    File,
+}
+
+/// Offset meaning "the fd's current position" (for pipes and sockets, and `O_APPEND`).
+pub const CURRENT_POSITION: u64 = u64::MAX;
+
+fn check_len(len: usize) -> u32 {
+    // Larger requests are split by the caller's loop; the kernel caps a single read at 2 GiB
+    // anyway, so clamping loses nothing.
+    len.min(i32::MAX as usize) as u32
+}
+
+/// Reads into an owned buffer, from its start up to its capacity.
+pub struct Read<B> {
+    /// Keeps the fd open while the kernel may use `raw`.
+    _fd: SharedFd,
+    raw: RawFd,
+    buf: B,
+    ptr: *mut u8,
+    len: u32,
+    offset: u64,
+    kind: FdKind,
+}
+
+impl<B: IoBufMut> Read<B> {
+    /// Reads up to `buf.bytes_total()` bytes at `offset` (or [`CURRENT_POSITION`]) into `buf`,
+    /// starting at the buffer's start.
+    pub fn new(fd: &SharedFd, mut buf: B, offset: u64, kind: FdKind) -> Self {
+        let ptr = buf.stable_mut_ptr();
+        let len = check_len(buf.bytes_total());
+        Read {
+            raw: fd.raw(),
+            _fd: fd.clone(),
+            buf,
+            ptr,
+            len,
+            offset,
+            kind,
+        }
+    }
+}
+
+// SAFETY: the SQE and `perform` use `ptr`/`len`, captured from the owned buffer (heap-stable by
+// the `IoBufMut` contract) and the raw fd, which the `SharedFd` clone keeps open.
+unsafe impl<B: IoBufMut> OpCode for Read<B> {
+    type Output = BufResult<usize, B>;
+
+    fn uring_entry(&mut self) -> Entry {
+        opcode::Read::new(types::Fd(self.raw), self.ptr, self.len)
+            .offset(self.offset)
+            .build()
+    }
+
+    fn plan(&self) -> Plan {
+        match self.kind {
+            FdKind::Stream => Plan::Readiness {
+                fd: self.raw,
+                interest: Interest::READABLE,
+                owned: true,
+            },
+            FdKind::File => Plan::Blocking,
+        }
+    }
+
+    fn perform(&mut self) -> io::Result<u32> {
+        // SAFETY: `ptr` points to `len` writable bytes of the owned buffer.
+        let n = unsafe {
+            if self.offset == CURRENT_POSITION {
+                libc::read(self.raw, self.ptr.cast(), self.len as usize)
+            } else {
+                libc::pread(
+                    self.raw,
+                    self.ptr.cast(),
+                    self.len as usize,
+                    self.offset as i64,
+                )
+            }
+        };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as u32)
+        }
+    }
+
+    fn complete(mut self, result: io::Result<u32>) -> BufResult<usize, B> {
+        match result {
+            Ok(n) => {
+                // SAFETY: the kernel wrote `n` bytes from the buffer's start.
+                unsafe { self.buf.set_init(n as usize) };
+                (Ok(n as usize), self.buf)
+            }
+            Err(e) => (Err(e), self.buf),
+        }
+    }
+}
+
+/// Writes the initialised bytes of an owned buffer.
+pub struct Write<B> {
+    /// Keeps the fd open while the kernel may use `raw`.
+    _fd: SharedFd,
+    raw: RawFd,
+    buf: B,
+    ptr: *const u8,
+    len: u32,
+    offset: u64,
+    kind: FdKind,
+}
+
+impl<B: IoBuf> Write<B> {
+    /// Writes `buf`'s initialised bytes at `offset` (or [`CURRENT_POSITION`]).
+    pub fn new(fd: &SharedFd, buf: B, offset: u64, kind: FdKind) -> Self {
+        let ptr = buf.stable_ptr();
+        let len = check_len(buf.bytes_init());
+        Write {
+            raw: fd.raw(),
+            _fd: fd.clone(),
+            buf,
+            ptr,
+            len,
+            offset,
+            kind,
+        }
+    }
+}
+
+// SAFETY: as for `Read`; the kernel only reads `len` initialised bytes at `ptr`.
+unsafe impl<B: IoBuf> OpCode for Write<B> {
+    type Output = BufResult<usize, B>;
+
+    fn uring_entry(&mut self) -> Entry {
+        opcode::Write::new(types::Fd(self.raw), self.ptr, self.len)
+            .offset(self.offset)
+            .build()
+    }
+
+    fn plan(&self) -> Plan {
+        match self.kind {
+            FdKind::Stream => Plan::Readiness {
+                fd: self.raw,
+                interest: Interest::WRITABLE,
+                owned: true,
+            },
+            FdKind::File => Plan::Blocking,
+        }
+    }
+
+    fn perform(&mut self) -> io::Result<u32> {
+        // SAFETY: `ptr` points to `len` initialised bytes of the owned buffer.
+        let n = unsafe {
+            if self.offset == CURRENT_POSITION {
+                libc::write(self.raw, self.ptr.cast(), self.len as usize)
+            } else {
+                libc::pwrite(
+                    self.raw,
+                    self.ptr.cast(),
+                    self.len as usize,
+                    self.offset as i64,
+                )
+            }
+        };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as u32)
+        }
+    }
+
+    fn complete(self, result: io::Result<u32>) -> BufResult<usize, B> {
+        (result.map(|n| n as usize), self.buf)
+    }
+}

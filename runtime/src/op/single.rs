@@ -1,0 +1,328 @@
+//! [`Op`]: the future that drives one operation on whichever driver the worker runs.
+
+use super::{budget, downcast, no_runtime, runtime_gone, DynOp, OpCode, Plan};
+use crate::driver::{Backend, DriverRef, IoDriver, Waiter};
+use crate::rt::context;
+use io_uring::{opcode, types};
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// A future that runs one [`OpCode`] and resolves to its output.
+///
+/// Building it does nothing; the first poll submits. Dropping it before completion cancels the
+/// operation; the operation's data lives on in the driver until the kernel is done with it. It is
+/// `!Send` (it holds its worker's driver): an operation belongs to the worker that started it.
+#[must_use = "operations do nothing unless awaited"]
+pub struct Op<T: OpCode> {
+    state: State<T>,
+}
+
+enum State<T> {
+    /// Not yet started.
+    Idle(Box<T>),
+    /// An SQE is in the ring: the operation, or (`polling`) a POLL_ADD before retrying it.
+    Ring {
+        driver: DriverRef,
+        user_data: u64,
+        data: Box<T>,
+        polling: bool,
+    },
+    /// On the blocking pool, which holds the data until it sends the completion back.
+    Pool {
+        driver: DriverRef,
+        user_data: u64,
+    },
+    /// Performed by syscalls on this thread, waiting on the epoll driver between attempts.
+    Ready {
+        driver: DriverRef,
+        data: Box<T>,
+        waiter: Option<Waiter>,
+    },
+    Done,
+}
+
+enum Step<T> {
+    Wait,
+    Again,
+    Finish(Box<T>, io::Result<u32>),
+}
+
+impl<T: OpCode> Op<T> {
+    /// Wraps an operation; nothing happens until the first poll.
+    pub fn new(op: T) -> Self {
+        Op {
+            state: State::Idle(Box::new(op)),
+        }
+    }
+
+    fn driver(&self) -> Option<&DriverRef> {
+        match &self.state {
+            State::Ring { driver, .. }
+            | State::Pool { driver, .. }
+            | State::Ready { driver, .. } => Some(driver),
+            State::Idle(_) | State::Done => None,
+        }
+    }
+
+    fn take_data(&mut self) -> Box<T> {
+        match std::mem::replace(&mut self.state, State::Done) {
+            State::Idle(data) | State::Ring { data, .. } | State::Ready { data, .. } => data,
+            State::Pool { .. } | State::Done => unreachable!("no data held in this state"),
+        }
+    }
+
+    /// One step of the state machine. Returns `None` if the driver could not be borrowed (only
+    /// possible from inside a driver callback), in which case the task is woken to try again.
+    fn step(&mut self, cx: &mut Context<'_>) -> Step<T> {
+        let driver = match self.driver() {
+            Some(d) => d.clone(),
+            None => match context::driver() {
+                Some(d) => d,
+                None => return Step::Finish(self.take_data(), Err(no_runtime())),
+            },
+        };
+        let Ok(mut d) = driver.try_borrow_mut() else {
+            cx.waker().wake_by_ref();
+            return Step::Wait;
+        };
+        if d.is_closed() {
+            return match &self.state {
+                // Data the kernel may still own after an abandoned shutdown is never touched again.
+                State::Ring { .. } if d.is_abandoned() => Step::Wait,
+                State::Pool { .. } => Step::Wait,
+                _ => Step::Finish(self.take_data(), Err(runtime_gone())),
+            };
+        }
+        match &mut self.state {
+            State::Idle(_) => {
+                let data = self.take_data();
+                self.start(&driver, &mut d, data, cx)
+            }
+            State::Ring { user_data, .. } => {
+                let Some((c, _)) = d.take_completion(*user_data, cx.waker()) else {
+                    return Step::Wait;
+                };
+                let State::Ring { data, polling, .. } =
+                    std::mem::replace(&mut self.state, State::Done)
+                else {
+                    unreachable!()
+                };
+                if polling {
+                    // Readiness arrived (or the poll failed): run the operation again.
+                    if c.res < 0 {
+                        return Step::Finish(data, c.result());
+                    }
+                    return self.start(&driver, &mut d, data, cx);
+                }
+                if c.res == -libc::EAGAIN {
+                    if let Plan::Readiness { fd, interest, .. } = data.plan() {
+                        // A non-blocking fd on the ring: wait for readiness, then resubmit.
+                        let entry =
+                            opcode::PollAdd::new(types::Fd(fd), interest.poll_mask()).build();
+                        return self.submit(&driver, &mut d, data, entry, true, cx);
+                    }
+                }
+                Step::Finish(data, c.result())
+            }
+            State::Pool { user_data, .. } => {
+                let Some((c, returned)) = d.take_completion(*user_data, cx.waker()) else {
+                    return Step::Wait;
+                };
+                self.state = State::Done;
+                let data = downcast::<T>(returned.expect("the pool returns the op it ran"));
+                Step::Finish(data, c.result())
+            }
+            State::Ready { data, waiter, .. } => {
+                let Backend::Epoll(epoll) = &mut d.backend else {
+                    unreachable!("readiness waits only happen on the epoll driver")
+                };
+                if let Some(w) = waiter {
+                    if epoll.still_waiting(w, cx.waker()) {
+                        return Step::Wait;
+                    }
+                }
+                if !budget::consume() {
+                    cx.waker().wake_by_ref();
+                    return Step::Wait;
+                }
+                let res = match data.perform() {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        let Plan::Readiness {
+                            fd,
+                            interest,
+                            owned,
+                        } = data.plan()
+                        else {
+                            unreachable!("only readiness ops wait")
+                        };
+                        match epoll.wait(fd, interest, owned, waiter, cx.waker()) {
+                            Ok(()) => return Step::Wait,
+                            Err(e) => Err(e),
+                        }
+                    }
+                    res => res,
+                };
+                if let Some(w) = waiter.take() {
+                    epoll.release(w);
+                }
+                Step::Finish(self.take_data(), res)
+            }
+            State::Done => panic!("hoop: operation polled after it completed"),
+        }
+    }
+
+    fn start(
+        &mut self,
+        driver: &DriverRef,
+        d: &mut IoDriver,
+        mut data: Box<T>,
+        cx: &mut Context<'_>,
+    ) -> Step<T> {
+        if let Backend::Uring(ring) = &d.backend {
+            let entry = data.uring_entry();
+            if ring.supports(entry.get_opcode() as u8) {
+                return self.submit(driver, d, data, entry, false, cx);
+            }
+        }
+        match data.plan() {
+            Plan::Now => {
+                if !budget::consume() {
+                    self.state = State::Idle(data);
+                    cx.waker().wake_by_ref();
+                    return Step::Wait;
+                }
+                let res = data.perform();
+                Step::Finish(data, res)
+            }
+            Plan::Readiness { fd, interest, .. } => {
+                if let Backend::Uring(_) = d.backend {
+                    // The ring lacks this opcode: try now, and let the ring poll for readiness.
+                    return match data.perform() {
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            let entry =
+                                opcode::PollAdd::new(types::Fd(fd), interest.poll_mask()).build();
+                            self.submit(driver, d, data, entry, true, cx)
+                        }
+                        res => Step::Finish(data, res),
+                    };
+                }
+                self.state = State::Ready {
+                    driver: driver.clone(),
+                    data,
+                    waiter: None,
+                };
+                Step::Again
+            }
+            Plan::Blocking => {
+                let user_data = d.ops.insert(Some(cx.waker().clone()));
+                match d.submit_blocking(user_data, data) {
+                    Ok(()) => {
+                        self.state = State::Pool {
+                            driver: driver.clone(),
+                            user_data,
+                        };
+                        Step::Wait
+                    }
+                    Err((data, e)) => {
+                        d.ops.remove(user_data);
+                        Step::Finish(downcast::<T>(data), Err(e))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Puts `entry` in the ring for `data`. The data is stored in `self.state` *before* the SQE
+    /// can reach the kernel, so that no path (error or unwind) can free it while the SQE is live.
+    fn submit(
+        &mut self,
+        driver: &DriverRef,
+        d: &mut IoDriver,
+        data: Box<T>,
+        entry: io_uring::squeue::Entry,
+        polling: bool,
+        cx: &mut Context<'_>,
+    ) -> Step<T> {
+        let user_data = d.ops.insert(Some(cx.waker().clone()));
+        self.state = State::Ring {
+            driver: driver.clone(),
+            user_data,
+            data,
+            polling,
+        };
+        match d.push(entry.user_data(user_data)) {
+            Ok(()) => Step::Wait,
+            Err(e) => {
+                // Not queued: the kernel never saw the SQE.
+                d.ops.remove(user_data);
+                Step::Finish(self.take_data(), Err(e))
+            }
+        }
+    }
+}
+
+impl<T: OpCode> Future for Op<T> {
+    type Output = T::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T::Output> {
+        let this = self.get_mut();
+        loop {
+            match this.step(cx) {
+                Step::Wait => return Poll::Pending,
+                Step::Again => continue,
+                // Completed outside the driver borrow: `complete` may drop fds and buffers whose
+                // destructors use the driver.
+                Step::Finish(data, res) => return Poll::Ready(data.complete(res)),
+            }
+        }
+    }
+}
+
+impl<T: OpCode> Drop for Op<T> {
+    fn drop(&mut self) {
+        let (driver, user_data, data): (DriverRef, Option<u64>, Option<Box<dyn DynOp>>) =
+            match std::mem::replace(&mut self.state, State::Done) {
+                State::Idle(_) | State::Done => return,
+                State::Ring {
+                    driver,
+                    user_data,
+                    data,
+                    ..
+                } => (driver, Some(user_data), Some(data)),
+                State::Pool { driver, user_data } => (driver, Some(user_data), None),
+                State::Ready { driver, waiter, .. } => {
+                    if let (Some(w), Ok(mut d)) = (waiter, driver.try_borrow_mut()) {
+                        if let Backend::Epoll(epoll) = &mut d.backend {
+                            epoll.release(w);
+                        }
+                    }
+                    return;
+                }
+            };
+        let freed = match driver.try_borrow_mut() {
+            Ok(mut d) => d.ignore(user_data.expect("ring and pool ops have a slot"), data),
+            // Dropped from inside a driver callback (only during a panic): the kernel may still
+            // own the data, so leak it rather than free it.
+            Err(_) => {
+                std::mem::forget(data);
+                return;
+            }
+        };
+        drop(freed);
+    }
+}
+
+impl<T: OpCode> std::fmt::Debug for Op<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match &self.state {
+            State::Idle(_) => "idle",
+            State::Ring { .. } => "in ring",
+            State::Pool { .. } => "on blocking pool",
+            State::Ready { .. } => "waiting for readiness",
+            State::Done => "done",
+        };
+        f.debug_struct("Op").field("state", &state).finish()
+    }
+}

@@ -1,0 +1,113 @@
+//! [`Builder`]: how many workers, pinned or not, ring size, backend, blocking pool bounds.
+
+use super::Runtime;
+use crate::driver::Driver;
+use std::io;
+use std::time::Duration;
+
+/// Configures and builds a [`Runtime`].
+///
+/// ```
+/// use hoop_runtime::{Driver, Runtime};
+/// let rt = Runtime::builder().workers(2).entries(128).driver(Driver::Auto).build().unwrap();
+/// let per_worker = rt.run(|worker| async move { worker * 10 });
+/// assert_eq!(per_worker, vec![0, 10]);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Builder {
+    pub(crate) workers: usize,
+    pub(crate) pin_cpus: bool,
+    pub(crate) entries: u32,
+    pub(crate) driver: Driver,
+    pub(crate) thread_name: String,
+    pub(crate) max_blocking_threads: usize,
+    pub(crate) blocking_keep_alive: Duration,
+    pub(crate) shutdown_timeout: Duration,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            pin_cpus: false,
+            entries: 256,
+            driver: Driver::Auto,
+            thread_name: "hoop".into(),
+            max_blocking_threads: 512,
+            blocking_keep_alive: Duration::from_secs(10),
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Builder {
+    /// A builder with the defaults: one worker per available core, not pinned, 256 SQ entries,
+    /// `Driver::Auto`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of workers (at least 1). Worker 0 is the thread that calls `block_on`/`run`; the
+    /// others are threads the runtime starts.
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = n.max(1);
+        self
+    }
+
+    /// Pins worker `i` to the `i`-th CPU the process may run on (wrapping around). Worker 0 is
+    /// the building thread, which gets pinned too.
+    pub fn pin_cpus(mut self, pin: bool) -> Self {
+        self.pin_cpus = pin;
+        self
+    }
+
+    /// Submission queue entries per ring (rounded up to a power of two; the completion queue is
+    /// twice as large). More entries are flushed in batches when the SQ fills.
+    pub fn entries(mut self, n: u32) -> Self {
+        self.entries = n.max(1);
+        self
+    }
+
+    /// The backend: `Auto` (default), `IoUring` or `Epoll`.
+    pub fn driver(mut self, driver: Driver) -> Self {
+        self.driver = driver;
+        self
+    }
+
+    /// Prefix of the worker and blocking thread names.
+    pub fn thread_name(mut self, name: impl Into<String>) -> Self {
+        self.thread_name = name.into();
+        self
+    }
+
+    /// Upper bound on blocking-pool threads (default 512).
+    pub fn max_blocking_threads(mut self, n: usize) -> Self {
+        self.max_blocking_threads = n.max(1);
+        self
+    }
+
+    /// How long an idle blocking thread waits for work before exiting (default 10 s).
+    pub fn blocking_keep_alive(mut self, d: Duration) -> Self {
+        self.blocking_keep_alive = d;
+        self
+    }
+
+    /// How long dropping the runtime waits for cancelled operations to complete before leaking
+    /// their memory (default 10 s).
+    pub fn shutdown_timeout(mut self, d: Duration) -> Self {
+        self.shutdown_timeout = d;
+        self
+    }
+
+    /// Builds the runtime: one ring (or epoll instance) per worker, created on its own thread.
+    pub fn build(&self) -> io::Result<Runtime> {
+        Runtime::from_builder(self)
+    }
+}
+
+impl Builder {
+    /// The backend this builder asks for.
+    pub fn driver_choice(&self) -> Driver {
+        self.driver
+    }
+}

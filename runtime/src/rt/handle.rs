@@ -1,0 +1,113 @@
+//! [`Handle`]: a `Send + Sync` reference to a runtime, to spawn work on any of its workers from
+//! any thread.
+
+use super::context;
+use super::shared::{Remote, WorkerShared};
+use crate::driver::RuntimeInfo;
+use crate::task::{JoinGuard, JoinHandle, JoinState};
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+/// A cloneable, `Send + Sync` handle to a runtime's workers.
+#[derive(Clone)]
+pub struct Handle {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    workers: Vec<Arc<WorkerShared>>,
+    info: RuntimeInfo,
+}
+
+impl Handle {
+    pub(crate) fn new(workers: Vec<Arc<WorkerShared>>, info: RuntimeInfo) -> Self {
+        Handle {
+            inner: Arc::new(Inner { workers, info }),
+        }
+    }
+
+    /// The handle of the runtime running the current thread, if any.
+    pub fn try_current() -> Option<Handle> {
+        context::with_core(|core| core.handle.clone())
+    }
+
+    /// The handle of the runtime running the current thread.
+    ///
+    /// # Panics
+    ///
+    /// Panics outside a hoop runtime.
+    #[track_caller]
+    pub fn current() -> Handle {
+        Self::try_current().expect("hoop::Handle::current called outside a hoop runtime")
+    }
+
+    /// Number of workers.
+    pub fn workers(&self) -> usize {
+        self.inner.workers.len()
+    }
+
+    /// What the runtime chose: backend, reason, setup flags.
+    pub fn info(&self) -> &RuntimeInfo {
+        &self.inner.info
+    }
+
+    /// Spawns a `Send` future on worker `worker` (0-based), from any thread. The wake-up reaches
+    /// that worker even while it is parked in the kernel.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `worker >= self.workers()`.
+    #[track_caller]
+    pub fn spawn_on<F>(&self, worker: usize, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.spawn_on_with(worker, move || future)
+    }
+
+    /// Spawns, on worker `worker`, the future that `make` builds there. The future itself need
+    /// not be `Send` (it may hold hoop I/O objects, which belong to their worker); only `make`
+    /// and the output cross threads.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `worker >= self.workers()`.
+    #[track_caller]
+    pub fn spawn_on_with<M, F>(&self, worker: usize, make: M) -> JoinHandle<F::Output>
+    where
+        M: FnOnce() -> F + Send + 'static,
+        F: Future + 'static,
+        F::Output: Send + 'static,
+    {
+        let count = self.workers();
+        let shared = self
+            .inner
+            .workers
+            .get(worker)
+            .unwrap_or_else(|| panic!("worker {worker} out of range: the runtime has {count}"));
+        let state = JoinState::new();
+        let guard = JoinGuard::new(state.clone());
+        let spawn = Box::new(move || {
+            let future = make();
+            context::with_core(|core| core.executor.spawn_with(&core.shared, future, guard));
+        });
+        // A refused spawn (worker gone) drops the closure, and its guard reports "cancelled".
+        let _ = shared.push(Remote::Spawn(spawn));
+        JoinHandle::new(state)
+    }
+
+    pub(crate) fn shared(&self) -> &[Arc<WorkerShared>] {
+        &self.inner.workers
+    }
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle")
+            .field("workers", &self.workers())
+            .field("driver", &self.inner.info.driver)
+            .finish()
+    }
+}

@@ -1,0 +1,338 @@
+//! [`Runtime`]: n workers, each a thread with its own executor, driver and timers.
+//!
+//! Worker 0 is the thread that builds the runtime and calls [`Runtime::block_on`] or
+//! [`Runtime::run`]; workers 1..n are threads the runtime starts, which serve spawns sent to them
+//! through a [`Handle`] until the runtime is dropped. Every worker uses the same backend: the
+//! first one chooses (see [`Driver`]) and the others follow its choice.
+
+mod builder;
+pub(crate) mod context;
+mod handle;
+pub(crate) mod shared;
+mod worker;
+
+pub use builder::Builder;
+pub use handle::Handle;
+
+use crate::blocking::BlockingPool;
+use crate::driver::{select_backend, Backend, Driver, DriverKind, IoDriver, RuntimeInfo};
+use crate::time::timers::Timers;
+use context::Core;
+use shared::{Remote, WorkerShared};
+use std::cell::RefCell;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::rc::Rc;
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle as ThreadHandle;
+use std::time::Duration;
+
+/// A thread-per-core runtime. `!Send`: it lives on the thread that built it, which is worker 0.
+pub struct Runtime {
+    local: Rc<Core>,
+    threads: Vec<ThreadHandle<()>>,
+    handle: Handle,
+    pool: Arc<BlockingPool>,
+    shutdown_timeout: Duration,
+}
+
+struct WorkerConfig {
+    entries: u32,
+    pin: Option<usize>,
+    shutdown_timeout: Duration,
+}
+
+impl Runtime {
+    /// A runtime with the default [`Builder`] settings.
+    pub fn new() -> io::Result<Runtime> {
+        Builder::new().build()
+    }
+
+    /// A builder to configure a runtime.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    fn from_builder(b: &Builder) -> io::Result<Runtime> {
+        let pool = BlockingPool::new(
+            b.max_blocking_threads,
+            b.blocking_keep_alive,
+            format!("{}-blocking", b.thread_name),
+        );
+        let shared = (0..b.workers)
+            .map(WorkerShared::new)
+            .collect::<io::Result<Vec<_>>>()?;
+        let cpus = if b.pin_cpus {
+            allowed_cpus()
+        } else {
+            Vec::new()
+        };
+        let cpu_of = |i: usize| (!cpus.is_empty()).then(|| cpus[i % cpus.len()]);
+
+        // Worker 0 chooses the backend; the others are told to use the same.
+        let (backend, reason, uring_setup) =
+            select_backend(b.driver, b.entries, shared[0].doorbell_fd())?;
+        let kind = match backend {
+            Backend::Uring(_) => DriverKind::IoUring,
+            Backend::Epoll(_) => DriverKind::Epoll,
+        };
+        let info = RuntimeInfo {
+            driver: kind,
+            reason,
+            uring_setup,
+            workers: b.workers,
+        };
+        crate::log::debug(format_args!(
+            "runtime: {} workers on {} ({}) {}",
+            info.workers, info.driver, info.reason, info.uring_setup
+        ));
+        let handle = Handle::new(shared.clone(), info.clone());
+        if let Some(cpu) = cpu_of(0) {
+            pin_current_thread(cpu)?;
+        }
+        let local = assemble(backend, &shared[0], &pool, &handle);
+
+        let forced = match kind {
+            DriverKind::IoUring => Driver::IoUring,
+            DriverKind::Epoll => Driver::Epoll,
+        };
+        let (tx, rx) = mpsc::channel::<io::Result<()>>();
+        let mut threads = Vec::new();
+        for (i, worker_shared) in shared.iter().enumerate().skip(1) {
+            let (tx, ws) = (tx.clone(), worker_shared.clone());
+            let (thread_pool, thread_handle) = (pool.clone(), handle.clone());
+            let config = WorkerConfig {
+                entries: b.entries,
+                pin: cpu_of(i),
+                shutdown_timeout: b.shutdown_timeout,
+            };
+            let thread = std::thread::Builder::new()
+                .name(format!("{}-worker-{i}", b.thread_name))
+                .spawn(move || worker_thread(forced, config, ws, thread_pool, thread_handle, tx));
+            match thread {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    let rt = Runtime::partial(local, threads, handle, pool, b.shutdown_timeout);
+                    drop(rt);
+                    return Err(e);
+                }
+            }
+        }
+        drop(tx);
+        let mut first_error = None;
+        for _ in 1..b.workers {
+            match rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    first_error.get_or_insert(e);
+                }
+                Err(_) => {
+                    first_error
+                        .get_or_insert(io::Error::other("a worker thread died while starting"));
+                }
+            }
+        }
+        let rt = Runtime::partial(local, threads, handle, pool, b.shutdown_timeout);
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(rt),
+        }
+    }
+
+    fn partial(
+        local: Rc<Core>,
+        threads: Vec<ThreadHandle<()>>,
+        handle: Handle,
+        pool: Arc<BlockingPool>,
+        shutdown_timeout: Duration,
+    ) -> Runtime {
+        Runtime {
+            local,
+            threads,
+            handle,
+            pool,
+            shutdown_timeout,
+        }
+    }
+
+    /// Runs `future` on worker 0 (this thread) until it completes, serving the worker's other
+    /// tasks meanwhile.
+    ///
+    /// # Panics
+    ///
+    /// Panics if called from inside a hoop runtime.
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        worker::block_on(&self.local, future)
+    }
+
+    /// Runs `make(i)` on every worker `i` and returns the outputs in worker order: the way to
+    /// start a thread-per-core server (each worker binding its own `SO_REUSEPORT` listener).
+    /// A panic on any worker is resumed here.
+    pub fn run<M, F>(&self, make: M) -> Vec<F::Output>
+    where
+        M: Fn(usize) -> F + Send + Sync + 'static,
+        F: Future + 'static,
+        F::Output: Send + 'static,
+    {
+        let make = Arc::new(make);
+        let remote: Vec<_> = (1..self.handle.workers())
+            .map(|i| {
+                let make = make.clone();
+                self.handle.spawn_on_with(i, move || make(i))
+            })
+            .collect();
+        self.block_on(async move {
+            let mut out = Vec::with_capacity(remote.len() + 1);
+            out.push(make(0).await);
+            for (i, h) in remote.into_iter().enumerate() {
+                match h.await {
+                    Ok(v) => out.push(v),
+                    Err(e) => match e.try_into_panic() {
+                        Ok(p) => std::panic::resume_unwind(p),
+                        Err(e) => panic!("worker {} did not finish: {e}", i + 1),
+                    },
+                }
+            }
+            out
+        })
+    }
+
+    /// A `Send + Sync` handle to spawn on any worker from any thread.
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// What the runtime chose: backend, reason, setup flags.
+    pub fn info(&self) -> &RuntimeInfo {
+        self.handle.info()
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        for (i, shared) in self.handle.shared().iter().enumerate().skip(1) {
+            if shared.push(Remote::Shutdown).is_err() {
+                crate::log::debug(format_args!("worker {i} already stopped"));
+            }
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        worker::shutdown(&self.local, self.shutdown_timeout);
+        self.pool.shutdown(self.shutdown_timeout);
+    }
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("info", self.info())
+            .finish()
+    }
+}
+
+fn assemble(
+    backend: Backend,
+    shared: &Arc<WorkerShared>,
+    pool: &Arc<BlockingPool>,
+    handle: &Handle,
+) -> Rc<Core> {
+    let driver = IoDriver::new(backend, pool.clone(), shared.clone());
+    Rc::new(Core {
+        shared: shared.clone(),
+        executor: Default::default(),
+        driver: Rc::new(RefCell::new(driver)),
+        timers: Rc::new(RefCell::new(Timers::default())),
+        pool: pool.clone(),
+        handle: handle.clone(),
+        info: handle.info().clone(),
+    })
+}
+
+fn worker_thread(
+    driver: Driver,
+    config: WorkerConfig,
+    shared: Arc<WorkerShared>,
+    pool: Arc<BlockingPool>,
+    handle: Handle,
+    ready: mpsc::Sender<io::Result<()>>,
+) {
+    let started = (|| {
+        if let Some(cpu) = config.pin {
+            pin_current_thread(cpu)?;
+        }
+        let (backend, _, _) = select_backend(driver, config.entries, shared.doorbell_fd())?;
+        Ok(assemble(backend, &shared, &pool, &handle))
+    })();
+    match started {
+        Ok(core) => {
+            let _ = ready.send(Ok(()));
+            drop(ready);
+            worker::serve(core, config.shutdown_timeout);
+        }
+        Err(e) => {
+            shared.close();
+            let _ = ready.send(Err(e));
+        }
+    }
+}
+
+/// CPUs this process may run on (its affinity mask, which honours cgroup cpusets).
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: `set` is a plain bitmask the kernel fills; the size passed is its size.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Vec::new();
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
+    }
+}
+
+fn pin_current_thread(cpu: usize) -> io::Result<()> {
+    // SAFETY: `set` is a plain bitmask built locally; the kernel only reads it.
+    let r = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Runs `future` to completion on a new single-worker runtime (default backend selection).
+///
+/// The quickest way to run async code; build a [`Runtime`] to choose workers and backend.
+///
+/// # Panics
+///
+/// Panics if the runtime cannot be built (for example when the process is out of fds) or if
+/// called from inside a hoop runtime.
+///
+/// ```
+/// let answer = hoop_runtime::block_on(async { 6 * 7 });
+/// assert_eq!(answer, 42);
+/// ```
+#[track_caller]
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    let rt = Builder::new()
+        .workers(1)
+        .build()
+        .unwrap_or_else(|e| panic!("hoop: cannot build a runtime: {e}"));
+    rt.block_on(future)
+}
+
+/// What the current runtime chose (backend, reason, setup flags); `None` outside a runtime.
+pub fn runtime_info() -> Option<RuntimeInfo> {
+    context::with_core(|core| core.info.clone())
+}
+
+/// Index of the worker running the current task (0-based); `None` outside a runtime.
+pub fn worker_index() -> Option<usize> {
+    context::with_core(|core| core.shared.index)
+}

@@ -1,0 +1,125 @@
+//! The part of a worker that other threads may touch: its inbox and its doorbell.
+//!
+//! Everything that crosses threads to reach a worker — a wake of one of its tasks, a `Send` future
+//! spawned onto it, a finished blocking-pool operation — goes through [`WorkerShared::push`], which
+//! appends to the inbox under a mutex and rings the doorbell (an eventfd the worker's driver always
+//! listens to) unless it was already rung since the worker last emptied the inbox.
+
+use crate::driver::BlockingDone;
+use crate::task::TaskHeader;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// A `Send` job that spawns a task on the worker that runs it.
+pub(crate) type RemoteSpawn = Box<dyn FnOnce() + Send>;
+
+/// Work handed to a worker from another thread.
+pub(crate) enum Remote {
+    /// A task of this worker was woken from another thread.
+    Wake(Arc<TaskHeader>),
+    /// A future to spawn on this worker.
+    Spawn(RemoteSpawn),
+    /// An operation the blocking pool finished for this worker.
+    Done(BlockingDone),
+    /// The runtime is shutting down: the worker leaves its loop.
+    Shutdown,
+}
+
+/// What a worker's inbox holds, behind its mutex.
+struct Inbox {
+    items: Vec<Remote>,
+    /// Set when the worker is gone: pushes are refused so that nothing is dropped on a thread it
+    /// does not belong to (the caller leaks what it cannot deliver, see [`WorkerShared::push`]).
+    closed: bool,
+}
+
+/// Shared state of one worker, reachable from any thread through an `Arc`.
+pub(crate) struct WorkerShared {
+    /// Process-unique id, so a waker can tell whether it runs on its own worker's thread.
+    pub(crate) id: u64,
+    /// Index of the worker in its runtime (0 for the thread that built it).
+    pub(crate) index: usize,
+    inbox: Mutex<Inbox>,
+    /// True once the doorbell was rung and the worker has not yet emptied the inbox; saves an
+    /// eventfd write per wake when many wakes arrive in a burst.
+    rung: AtomicBool,
+    doorbell: OwnedFd,
+}
+
+static NEXT_WORKER_ID: AtomicU64 = AtomicU64::new(1);
+
+impl WorkerShared {
+    pub(crate) fn new(index: usize) -> io::Result<Arc<Self>> {
+        // Blocking on purpose: an io_uring read of a non-blocking eventfd fails with EAGAIN instead
+        // of waiting; the epoll driver only reads it once epoll reports it readable.
+        // SAFETY: eventfd has no memory arguments; the result is checked below.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Arc::new(WorkerShared {
+            id: NEXT_WORKER_ID.fetch_add(1, Ordering::Relaxed),
+            index,
+            inbox: Mutex::new(Inbox {
+                items: Vec::new(),
+                closed: false,
+            }),
+            rung: AtomicBool::new(false),
+            // SAFETY: `fd` was just returned by eventfd and is owned by nobody else.
+            doorbell: unsafe { OwnedFd::from_raw_fd(fd) },
+        }))
+    }
+
+    /// The eventfd the worker's driver listens to.
+    pub(crate) fn doorbell_fd(&self) -> RawFd {
+        self.doorbell.as_raw_fd()
+    }
+
+    /// Delivers `item` to the worker; gives it back if the worker is gone.
+    pub(crate) fn push(&self, item: Remote) -> Result<(), Remote> {
+        {
+            let mut inbox = self.inbox.lock().unwrap_or_else(|e| e.into_inner());
+            if inbox.closed {
+                return Err(item);
+            }
+            inbox.items.push(item);
+        }
+        if !self.rung.swap(true, Ordering::AcqRel) {
+            self.ring();
+        }
+        Ok(())
+    }
+
+    fn ring(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a live local to our own eventfd. The only possible failure is
+        // EAGAIN when the counter is saturated, which means the worker is already woken.
+        unsafe { libc::write(self.doorbell.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+
+    /// Takes everything in the inbox if the doorbell was rung since the last call. Called by the
+    /// worker only; resetting `rung` before taking means a concurrent push either lands in this
+    /// batch or rings again.
+    pub(crate) fn take_inbox(&self, into: &mut Vec<Remote>) {
+        if !self.rung.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let mut inbox = self.inbox.lock().unwrap_or_else(|e| e.into_inner());
+        into.append(&mut inbox.items);
+    }
+
+    /// Closes the inbox and returns what is still in it; later pushes are refused.
+    pub(crate) fn close(&self) -> Vec<Remote> {
+        let mut inbox = self.inbox.lock().unwrap_or_else(|e| e.into_inner());
+        inbox.closed = true;
+        std::mem::take(&mut inbox.items)
+    }
+
+    /// Rings the doorbell unconditionally (used by shutdown requests).
+    pub(crate) fn wake(&self) {
+        self.rung.store(true, Ordering::Release);
+        self.ring();
+    }
+}

@@ -1,0 +1,152 @@
+//! The worker loop: run tasks, fire timers, turn the driver; and the worker's orderly shutdown.
+//!
+//! One tick: take the inbox (remote wakes, remote spawns, blocking-pool answers), poll up to
+//! [`TASKS_PER_TICK`] runnable tasks, wake expired timers, then turn the driver — without waiting
+//! if anything is runnable, otherwise parked until the next timer or an I/O completion or the
+//! doorbell. So SQEs pushed by the tasks of a tick reach the kernel in one `io_uring_enter`, and a
+//! task that never blocks cannot starve completions.
+
+use super::context::{self, Core};
+use super::shared::Remote;
+use std::future::Future;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+/// Tasks polled between two driver turns.
+pub(crate) const TASKS_PER_TICK: usize = 64;
+
+/// Waker of the future passed to `block_on`.
+struct MainWaker {
+    woken: AtomicBool,
+    worker: Arc<super::shared::WorkerShared>,
+}
+
+impl Wake for MainWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if !self.woken.swap(true, Ordering::AcqRel)
+            && context::current_worker_id() != self.worker.id
+        {
+            self.worker.wake();
+        }
+    }
+}
+
+/// Reusable buffers of the loop.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    inbox: Vec<Remote>,
+    timers: Vec<Waker>,
+}
+
+/// Runs the worker until `future` completes.
+pub(crate) fn block_on<F: Future>(core: &Rc<Core>, future: F) -> F::Output {
+    assert!(
+        !context::is_entered(),
+        "cannot start a hoop runtime from within a hoop runtime (this thread already runs one)"
+    );
+    let _enter = context::enter(core.clone());
+    let main = Arc::new(MainWaker {
+        woken: AtomicBool::new(true),
+        worker: core.shared.clone(),
+    });
+    let waker = Waker::from(main.clone());
+    let mut cx = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    let mut scratch = Scratch::default();
+    loop {
+        if main.woken.swap(false, Ordering::AcqRel) {
+            crate::op::budget::reset();
+            if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
+                return v;
+            }
+        }
+        tick(core, &mut scratch, &main.woken);
+    }
+}
+
+/// Runs a worker thread's loop until the runtime asks it to stop, then shuts it down.
+pub(crate) fn serve(core: Rc<Core>, shutdown_timeout: Duration) {
+    {
+        let _enter = context::enter(core.clone());
+        let mut scratch = Scratch::default();
+        let idle = AtomicBool::new(false);
+        while !tick(&core, &mut scratch, &idle) {}
+    }
+    shutdown(&core, shutdown_timeout);
+}
+
+/// One pass of the loop; true when a shutdown request arrived.
+fn tick(core: &Core, scratch: &mut Scratch, main_woken: &AtomicBool) -> bool {
+    let mut stop = false;
+    core.shared.take_inbox(&mut scratch.inbox);
+    for item in scratch.inbox.drain(..) {
+        match item {
+            Remote::Wake(header) => core.executor.push_local(header),
+            Remote::Spawn(spawn) => spawn(),
+            Remote::Done(done) => core.driver.borrow_mut().blocking_done(done),
+            Remote::Shutdown => stop = true,
+        }
+    }
+    if stop {
+        return true;
+    }
+    let more = core.executor.run(TASKS_PER_TICK);
+
+    let now = Instant::now();
+    core.timers.borrow_mut().expired(now, &mut scratch.timers);
+    let fired = !scratch.timers.is_empty();
+    for w in scratch.timers.drain(..) {
+        w.wake();
+    }
+
+    let busy = more || fired || core.executor.has_runnable() || main_woken.load(Ordering::Acquire);
+    let timeout = if busy {
+        Some(Duration::ZERO)
+    } else {
+        core.timers
+            .borrow()
+            .next_deadline()
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    };
+    let dead = {
+        let mut driver = core.driver.borrow_mut();
+        if let Err(e) = driver.turn(timeout) {
+            // The ring or epoll instance is broken; nothing this worker runs can make progress.
+            panic!("hoop: the {} driver failed: {e}", driver.kind());
+        }
+        driver.take_graveyard()
+    };
+    drop(dead);
+    false
+}
+
+/// Drops every task, drains the driver (cancelling what is in flight), and closes the inbox.
+pub(crate) fn shutdown(core: &Rc<Core>, timeout: Duration) {
+    let _enter = context::enter(core.clone());
+    core.executor.drop_all();
+    let deadline = Instant::now() + timeout;
+    let dead = {
+        let mut driver = core.driver.borrow_mut();
+        let dead = driver.take_graveyard();
+        driver.shutdown(deadline);
+        (dead, driver.take_graveyard())
+    };
+    drop(dead);
+    let leftovers = core.shared.close();
+    for item in leftovers {
+        if let Remote::Done(done) = item {
+            core.driver.borrow_mut().blocking_done(done);
+        }
+    }
+    let dead = core.driver.borrow_mut().take_graveyard();
+    drop(dead);
+    // Tasks spawned by destructors above.
+    core.executor.drop_all();
+}

@@ -1,0 +1,308 @@
+//! Executor: spawn, join, abort, panics, yield, budget, cross-thread wakes, thread-per-core.
+
+use std::cell::Cell;
+use std::os::fd::AsFd;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[hoop::test]
+async fn spawn_and_join() {
+    let shared = Rc::new(Cell::new(0)); // !Send is fine
+    let handles: Vec<_> = (0..100)
+        .map(|i| {
+            let s = shared.clone();
+            hoop::spawn(async move {
+                s.set(s.get() + 1);
+                i * 2
+            })
+        })
+        .collect();
+    let mut sum = 0;
+    for h in handles {
+        sum += h.await.unwrap();
+    }
+    assert_eq!(sum, (0..100).map(|i| i * 2).sum::<i32>());
+    assert_eq!(shared.get(), 100);
+}
+
+#[hoop::test]
+async fn abort_cancels_a_pending_task() {
+    let dropped = Rc::new(Cell::new(false));
+    struct SetOnDrop(Rc<Cell<bool>>);
+    impl Drop for SetOnDrop {
+        fn drop(&mut self) {
+            self.0.set(true);
+        }
+    }
+    let guard = SetOnDrop(dropped.clone());
+    let h = hoop::spawn(async move {
+        let _g = guard;
+        std::future::pending::<()>().await;
+    });
+    hoop::yield_now().await;
+    assert!(!h.is_finished());
+    h.abort();
+    let err = h.await.unwrap_err();
+    assert!(err.is_cancelled());
+    assert!(dropped.get(), "the aborted task's future was dropped");
+}
+
+#[hoop::test]
+async fn abort_after_finish_keeps_output() {
+    let h = hoop::spawn(async { 7 });
+    hoop::yield_now().await;
+    hoop::yield_now().await;
+    h.abort();
+    assert_eq!(h.await.unwrap(), 7);
+}
+
+#[hoop::test]
+async fn panic_becomes_join_error_and_worker_survives() {
+    let h = hoop::spawn(async {
+        panic!("boom");
+    });
+    let err = h.await.unwrap_err();
+    assert!(err.is_panic());
+    assert_eq!(err.to_string(), "task panicked: boom");
+    // The worker keeps running tasks.
+    assert_eq!(hoop::spawn(async { 1 }).await.unwrap(), 1);
+}
+
+#[hoop::test]
+async fn detached_task_runs_to_completion() {
+    let flag = Rc::new(Cell::new(false));
+    let f = flag.clone();
+    hoop::spawn(async move {
+        hoop::yield_now().await;
+        f.set(true);
+    })
+    .detach();
+    for _ in 0..10 {
+        hoop::yield_now().await;
+    }
+    assert!(flag.get());
+}
+
+#[hoop::test]
+async fn yield_ping_pong_interleaves() {
+    let log = Rc::new(std::cell::RefCell::new(Vec::new()));
+    let (a, b) = (log.clone(), log.clone());
+    let t1 = hoop::spawn(async move {
+        for i in 0..3 {
+            a.borrow_mut().push(("a", i));
+            hoop::yield_now().await;
+        }
+    });
+    let t2 = hoop::spawn(async move {
+        for i in 0..3 {
+            b.borrow_mut().push(("b", i));
+            hoop::yield_now().await;
+        }
+    });
+    t1.await.unwrap();
+    t2.await.unwrap();
+    let log = log.borrow();
+    assert_eq!(log[..4], [("a", 0), ("b", 0), ("a", 1), ("b", 1)]);
+}
+
+/// A task that never blocks (it only yields) must not starve I/O completions or timers.
+#[hoop::test]
+async fn busy_task_does_not_starve_completions() {
+    let stop = Rc::new(Cell::new(false));
+    let s = stop.clone();
+    let spinner = hoop::spawn(async move {
+        while !s.get() {
+            hoop::yield_now().await;
+        }
+    });
+    let (r, w) = hoop::io::pipe().unwrap();
+    let mut w = std::fs::File::from(w.as_fd().try_clone_to_owned().unwrap());
+    // The write happens on another thread, completing the read through the kernel.
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        std::io::Write::write_all(&mut w, b"ping").unwrap();
+    });
+    let (n, buf) = r.read(vec![0u8; 8]).await;
+    assert_eq!(&buf[..n.unwrap()], b"ping");
+    writer.join().unwrap();
+    hoop::time::sleep(Duration::from_millis(5)).await;
+    stop.set(true);
+    spinner.await.unwrap();
+}
+
+/// A wake from another thread reaches a worker parked in the kernel, promptly.
+#[hoop::test]
+async fn cross_thread_wake_unparks_the_worker() {
+    let (tx, rx) = std::sync::mpsc::channel::<std::task::Waker>();
+    let woke = Arc::new(AtomicBool::new(false));
+    let w2 = woke.clone();
+    let thread = std::thread::spawn(move || {
+        let waker = rx.recv().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        w2.store(true, Ordering::SeqCst);
+        let start = Instant::now();
+        waker.wake();
+        start
+    });
+    let mut sent = false;
+    std::future::poll_fn(|cx| {
+        if woke.load(Ordering::SeqCst) {
+            return std::task::Poll::Ready(());
+        }
+        if !sent {
+            tx.send(cx.waker().clone()).unwrap();
+            sent = true;
+        }
+        std::task::Poll::Pending
+    })
+    .await;
+    let woken_at = thread.join().unwrap();
+    // Generous bound: the point is "not stuck until some timeout", on a noisy machine.
+    assert!(woken_at.elapsed() < Duration::from_secs(2));
+}
+
+#[test]
+fn spawn_on_reaches_other_worker_from_any_thread() {
+    for driver in [hoop::Driver::IoUring, hoop::Driver::Epoll] {
+        let rt = hoop::Runtime::builder()
+            .workers(2)
+            .driver(driver)
+            .build()
+            .unwrap();
+        let handle = rt.handle().clone();
+        let from_thread = std::thread::spawn(move || {
+            let h = handle.spawn_on(1, async { hoop::worker_index().unwrap() });
+            // Await the JoinHandle from a plain thread with a tiny executor.
+            futures_util::FutureExt::now_or_never(async {}).unwrap();
+            h
+        })
+        .join()
+        .unwrap();
+        let idx = rt.block_on(from_thread).unwrap();
+        assert_eq!(idx, 1);
+        // A non-Send future built on the target worker.
+        let h = rt.handle().spawn_on_with(1, || {
+            let rc = Rc::new(5);
+            async move { *rc + hoop::worker_index().unwrap() }
+        });
+        assert_eq!(rt.block_on(h).unwrap(), 6);
+    }
+}
+
+#[test]
+fn run_on_every_worker() {
+    for driver in [hoop::Driver::IoUring, hoop::Driver::Epoll] {
+        let rt = hoop::Runtime::builder()
+            .workers(3)
+            .pin_cpus(true)
+            .driver(driver)
+            .build()
+            .unwrap();
+        assert_eq!(rt.info().workers, 3);
+        let counter = Arc::new(AtomicUsize::new(0));
+        let c = counter.clone();
+        let out = rt.run(move |i| {
+            let c = c.clone();
+            async move {
+                hoop::time::sleep(Duration::from_millis(1)).await;
+                c.fetch_add(1, Ordering::SeqCst);
+                (
+                    i,
+                    hoop::worker_index().unwrap(),
+                    hoop::runtime_info().unwrap().driver,
+                )
+            }
+        });
+        assert_eq!(counter.load(Ordering::SeqCst), 3);
+        let kind = match driver {
+            hoop::Driver::Epoll => hoop::DriverKind::Epoll,
+            _ => hoop::DriverKind::IoUring,
+        };
+        assert_eq!(out, vec![(0, 0, kind), (1, 1, kind), (2, 2, kind)]);
+    }
+}
+
+#[test]
+fn panic_in_block_on_propagates_and_runtime_is_reusable() {
+    let rt = hoop::Runtime::builder().workers(1).build().unwrap();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(async { panic!("main panicked") })
+    }));
+    assert!(r.is_err());
+    assert_eq!(rt.block_on(async { 3 }), 3);
+}
+
+#[test]
+fn nested_block_on_is_refused() {
+    let rt = hoop::Runtime::builder().workers(1).build().unwrap();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(async { hoop::block_on(async {}) })
+    }));
+    assert!(r.is_err());
+}
+
+#[hoop::test]
+async fn spawn_blocking_runs_off_the_worker() {
+    let worker_thread = std::thread::current().id();
+    let (tid, v) = hoop::spawn_blocking(|| (std::thread::current().id(), 41 + 1))
+        .await
+        .unwrap();
+    assert_ne!(tid, worker_thread);
+    assert_eq!(v, 42);
+    let err = hoop::spawn_blocking(|| panic!("in pool"))
+        .await
+        .unwrap_err();
+    assert!(err.is_panic());
+}
+
+#[test]
+fn blocking_pool_is_bounded_and_idle_threads_exit() {
+    let rt = hoop::Runtime::builder()
+        .workers(1)
+        .max_blocking_threads(2)
+        .blocking_keep_alive(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let running = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let (running, peak) = (running.clone(), peak.clone());
+                hoop::spawn_blocking(move || {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(10));
+                    running.fetch_sub(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        for h in handles {
+            h.await.unwrap();
+        }
+        assert!(
+            peak.load(Ordering::SeqCst) <= 2,
+            "at most 2 blocking threads"
+        );
+        assert!(hoop::metrics().unwrap().blocking_threads <= 2);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while hoop::metrics().unwrap().blocking_threads > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "idle blocking threads did not exit"
+            );
+            hoop::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+}
+
+#[test]
+fn handles_and_wakers_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<hoop::Handle>();
+    send::<hoop::JoinHandle<u32>>();
+    send::<hoop::JoinError>();
+}
