@@ -84,7 +84,12 @@ pub(crate) fn select_backend(
     requested: Driver,
     entries: u32,
     doorbell: RawFd,
+    fault: Option<i32>,
 ) -> io::Result<(Backend, String, String)> {
+    let new_ring = || match fault {
+        Some(errno) => Err(io::Error::from_raw_os_error(errno)),
+        None => UringDriver::new(entries, doorbell),
+    };
     let (wanted, why) = match requested {
         Driver::Auto => match from_env()? {
             Some(d) => (
@@ -108,7 +113,7 @@ pub(crate) fn select_backend(
     match wanted {
         Driver::Epoll => epoll(why),
         Driver::IoUring => {
-            let ring = UringDriver::new(entries, doorbell).map_err(|e| {
+            let ring = new_ring().map_err(|e| {
                 io::Error::new(
                     e.kind(),
                     format!("io_uring requested ({why}) but unavailable: {e}"),
@@ -117,7 +122,7 @@ pub(crate) fn select_backend(
             let setup = ring.setup.clone();
             Ok((Backend::Uring(ring), why, setup))
         }
-        Driver::Auto => match UringDriver::new(entries, doorbell) {
+        Driver::Auto => match new_ring() {
             Ok(ring) => {
                 let setup = ring.setup.clone();
                 Ok((Backend::Uring(ring), "io_uring available".into(), setup))

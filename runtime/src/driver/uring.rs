@@ -28,6 +28,8 @@ pub(crate) struct UringDriver {
     /// Where the doorbell read lands; heap-stable, leaked if the ring is abandoned.
     doorbell_buf: Box<u64>,
     doorbell_armed: bool,
+    /// Set at shutdown: the doorbell is cancelled and must not be armed again.
+    closing: bool,
     /// Human-readable setup flags, for `RuntimeInfo`.
     pub(crate) setup: String,
 }
@@ -80,6 +82,7 @@ impl UringDriver {
             doorbell_fd,
             doorbell_buf: Box::new(0),
             doorbell_armed: false,
+            closing: false,
             setup: setup.to_string(),
         })
     }
@@ -137,6 +140,7 @@ impl UringDriver {
         graveyard: &mut Vec<Box<dyn DynOp>>,
         stats: &mut DriverStats,
     ) {
+        self.closing = true;
         if self.doorbell_armed {
             self.cancel(DOORBELL, ops, graveyard, stats);
         }
@@ -154,7 +158,7 @@ impl UringDriver {
         graveyard: &mut Vec<Box<dyn DynOp>>,
         stats: &mut DriverStats,
     ) -> io::Result<()> {
-        if self.doorbell_armed {
+        if self.doorbell_armed || self.closing {
             return Ok(());
         }
         let ptr: *mut u64 = &mut *self.doorbell_buf;

@@ -23,6 +23,8 @@ pub struct Builder {
     pub(crate) max_blocking_threads: usize,
     pub(crate) blocking_keep_alive: Duration,
     pub(crate) shutdown_timeout: Duration,
+    /// Test hook: make io_uring setup fail with this errno.
+    pub(crate) uring_fault: Option<i32>,
 }
 
 impl Default for Builder {
@@ -36,6 +38,7 @@ impl Default for Builder {
             max_blocking_threads: 512,
             blocking_keep_alive: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(10),
+            uring_fault: None,
         }
     }
 }
@@ -106,6 +109,13 @@ impl Builder {
 }
 
 impl Builder {
+    /// Fault injection for tests: io_uring setup fails with `errno` as if the kernel said so.
+    #[doc(hidden)]
+    pub fn uring_setup_fault(mut self, errno: i32) -> Self {
+        self.uring_fault = Some(errno);
+        self
+    }
+
     /// The backend this builder asks for.
     pub fn driver_choice(&self) -> Driver {
         self.driver

@@ -72,7 +72,7 @@ impl Runtime {
 
         // Worker 0 chooses the backend; the others are told to use the same.
         let (backend, reason, uring_setup) =
-            select_backend(b.driver, b.entries, shared[0].doorbell_fd())?;
+            select_backend(b.driver, b.entries, shared[0].doorbell_fd(), b.uring_fault)?;
         let kind = match backend {
             Backend::Uring(_) => DriverKind::IoUring,
             Backend::Epoll(_) => DriverKind::Epoll,
@@ -262,7 +262,7 @@ fn worker_thread(
         if let Some(cpu) = config.pin {
             pin_current_thread(cpu)?;
         }
-        let (backend, _, _) = select_backend(driver, config.entries, shared.doorbell_fd())?;
+        let (backend, _, _) = select_backend(driver, config.entries, shared.doorbell_fd(), None)?;
         Ok(assemble(backend, &shared, &pool, &handle))
     })();
     match started {

@@ -1,0 +1,183 @@
+//! Choosing the backend: forced by the builder or `HOOP_DRIVER`, automatic fallback to epoll
+//! when io_uring is unavailable (fault injection, and a real seccomp filter in a child process),
+//! and real errors reported instead of hidden.
+
+use hoop::{Driver, DriverKind, Runtime};
+use std::process::Command;
+
+fn kind_with(env: Option<&str>, driver: Driver) -> std::io::Result<(DriverKind, String)> {
+    // The variable is read at build time; tests that set it run in child processes.
+    let _ = env;
+    let rt = Runtime::builder().workers(1).driver(driver).build()?;
+    Ok((rt.info().driver, rt.info().reason.clone()))
+}
+
+#[test]
+fn builder_forces_each_driver() {
+    if std::env::var_os("HOOP_DRIVER").is_some() {
+        return; // the child-process tests below control the variable
+    }
+    let (kind, reason) = kind_with(None, Driver::Epoll).unwrap();
+    assert_eq!(kind, DriverKind::Epoll);
+    assert_eq!(reason, "requested by the builder");
+    let (kind, _) = kind_with(None, Driver::IoUring).unwrap();
+    assert_eq!(kind, DriverKind::IoUring);
+    let (kind, reason) = kind_with(None, Driver::Auto).unwrap();
+    assert_eq!(kind, DriverKind::IoUring, "io_uring is available on this machine");
+    assert_eq!(reason, "io_uring available");
+}
+
+#[test]
+fn auto_falls_back_only_when_io_uring_is_unavailable() {
+    for errno in [libc::ENOSYS, libc::EPERM, libc::EOPNOTSUPP] {
+        let rt = Runtime::builder()
+            .workers(1)
+            .uring_setup_fault(errno)
+            .build()
+            .unwrap();
+        if std::env::var_os("HOOP_DRIVER").is_none() {
+            assert!(rt.info().reason.contains("io_uring unavailable"), "{}", rt.info().reason);
+        }
+        assert_eq!(rt.info().driver, DriverKind::Epoll);
+        // The fallback runtime does real I/O.
+        rt.block_on(async {
+            let (r, w) = hoop::io::pipe().unwrap();
+            w.write_all(b"ok".to_vec()).await.0.unwrap();
+            let (n, buf) = r.read(vec![0; 4]).await;
+            assert_eq!(&buf[..n.unwrap()], b"ok");
+        });
+    }
+    // Resource errors are reported, not hidden behind a fallback.
+    for errno in [libc::ENOMEM, libc::EMFILE] {
+        let err = Runtime::builder()
+            .workers(1)
+            .driver(Driver::Auto)
+            .uring_setup_fault(errno)
+            .build();
+        if std::env::var_os("HOOP_DRIVER").is_none() {
+            assert_eq!(err.unwrap_err().raw_os_error(), Some(errno));
+        }
+    }
+    // Insisting on io_uring where it is unavailable is an error.
+    let err = Runtime::builder()
+        .workers(1)
+        .driver(Driver::IoUring)
+        .uring_setup_fault(libc::EPERM)
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("unavailable"), "{err}");
+}
+
+fn run_child(test: &str, env: &[(&str, &str)]) {
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = Command::new(exe);
+    cmd.args(["--exact", test, "--nocapture", "--test-threads=1"]);
+    cmd.env_remove("HOOP_DRIVER");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "child {test} {env:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn env_var_forces_the_driver() {
+    run_child("child_reports_env_choice", &[("HOOP_DRIVER", "epoll"), ("EXPECT", "epoll")]);
+    run_child("child_reports_env_choice", &[("HOOP_DRIVER", "io_uring"), ("EXPECT", "io_uring")]);
+    run_child("child_reports_env_choice", &[("HOOP_DRIVER", "bogus"), ("EXPECT", "error")]);
+}
+
+#[test]
+fn child_reports_env_choice() {
+    let Ok(expect) = std::env::var("EXPECT") else { return };
+    let built = Runtime::builder().workers(1).build();
+    match expect.as_str() {
+        "error" => assert!(built.unwrap_err().to_string().contains("HOOP_DRIVER")),
+        kind => {
+            let rt = built.unwrap();
+            assert_eq!(rt.info().driver.to_string(), kind);
+            assert!(rt.info().reason.starts_with("HOOP_DRIVER="), "{}", rt.info().reason);
+        }
+    }
+}
+
+/// A real seccomp filter makes `io_uring_setup` fail, as Docker's default profile does: the
+/// runtime falls back to epoll and works.
+#[test]
+fn seccomp_denied_io_uring_falls_back_to_epoll() {
+    run_child("child_under_seccomp", &[("SECCOMP_ERRNO", "EPERM")]);
+    run_child("child_under_seccomp", &[("SECCOMP_ERRNO", "ENOSYS")]);
+}
+
+#[test]
+fn child_under_seccomp() {
+    let errno = match std::env::var("SECCOMP_ERRNO").as_deref() {
+        Ok("EPERM") => libc::EPERM,
+        Ok("ENOSYS") => libc::ENOSYS,
+        _ => return,
+    };
+    deny_io_uring_setup(errno);
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    assert_eq!(rt.info().driver, DriverKind::Epoll);
+    assert!(rt.info().reason.contains("unavailable"));
+    let out = rt.run(|_| async {
+        let (r, w) = hoop::io::pipe().unwrap();
+        w.write_all(b"seccomp".to_vec()).await.0.unwrap();
+        let (n, buf) = r.read(vec![0; 16]).await;
+        buf[..n.unwrap()].to_vec()
+    });
+    assert_eq!(out, vec![b"seccomp".to_vec(), b"seccomp".to_vec()]);
+    let err = Runtime::builder().workers(1).driver(Driver::IoUring).build().unwrap_err();
+    assert_eq!(err.raw_os_error(), None, "wrapped with context: {err}");
+    assert!(err.to_string().contains("unavailable"));
+}
+
+/// Installs a seccomp filter that fails `io_uring_setup` with `errno` in this process.
+fn deny_io_uring_setup(errno: i32) {
+    #[repr(C)]
+    struct SockFilter {
+        code: u16,
+        jt: u8,
+        jf: u8,
+        k: u32,
+    }
+    #[repr(C)]
+    struct SockFprog {
+        len: u16,
+        filter: *const SockFilter,
+    }
+    const LD_W_ABS: u16 = 0x00 | 0x00 | 0x20; // BPF_LD | BPF_W | BPF_ABS
+    const JEQ_K: u16 = 0x05 | 0x10 | 0x00; // BPF_JMP | BPF_JEQ | BPF_K
+    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
+    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+    const RET_ALLOW: u32 = 0x7fff_0000;
+    const RET_ERRNO: u32 = 0x0005_0000;
+    let filter = [
+        SockFilter { code: LD_W_ABS, jt: 0, jf: 0, k: 4 }, // arch
+        SockFilter { code: JEQ_K, jt: 1, jf: 0, k: AUDIT_ARCH_X86_64 },
+        SockFilter { code: RET_K, jt: 0, jf: 0, k: RET_ALLOW },
+        SockFilter { code: LD_W_ABS, jt: 0, jf: 0, k: 0 }, // syscall number
+        SockFilter { code: JEQ_K, jt: 0, jf: 1, k: libc::SYS_io_uring_setup as u32 },
+        SockFilter { code: RET_K, jt: 0, jf: 0, k: RET_ERRNO | errno as u32 },
+        SockFilter { code: RET_K, jt: 0, jf: 0, k: RET_ALLOW },
+    ];
+    let prog = SockFprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr(),
+    };
+    // SAFETY: plain prctl calls; `prog` and `filter` outlive the call, which copies them.
+    unsafe {
+        assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+        assert_eq!(
+            libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &prog as *const SockFprog),
+            0,
+            "seccomp: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
