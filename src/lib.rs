@@ -40,10 +40,10 @@ pub mod __private {
     /// driver (the variant is then skipped).
     pub fn test_builder(builder: Builder) -> Option<Builder> {
         let wanted = std::env::var("HOOP_DRIVER").unwrap_or_default();
-        let skip = match (wanted.as_str(), builder.driver_choice()) {
-            ("epoll", Driver::IoUring) | ("io_uring", Driver::Epoll) => true,
-            _ => false,
-        };
+        let skip = matches!(
+            (wanted.as_str(), builder.driver_choice()),
+            ("epoll", Driver::IoUring) | ("io_uring", Driver::Epoll)
+        );
         if skip {
             eprintln!("skipped: HOOP_DRIVER={wanted}");
             return None;

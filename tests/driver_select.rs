@@ -5,9 +5,7 @@
 use hoop::{Driver, DriverKind, Runtime};
 use std::process::Command;
 
-fn kind_with(env: Option<&str>, driver: Driver) -> std::io::Result<(DriverKind, String)> {
-    // The variable is read at build time; tests that set it run in child processes.
-    let _ = env;
+fn kind_with(driver: Driver) -> std::io::Result<(DriverKind, String)> {
     let rt = Runtime::builder().workers(1).driver(driver).build()?;
     Ok((rt.info().driver, rt.info().reason.clone()))
 }
@@ -17,13 +15,17 @@ fn builder_forces_each_driver() {
     if std::env::var_os("HOOP_DRIVER").is_some() {
         return; // the child-process tests below control the variable
     }
-    let (kind, reason) = kind_with(None, Driver::Epoll).unwrap();
+    let (kind, reason) = kind_with(Driver::Epoll).unwrap();
     assert_eq!(kind, DriverKind::Epoll);
     assert_eq!(reason, "requested by the builder");
-    let (kind, _) = kind_with(None, Driver::IoUring).unwrap();
+    let (kind, _) = kind_with(Driver::IoUring).unwrap();
     assert_eq!(kind, DriverKind::IoUring);
-    let (kind, reason) = kind_with(None, Driver::Auto).unwrap();
-    assert_eq!(kind, DriverKind::IoUring, "io_uring is available on this machine");
+    let (kind, reason) = kind_with(Driver::Auto).unwrap();
+    assert_eq!(
+        kind,
+        DriverKind::IoUring,
+        "io_uring is available on this machine"
+    );
     assert_eq!(reason, "io_uring available");
 }
 
@@ -36,7 +38,11 @@ fn auto_falls_back_only_when_io_uring_is_unavailable() {
             .build()
             .unwrap();
         if std::env::var_os("HOOP_DRIVER").is_none() {
-            assert!(rt.info().reason.contains("io_uring unavailable"), "{}", rt.info().reason);
+            assert!(
+                rt.info().reason.contains("io_uring unavailable"),
+                "{}",
+                rt.info().reason
+            );
         }
         assert_eq!(rt.info().driver, DriverKind::Epoll);
         // The fallback runtime does real I/O.
@@ -87,21 +93,36 @@ fn run_child(test: &str, env: &[(&str, &str)]) {
 
 #[test]
 fn env_var_forces_the_driver() {
-    run_child("child_reports_env_choice", &[("HOOP_DRIVER", "epoll"), ("EXPECT", "epoll")]);
-    run_child("child_reports_env_choice", &[("HOOP_DRIVER", "io_uring"), ("EXPECT", "io_uring")]);
-    run_child("child_reports_env_choice", &[("HOOP_DRIVER", "bogus"), ("EXPECT", "error")]);
+    run_child(
+        "child_reports_env_choice",
+        &[("HOOP_DRIVER", "epoll"), ("EXPECT", "epoll")],
+    );
+    run_child(
+        "child_reports_env_choice",
+        &[("HOOP_DRIVER", "io_uring"), ("EXPECT", "io_uring")],
+    );
+    run_child(
+        "child_reports_env_choice",
+        &[("HOOP_DRIVER", "bogus"), ("EXPECT", "error")],
+    );
 }
 
 #[test]
 fn child_reports_env_choice() {
-    let Ok(expect) = std::env::var("EXPECT") else { return };
+    let Ok(expect) = std::env::var("EXPECT") else {
+        return;
+    };
     let built = Runtime::builder().workers(1).build();
     match expect.as_str() {
         "error" => assert!(built.unwrap_err().to_string().contains("HOOP_DRIVER")),
         kind => {
             let rt = built.unwrap();
             assert_eq!(rt.info().driver.to_string(), kind);
-            assert!(rt.info().reason.starts_with("HOOP_DRIVER="), "{}", rt.info().reason);
+            assert!(
+                rt.info().reason.starts_with("HOOP_DRIVER="),
+                "{}",
+                rt.info().reason
+            );
         }
     }
 }
@@ -132,7 +153,11 @@ fn child_under_seccomp() {
         buf[..n.unwrap()].to_vec()
     });
     assert_eq!(out, vec![b"seccomp".to_vec(), b"seccomp".to_vec()]);
-    let err = Runtime::builder().workers(1).driver(Driver::IoUring).build().unwrap_err();
+    let err = Runtime::builder()
+        .workers(1)
+        .driver(Driver::IoUring)
+        .build()
+        .unwrap_err();
     assert_eq!(err.raw_os_error(), None, "wrapped with context: {err}");
     assert!(err.to_string().contains("unavailable"));
 }
@@ -151,20 +176,55 @@ fn deny_io_uring_setup(errno: i32) {
         len: u16,
         filter: *const SockFilter,
     }
-    const LD_W_ABS: u16 = 0x00 | 0x00 | 0x20; // BPF_LD | BPF_W | BPF_ABS
-    const JEQ_K: u16 = 0x05 | 0x10 | 0x00; // BPF_JMP | BPF_JEQ | BPF_K
+    const LD_W_ABS: u16 = 0x20; // BPF_LD (0) | BPF_W (0) | BPF_ABS (0x20)
+    const JEQ_K: u16 = 0x15; // BPF_JMP (5) | BPF_JEQ (0x10) | BPF_K (0)
     const RET_K: u16 = 0x06; // BPF_RET | BPF_K
     const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
     const RET_ALLOW: u32 = 0x7fff_0000;
     const RET_ERRNO: u32 = 0x0005_0000;
     let filter = [
-        SockFilter { code: LD_W_ABS, jt: 0, jf: 0, k: 4 }, // arch
-        SockFilter { code: JEQ_K, jt: 1, jf: 0, k: AUDIT_ARCH_X86_64 },
-        SockFilter { code: RET_K, jt: 0, jf: 0, k: RET_ALLOW },
-        SockFilter { code: LD_W_ABS, jt: 0, jf: 0, k: 0 }, // syscall number
-        SockFilter { code: JEQ_K, jt: 0, jf: 1, k: libc::SYS_io_uring_setup as u32 },
-        SockFilter { code: RET_K, jt: 0, jf: 0, k: RET_ERRNO | errno as u32 },
-        SockFilter { code: RET_K, jt: 0, jf: 0, k: RET_ALLOW },
+        SockFilter {
+            code: LD_W_ABS,
+            jt: 0,
+            jf: 0,
+            k: 4,
+        }, // arch
+        SockFilter {
+            code: JEQ_K,
+            jt: 1,
+            jf: 0,
+            k: AUDIT_ARCH_X86_64,
+        },
+        SockFilter {
+            code: RET_K,
+            jt: 0,
+            jf: 0,
+            k: RET_ALLOW,
+        },
+        SockFilter {
+            code: LD_W_ABS,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        }, // syscall number
+        SockFilter {
+            code: JEQ_K,
+            jt: 0,
+            jf: 1,
+            k: libc::SYS_io_uring_setup as u32,
+        },
+        SockFilter {
+            code: RET_K,
+            jt: 0,
+            jf: 0,
+            k: RET_ERRNO | errno as u32,
+        },
+        SockFilter {
+            code: RET_K,
+            jt: 0,
+            jf: 0,
+            k: RET_ALLOW,
+        },
     ];
     let prog = SockFprog {
         len: filter.len() as u16,
@@ -174,7 +234,11 @@ fn deny_io_uring_setup(errno: i32) {
     unsafe {
         assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
         assert_eq!(
-            libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &prog as *const SockFprog),
+            libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER,
+                &prog as *const SockFprog
+            ),
             0,
             "seccomp: {}",
             std::io::Error::last_os_error()

@@ -51,10 +51,14 @@ async fn errors_keep_the_os_error_and_return_the_buffer() {
 #[hoop::test]
 async fn wait_ready_on_a_foreign_fd() {
     let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-    let ready = hoop::io::wait_ready(b.as_fd(), Interest::WRITABLE).await.unwrap();
+    let ready = hoop::io::wait_ready(b.as_fd(), Interest::WRITABLE)
+        .await
+        .unwrap();
     assert!(ready.is_writable());
     let waiter = hoop::spawn(async move {
-        let r = hoop::io::wait_ready(a.as_fd(), Interest::READABLE).await.unwrap();
+        let r = hoop::io::wait_ready(a.as_fd(), Interest::READABLE)
+            .await
+            .unwrap();
         (r.is_readable(), a)
     });
     hoop::time::sleep(Duration::from_millis(10)).await;
@@ -73,7 +77,9 @@ async fn wait_ready_reports_a_bad_fd() {
     drop(fd);
     // SAFETY: the number is closed; no Rust object owns it, and the kernel answers EBADF.
     let closed = unsafe { std::os::fd::BorrowedFd::borrow_raw(raw) };
-    let err = hoop::io::wait_ready(closed, Interest::READABLE).await.unwrap_err();
+    let err = hoop::io::wait_ready(closed, Interest::READABLE)
+        .await
+        .unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EBADF));
 }
 
@@ -137,7 +143,11 @@ async fn dropped_read_keeps_its_buffer_until_completion() {
     {
         let mut read = Box::pin(r.read(buf));
         // Poll once: the read is submitted and waits for data.
-        assert!(futures_util::FutureExt::poll_unpin(&mut read, &mut std::task::Context::from_waker(&futures_util::task::noop_waker())).is_pending());
+        assert!(futures_util::FutureExt::poll_unpin(
+            &mut read,
+            &mut std::task::Context::from_waker(&futures_util::task::noop_waker())
+        )
+        .is_pending());
         assert_eq!(Arc::strong_count(&owner), 2);
     } // dropped in flight
     if hoop::runtime_info().unwrap().driver == hoop::DriverKind::IoUring {
@@ -158,7 +168,11 @@ async fn dropped_read_keeps_its_buffer_until_completion() {
         }
         hoop::time::sleep(Duration::from_millis(1)).await;
     }
-    assert_eq!(Arc::strong_count(&owner), 1, "buffer freed after its completion");
+    assert_eq!(
+        Arc::strong_count(&owner),
+        1,
+        "buffer freed after its completion"
+    );
     // The pipe still works: the cancelled read consumed nothing.
     w.write_all(b"after".to_vec()).await.0.unwrap();
     let (n, buf) = r.read(vec![0u8; 16]).await;

@@ -55,7 +55,11 @@ fn drop_runtime_with_10k_reads_in_flight() {
         let baseline = open_fds();
         let owner = Arc::new(());
         {
-            let rt = Runtime::builder().workers(1).driver(driver).build().unwrap();
+            let rt = Runtime::builder()
+                .workers(1)
+                .driver(driver)
+                .build()
+                .unwrap();
             let o = owner.clone();
             rt.block_on(async move {
                 let pipes: Vec<_> = (0..100).map(|_| hoop::io::pipe().unwrap()).collect();
@@ -79,7 +83,11 @@ fn drop_runtime_with_10k_reads_in_flight() {
             });
             assert!(Arc::strong_count(&owner) > 10_000 / 2);
         } // runtime dropped with 10k reads in flight
-        assert_eq!(Arc::strong_count(&owner), 1, "{driver:?}: every buffer released after its completion");
+        assert_eq!(
+            Arc::strong_count(&owner),
+            1,
+            "{driver:?}: every buffer released after its completion"
+        );
         assert_eq!(open_fds(), baseline, "{driver:?}: no fd leaked");
     }
 }
@@ -92,7 +100,11 @@ fn dropping_in_flight_ops_releases_everything() {
     for driver in DRIVERS {
         let baseline = open_fds();
         let owner = Arc::new(());
-        let rt = Runtime::builder().workers(1).driver(driver).build().unwrap();
+        let rt = Runtime::builder()
+            .workers(1)
+            .driver(driver)
+            .build()
+            .unwrap();
         let o = owner.clone();
         rt.block_on(async move {
             let (r, _w) = hoop::io::pipe().unwrap();
@@ -103,7 +115,10 @@ fn dropping_in_flight_ops_releases_everything() {
                     _owner: o.clone(),
                 };
                 let read = r.read(buf);
-                let poll = hoop::io::wait_ready(std::os::fd::AsFd::as_fd(&a), hoop::io::Interest::READABLE);
+                let poll = hoop::io::wait_ready(
+                    std::os::fd::AsFd::as_fd(&a),
+                    hoop::io::Interest::READABLE,
+                );
                 let sleep = hoop::time::sleep(Duration::from_secs(60));
                 // Each is polled once (submitted), then all are dropped by the timeout.
                 let r = hoop::time::timeout(Duration::from_micros(1), async {
@@ -112,15 +127,24 @@ fn dropping_in_flight_ops_releases_everything() {
                 .await;
                 assert!(r.is_err());
             }
-            let mut stream = hoop::io::ready_stream(std::os::fd::AsFd::as_fd(&a), hoop::io::Interest::READABLE);
-            let _ = hoop::time::timeout(Duration::from_millis(1), futures_util::StreamExt::next(&mut stream)).await;
+            let mut stream =
+                hoop::io::ready_stream(std::os::fd::AsFd::as_fd(&a), hoop::io::Interest::READABLE);
+            let _ = hoop::time::timeout(
+                Duration::from_millis(1),
+                futures_util::StreamExt::next(&mut stream),
+            )
+            .await;
             drop(stream);
             let deadline = Instant::now() + Duration::from_secs(5);
             while hoop::metrics().unwrap().ops_in_flight > 0 {
                 assert!(Instant::now() < deadline, "cancelled ops never completed");
                 hoop::io::nop().await.unwrap();
             }
-            assert_eq!(hoop::metrics().unwrap().timers, 0, "dropped sleeps left no timer");
+            assert_eq!(
+                hoop::metrics().unwrap().timers,
+                0,
+                "dropped sleeps left no timer"
+            );
         });
         assert_eq!(Arc::strong_count(&owner), 1);
         drop(rt);
@@ -136,7 +160,11 @@ fn op_future_outliving_its_runtime() {
     for driver in DRIVERS {
         let owner = Arc::new(());
         let (r, pending) = {
-            let rt = Runtime::builder().workers(1).driver(driver).build().unwrap();
+            let rt = Runtime::builder()
+                .workers(1)
+                .driver(driver)
+                .build()
+                .unwrap();
             let o = owner.clone();
             rt.block_on(async move {
                 let (r, w) = hoop::io::pipe().unwrap();
@@ -148,12 +176,19 @@ fn op_future_outliving_its_runtime() {
                 let r2 = reader.clone();
                 let mut fut = Box::pin(async move { r2.read(buf).await.0.map(|_| ()) });
                 let waker = futures_util::task::noop_waker();
-                assert!(fut.as_mut().poll(&mut std::task::Context::from_waker(&waker)).is_pending());
+                assert!(fut
+                    .as_mut()
+                    .poll(&mut std::task::Context::from_waker(&waker))
+                    .is_pending());
                 drop(w);
                 (reader, fut)
             })
         };
-        let rt = Runtime::builder().workers(1).driver(driver).build().unwrap();
+        let rt = Runtime::builder()
+            .workers(1)
+            .driver(driver)
+            .build()
+            .unwrap();
         let res = rt.block_on(pending);
         let err = res.unwrap_err();
         assert!(err.to_string().contains("shut down"), "{driver:?}: {err}");
@@ -171,12 +206,24 @@ fn runtime_churn_keeps_fds_flat() {
     for driver in DRIVERS {
         let baseline = open_fds();
         for _ in 0..300 {
-            let rt = Runtime::builder().workers(1).driver(driver).build().unwrap();
+            let rt = Runtime::builder()
+                .workers(1)
+                .driver(driver)
+                .build()
+                .unwrap();
             rt.block_on(async { hoop::io::nop().await.unwrap() });
         }
-        let rt = Runtime::builder().workers(2).driver(driver).build().unwrap();
+        let rt = Runtime::builder()
+            .workers(2)
+            .driver(driver)
+            .build()
+            .unwrap();
         rt.run(|_| async { hoop::time::sleep(Duration::from_millis(1)).await });
         drop(rt);
-        assert_eq!(open_fds(), baseline, "{driver:?}: fds leaked by runtime churn");
+        assert_eq!(
+            open_fds(),
+            baseline,
+            "{driver:?}: fds leaked by runtime churn"
+        );
     }
 }

@@ -69,11 +69,11 @@ unsafe impl<B: IoBufMut> IoBufMut for Slice<B> {
         unsafe { self.buf.stable_mut_ptr().add(self.begin) }
     }
     unsafe fn set_init(&mut self, pos: usize) {
-        // SAFETY: the caller wrote `pos` bytes from the slice's start, so the inner buffer has
-        // `begin + pos` initialised bytes provided its bytes before `begin` were initialised; a
-        // read into a slice whose start is past the initialised part would leave a gap, so only
-        // extend when the gap is empty.
+        // A read into a slice that starts past the initialised part would leave a gap of
+        // uninitialised bytes, so the inner buffer only grows when there is no gap.
         if self.buf.bytes_init() >= self.begin {
+            // SAFETY: the caller wrote `pos` bytes from the slice's start, and the bytes before
+            // `begin` are initialised (checked above), so `begin + pos` bytes are initialised.
             unsafe { self.buf.set_init(self.begin + pos) };
         }
     }

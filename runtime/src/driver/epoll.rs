@@ -48,7 +48,13 @@ pub(crate) struct EpollDriver {
     regs: Slab<Registration>,
     by_fd: HashMap<RawFd, usize>,
     next_id: u64,
+    /// Zero-timeout turns skipped since the last `epoll_wait`: while tasks keep the worker busy,
+    /// events are collected every [`BUSY_TURNS_PER_POLL`] ticks instead of every tick.
+    busy_turns: u32,
 }
+
+/// See `EpollDriver::busy_turns`.
+const BUSY_TURNS_PER_POLL: u32 = 8;
 
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
     if r < 0 {
@@ -79,6 +85,7 @@ impl EpollDriver {
             regs: Slab::new(),
             by_fd: HashMap::new(),
             next_id: 0,
+            busy_turns: 0,
         })
     }
 
@@ -232,7 +239,15 @@ impl EpollDriver {
     }
 
     /// Waits for events up to `timeout` (`None`: forever; zero: just poll) and wakes waiters.
-    pub(crate) fn turn(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+    /// Returns false if it skipped the syscall (a busy tick).
+    pub(crate) fn turn(&mut self, timeout: Option<Duration>) -> io::Result<bool> {
+        if timeout == Some(Duration::ZERO) {
+            self.busy_turns += 1;
+            if self.busy_turns < BUSY_TURNS_PER_POLL {
+                return Ok(false);
+            }
+        }
+        self.busy_turns = 0;
         let ms = match timeout {
             None => -1,
             // Rounded up, so a timer never fires early and the loop never spins on a 0 ms wait.
@@ -251,7 +266,7 @@ impl EpollDriver {
         if n < 0 {
             let e = io::Error::last_os_error();
             return if e.raw_os_error() == Some(libc::EINTR) {
-                Ok(())
+                Ok(true)
             } else {
                 Err(e)
             };
@@ -287,6 +302,6 @@ impl EpollDriver {
         if self.events.len() == self.events.capacity() {
             self.events.reserve(self.events.capacity());
         }
-        Ok(())
+        Ok(true)
     }
 }

@@ -264,8 +264,10 @@ impl IoDriver {
                 ring.turn(timeout, &mut self.ops, &mut self.graveyard, &mut self.stats)
             }
             Backend::Epoll(epoll) => {
-                self.stats.enters += 1;
-                epoll.turn(timeout)
+                if epoll.turn(timeout)? {
+                    self.stats.enters += 1;
+                }
+                Ok(())
             }
         }
     }

@@ -22,7 +22,8 @@ const DOORBELL: u64 = u64::MAX - 1;
 
 pub(crate) struct UringDriver {
     ring: IoUring,
-    probe: Probe,
+    /// Boxed: the probe's op table is 2 KiB, which would bloat every `Backend`.
+    probe: Box<Probe>,
     /// The worker's eventfd, read by an SQE kept in the ring while the worker parks.
     doorbell_fd: RawFd,
     /// Where the doorbell read lands; heap-stable, leaked if the ring is abandoned.
@@ -74,7 +75,7 @@ impl UringDriver {
             // Timed waits need EXT_ARG (5.11); lossless overflow needs NODROP (5.5).
             return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
         }
-        let mut probe = Probe::new();
+        let mut probe = Box::new(Probe::new());
         ring.submitter().register_probe(&mut probe)?;
         Ok(UringDriver {
             ring,

@@ -167,6 +167,7 @@ impl<T: OpCode> Op<T> {
                 if let Some(w) = waiter.take() {
                     epoll.release(w);
                 }
+                d.stats.completed += 1;
                 Step::Finish(self.take_data(), res)
             }
             State::Done => panic!("hoop: operation polled after it completed"),
@@ -194,6 +195,7 @@ impl<T: OpCode> Op<T> {
                     return Step::Wait;
                 }
                 let res = data.perform();
+                d.stats.completed += 1;
                 Step::Finish(data, res)
             }
             Plan::Readiness { fd, interest, .. } => {
