@@ -13,9 +13,18 @@ pub(crate) mod budget;
 mod multi;
 mod single;
 
+pub mod at;
+pub mod close;
+pub mod dir_ops;
+pub mod file_space;
+pub mod fsync;
 pub mod nop;
+pub mod open;
+pub mod path_ops;
 pub mod poll;
 pub mod rw;
+pub mod statx;
+pub mod xattr;
 
 pub use multi::{AfterFinal, MultiOp, MultishotOp};
 pub use single::Op;
@@ -96,8 +105,9 @@ pub unsafe trait OpCode: 'static {
     /// What awaiting the operation gives.
     type Output;
 
-    /// The SQE for the io_uring driver (its user data is set by the driver).
-    fn uring_entry(&mut self) -> Entry;
+    /// The SQE for the io_uring driver (its user data is set by the driver), or `None` for an
+    /// operation io_uring has no opcode for (it then takes the `plan()` path on io_uring too).
+    fn uring_entry(&mut self) -> Option<Entry>;
 
     /// How the epoll driver runs it.
     fn plan(&self) -> Plan;

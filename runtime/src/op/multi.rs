@@ -121,10 +121,9 @@ impl<T: MultishotOp> MultiOp<T> {
                 State::Idle(_) => {
                     let mut data = self.take_data();
                     let entry = match &d.backend {
-                        Backend::Uring(ring) => {
-                            let entry = data.uring_entry();
-                            ring.supports(entry.get_opcode() as u8).then_some(entry)
-                        }
+                        Backend::Uring(ring) => data
+                            .uring_entry()
+                            .filter(|e| ring.supports(e.get_opcode() as u8)),
                         Backend::Epoll(_) => None,
                     };
                     match entry {

@@ -12,8 +12,8 @@ pub struct Nop;
 unsafe impl OpCode for Nop {
     type Output = io::Result<()>;
 
-    fn uring_entry(&mut self) -> Entry {
-        opcode::Nop::new().build()
+    fn uring_entry(&mut self) -> Option<Entry> {
+        Some(opcode::Nop::new().build())
     }
 
     fn plan(&self) -> Plan {

@@ -65,10 +65,12 @@ impl PollAdd {
 unsafe impl OpCode for PollAdd {
     type Output = io::Result<Ready>;
 
-    fn uring_entry(&mut self) -> Entry {
-        opcode::PollAdd::new(types::Fd(self.fd), self.interest.poll_mask())
-            .multi(self.multi)
-            .build()
+    fn uring_entry(&mut self) -> Option<Entry> {
+        Some(
+            opcode::PollAdd::new(types::Fd(self.fd), self.interest.poll_mask())
+                .multi(self.multi)
+                .build(),
+        )
     }
 
     fn plan(&self) -> Plan {

@@ -60,10 +60,12 @@ impl<B: IoBufMut> Read<B> {
 unsafe impl<B: IoBufMut> OpCode for Read<B> {
     type Output = BufResult<usize, B>;
 
-    fn uring_entry(&mut self) -> Entry {
-        opcode::Read::new(types::Fd(self.raw), self.ptr, self.len)
-            .offset(self.offset)
-            .build()
+    fn uring_entry(&mut self) -> Option<Entry> {
+        Some(
+            opcode::Read::new(types::Fd(self.raw), self.ptr, self.len)
+                .offset(self.offset)
+                .build(),
+        )
     }
 
     fn plan(&self) -> Plan {
@@ -143,10 +145,12 @@ impl<B: IoBuf> Write<B> {
 unsafe impl<B: IoBuf> OpCode for Write<B> {
     type Output = BufResult<usize, B>;
 
-    fn uring_entry(&mut self) -> Entry {
-        opcode::Write::new(types::Fd(self.raw), self.ptr, self.len)
-            .offset(self.offset)
-            .build()
+    fn uring_entry(&mut self) -> Option<Entry> {
+        Some(
+            opcode::Write::new(types::Fd(self.raw), self.ptr, self.len)
+                .offset(self.offset)
+                .build(),
+        )
     }
 
     fn plan(&self) -> Plan {

@@ -182,9 +182,10 @@ impl<T: OpCode> Op<T> {
         cx: &mut Context<'_>,
     ) -> Step<T> {
         if let Backend::Uring(ring) = &d.backend {
-            let entry = data.uring_entry();
-            if ring.supports(entry.get_opcode() as u8) {
-                return self.submit(driver, d, data, entry, false, cx);
+            if let Some(entry) = data.uring_entry() {
+                if ring.supports(entry.get_opcode() as u8) {
+                    return self.submit(driver, d, data, entry, false, cx);
+                }
             }
         }
         match data.plan() {

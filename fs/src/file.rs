@@ -1,0 +1,317 @@
+//! [`File`]: an open file with positioned, owned-buffer I/O.
+
+use crate::error::with_path;
+use crate::metadata::{Metadata, STATX_MASK};
+use crate::xattr::{self, Target};
+use crate::OpenOptions;
+use hoop_runtime::buf::{BufResult, IoBuf, IoBufMut};
+use hoop_runtime::fd::SharedFd;
+use hoop_runtime::op::at::At;
+use hoop_runtime::op::close::Close;
+use hoop_runtime::op::file_space::{Fadvise, Fallocate, Ftruncate};
+use hoop_runtime::op::fsync::Fsync;
+use hoop_runtime::op::rw::{FdKind, Read, Write};
+use hoop_runtime::op::statx::Statx;
+use hoop_runtime::op::Op;
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::path::Path;
+use std::rc::Rc;
+
+/// Access-pattern advice for [`File::fadvise`] (`posix_fadvise(2)`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Advice {
+    /// No special pattern.
+    Normal,
+    /// Sequential access: read ahead more.
+    Sequential,
+    /// Random access: no read-ahead.
+    Random,
+    /// Will be needed soon: start reading it in.
+    WillNeed,
+    /// Not needed soon: drop it from the page cache.
+    DontNeed,
+    /// Accessed once.
+    NoReuse,
+}
+
+impl Advice {
+    fn raw(self) -> i32 {
+        match self {
+            Advice::Normal => libc::POSIX_FADV_NORMAL,
+            Advice::Sequential => libc::POSIX_FADV_SEQUENTIAL,
+            Advice::Random => libc::POSIX_FADV_RANDOM,
+            Advice::WillNeed => libc::POSIX_FADV_WILLNEED,
+            Advice::DontNeed => libc::POSIX_FADV_DONTNEED,
+            Advice::NoReuse => libc::POSIX_FADV_NOREUSE,
+        }
+    }
+}
+
+/// An open file. All I/O is positioned (`*_at`): a file has no cursor shared between tasks.
+///
+/// ```
+/// # hoop_runtime::block_on(async {
+/// # let path = std::env::temp_dir().join(format!("hoop-doc-file-{}", std::process::id()));
+/// let file = hoop_fs::File::create(&path).await.unwrap();
+/// let (res, buf) = file.write_all_at(b"hello world".to_vec(), 0).await;
+/// res.unwrap();
+/// let (res, buf) = file.read_at(buf, 6).await; // the buffer comes back, reused
+/// assert_eq!(res.unwrap(), 5);
+/// assert_eq!(buf, b"world");
+/// file.close().await.unwrap();
+/// # std::fs::remove_file(&path).unwrap();
+/// # });
+/// ```
+pub struct File {
+    fd: SharedFd,
+    /// For error messages; `None` for files made from an fd.
+    path: Option<Rc<Path>>,
+}
+
+impl File {
+    pub(crate) fn from_shared(fd: SharedFd, path: Option<&Path>) -> Self {
+        File {
+            fd,
+            path: path.map(Rc::from),
+        }
+    }
+
+    /// Opens a file for reading.
+    pub async fn open(path: impl AsRef<Path>) -> io::Result<File> {
+        OpenOptions::new().read(true).open(path).await
+    }
+
+    /// Creates (or truncates) a file for writing.
+    pub async fn create(path: impl AsRef<Path>) -> io::Result<File> {
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+            .await
+    }
+
+    /// Options to open a file with.
+    pub fn options() -> OpenOptions {
+        OpenOptions::new()
+    }
+
+    fn ctx(&self, op: &'static str) -> impl FnOnce(io::Error) -> io::Error + '_ {
+        let path = self.path.as_deref().unwrap_or(Path::new("<fd>"));
+        with_path(op, path)
+    }
+
+    pub(crate) fn with_path(mut self, path: &Path) -> Self {
+        self.path = Some(Rc::from(path));
+        self
+    }
+
+    /// Reads up to `buf.bytes_total()` bytes at `pos`; `Ok(0)` at end of file.
+    pub async fn read_at<B: IoBufMut>(&self, buf: B, pos: u64) -> BufResult<usize, B> {
+        let (res, buf) = Op::new(Read::new(&self.fd, buf, pos, FdKind::File)).await;
+        (res.map_err(self.ctx("read")), buf)
+    }
+
+    /// Fills `buf` to its capacity from `pos`, reading again after short reads;
+    /// `UnexpectedEof` if the file ends first.
+    pub async fn read_exact_at<B: IoBufMut>(&self, buf: B, pos: u64) -> BufResult<(), B> {
+        let total = buf.bytes_total();
+        let mut done = 0;
+        let mut slice = buf.slice(..);
+        while done < total {
+            let (res, s) =
+                Op::new(Read::new(&self.fd, slice, pos + done as u64, FdKind::File)).await;
+            let buf = s.into_inner();
+            match res {
+                Ok(0) => {
+                    let e = io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "file ended before the buffer was full",
+                    );
+                    return (Err(e).map_err(self.ctx("read")), buf);
+                }
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return (Err(e).map_err(self.ctx("read")), buf),
+            }
+            slice = buf.slice(done..);
+        }
+        (Ok(()), slice.into_inner())
+    }
+
+    /// Writes `buf`'s initialised bytes at `pos` (possibly only some of them).
+    pub async fn write_at<B: IoBuf>(&self, buf: B, pos: u64) -> BufResult<usize, B> {
+        let (res, buf) = Op::new(Write::new(&self.fd, buf, pos, FdKind::File)).await;
+        (res.map_err(self.ctx("write")), buf)
+    }
+
+    /// Writes all of `buf`'s initialised bytes at `pos`, writing again after short writes. A full
+    /// disk gives `StorageFull` (`ENOSPC`), never a silent short write.
+    pub async fn write_all_at<B: IoBuf>(&self, buf: B, pos: u64) -> BufResult<(), B> {
+        let total = buf.bytes_init();
+        let mut done = 0;
+        let mut slice = buf.slice(..total);
+        while done < total {
+            let (res, s) =
+                Op::new(Write::new(&self.fd, slice, pos + done as u64, FdKind::File)).await;
+            let buf = s.into_inner();
+            match res {
+                Ok(0) => {
+                    let e = io::Error::from(io::ErrorKind::WriteZero);
+                    return (Err(e).map_err(self.ctx("write")), buf);
+                }
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return (Err(e).map_err(self.ctx("write")), buf),
+            }
+            slice = buf.slice(done..total);
+        }
+        (Ok(()), slice.into_inner())
+    }
+
+    /// Flushes data and metadata to storage (`fsync`).
+    pub async fn sync_all(&self) -> io::Result<()> {
+        Op::new(Fsync::new(&self.fd, false))
+            .await
+            .map_err(self.ctx("fsync"))
+    }
+
+    /// Flushes data, and only the metadata needed to read it (`fdatasync`).
+    pub async fn sync_data(&self) -> io::Result<()> {
+        Op::new(Fsync::new(&self.fd, true))
+            .await
+            .map_err(self.ctx("fdatasync"))
+    }
+
+    /// Truncates or extends the file to `len` bytes.
+    pub async fn set_len(&self, len: u64) -> io::Result<()> {
+        Op::new(Ftruncate::new(&self.fd, len))
+            .await
+            .map_err(self.ctx("ftruncate"))
+    }
+
+    /// `fallocate(2)` on `offset..offset + len`: `mode` 0 allocates (extending the size),
+    /// `libc::FALLOC_FL_KEEP_SIZE` allocates without changing the size, and
+    /// `libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE` deallocates (reads give zeros).
+    pub async fn fallocate(&self, offset: u64, len: u64, mode: i32) -> io::Result<()> {
+        Op::new(Fallocate::new(&self.fd, offset, len, mode))
+            .await
+            .map_err(self.ctx("fallocate"))
+    }
+
+    /// Tells the kernel how `offset..offset + len` will be accessed (`len` 0: to the end).
+    pub async fn fadvise(&self, offset: u64, len: u32, advice: Advice) -> io::Result<()> {
+        Op::new(Fadvise::new(&self.fd, offset, len, advice.raw()))
+            .await
+            .map_err(self.ctx("fadvise"))
+    }
+
+    /// Metadata of the open file (`statx` with `AT_EMPTY_PATH`).
+    pub async fn metadata(&self) -> io::Result<Metadata> {
+        let stx = Op::new(Statx::new(
+            At::dir(&self.fd),
+            c"".to_owned(),
+            libc::AT_EMPTY_PATH,
+            STATX_MASK,
+        ))
+        .await
+        .map_err(self.ctx("stat"))?;
+        Ok(Metadata::from_statx(stx))
+    }
+
+    /// The value of extended attribute `name` (e.g. `"user.comment"`).
+    pub async fn get_xattr(&self, name: impl AsRef<OsStr>) -> io::Result<Vec<u8>> {
+        xattr::get(Target::Fd(&self.fd), name.as_ref())
+            .await
+            .map_err(self.ctx("getxattr"))
+    }
+
+    /// Sets extended attribute `name` to `value`.
+    pub async fn set_xattr(
+        &self,
+        name: impl AsRef<OsStr>,
+        value: impl Into<Vec<u8>>,
+    ) -> io::Result<()> {
+        xattr::set(Target::Fd(&self.fd), name.as_ref(), value.into())
+            .await
+            .map_err(self.ctx("setxattr"))
+    }
+
+    /// Names of the file's extended attributes.
+    pub async fn list_xattr(&self) -> io::Result<Vec<OsString>> {
+        xattr::list(Target::Fd(&self.fd))
+            .await
+            .map_err(self.ctx("listxattr"))
+    }
+
+    /// Removes extended attribute `name`.
+    pub async fn remove_xattr(&self, name: impl AsRef<OsStr>) -> io::Result<()> {
+        xattr::remove(Target::Fd(&self.fd), name.as_ref())
+            .await
+            .map_err(self.ctx("removexattr"))
+    }
+
+    /// Closes the file asynchronously and reports the close's error. If an operation still holds
+    /// the fd, it is closed when that operation ends instead (and this returns `Ok`).
+    pub async fn close(self) -> io::Result<()> {
+        let ctx_path = self.path.clone();
+        match self.fd.try_unwrap() {
+            Ok(fd) => Op::new(Close::new(fd)).await.map_err(with_path(
+                "close",
+                ctx_path.as_deref().unwrap_or(Path::new("<fd>")),
+            )),
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// The path the file was opened with, if any.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Converts into a `std::fs::File` (fails with `WouldBlock` if an operation still holds the
+    /// fd, giving back nothing: the caller keeps the `File` only by not calling this then).
+    pub fn into_std(self) -> Result<std::fs::File, File> {
+        let path = self.path;
+        match self.fd.try_unwrap() {
+            Ok(fd) => Ok(std::fs::File::from(fd)),
+            Err(fd) => Err(File { fd, path }),
+        }
+    }
+}
+
+impl From<std::fs::File> for File {
+    fn from(f: std::fs::File) -> Self {
+        File::from(OwnedFd::from(f))
+    }
+}
+
+impl From<OwnedFd> for File {
+    fn from(fd: OwnedFd) -> Self {
+        File::from_shared(SharedFd::new(fd), None)
+    }
+}
+
+impl AsRawFd for File {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.raw()
+    }
+}
+
+impl AsFd for File {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl fmt::Debug for File {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("File")
+            .field("fd", &self.fd.raw())
+            .field("path", &self.path)
+            .finish()
+    }
+}

@@ -1,0 +1,323 @@
+//! Path functions like `std::fs` and `tokio::fs`, each one operation through the driver.
+
+use crate::error::with_path;
+use crate::metadata::{Metadata, STATX_MASK};
+use crate::read_dir::ReadDir;
+use crate::xattr::{self, Target};
+use crate::{File, OpenOptions};
+use hoop_runtime::op::at::{c_path, At};
+use hoop_runtime::op::dir_ops::{ChmodAt, ReadLinkAt};
+use hoop_runtime::op::open::OpenAt2;
+use hoop_runtime::op::path_ops::{LinkAt, MkDirAt, RenameAt, SymlinkAt, UnlinkAt};
+use hoop_runtime::op::statx::Statx;
+use hoop_runtime::op::Op;
+use std::ffi::{OsStr, OsString};
+use std::fs::Permissions;
+use std::future::Future;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+
+/// Reads a whole file.
+///
+/// ```
+/// # hoop_runtime::block_on(async {
+/// # let path = std::env::temp_dir().join(format!("hoop-doc-read-{}", std::process::id()));
+/// hoop_fs::write(&path, b"contents").await.unwrap();
+/// assert_eq!(hoop_fs::read(&path).await.unwrap(), b"contents");
+/// # hoop_fs::remove_file(&path).await.unwrap();
+/// # });
+/// ```
+pub async fn read(path: impl AsRef<Path>) -> io::Result<Vec<u8>> {
+    let path = path.as_ref();
+    let file = File::open(path).await?;
+    let size_hint = file.metadata().await.map(|m| m.len() as usize).unwrap_or(0);
+    let mut buf = Vec::with_capacity(size_hint.max(64) + 1);
+    loop {
+        if buf.len() == buf.capacity() {
+            buf.reserve(buf.capacity());
+        }
+        let pos = buf.len();
+        let (res, slice) = file
+            .read_at(hoop_runtime::IoBuf::slice(buf, pos..), pos as u64)
+            .await;
+        buf = slice.into_inner();
+        if res? == 0 {
+            return Ok(buf);
+        }
+    }
+}
+
+/// Reads a whole file as UTF-8.
+pub async fn read_to_string(path: impl AsRef<Path>) -> io::Result<String> {
+    let path = path.as_ref();
+    let bytes = read(path).await?;
+    String::from_utf8(bytes).map_err(|_| {
+        with_path("read", path)(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "file is not valid UTF-8",
+        ))
+    })
+}
+
+/// Creates or truncates a file and writes `contents` to it.
+pub async fn write(path: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> io::Result<()> {
+    let file = File::create(path).await?;
+    file.write_all_at(contents.as_ref().to_vec(), 0).await.0
+}
+
+async fn statx(path: &Path, flags: i32, op: &'static str) -> io::Result<Metadata> {
+    let c = c_path(path).map_err(with_path(op, path))?;
+    let stx = Op::new(Statx::new(At::cwd(), c, flags, STATX_MASK))
+        .await
+        .map_err(with_path(op, path))?;
+    Ok(Metadata::from_statx(stx))
+}
+
+/// Metadata of `path`, following symlinks.
+pub async fn metadata(path: impl AsRef<Path>) -> io::Result<Metadata> {
+    statx(path.as_ref(), 0, "stat").await
+}
+
+/// Metadata of `path` itself, not following a final symlink.
+pub async fn symlink_metadata(path: impl AsRef<Path>) -> io::Result<Metadata> {
+    statx(path.as_ref(), libc::AT_SYMLINK_NOFOLLOW, "lstat").await
+}
+
+/// True if `path` exists (following symlinks); errors other than "not found" are returned.
+pub async fn try_exists(path: impl AsRef<Path>) -> io::Result<bool> {
+    match metadata(path).await {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Renames `from` to `to`, replacing `to` if it exists (like `std::fs::rename`).
+pub async fn rename(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<()> {
+    let (from, to) = (from.as_ref(), to.as_ref());
+    let ctx = with_path("rename", from);
+    let op = RenameAt::new(
+        At::cwd(),
+        c_path(from).map_err(ctx)?,
+        At::cwd(),
+        c_path(to)?,
+        0,
+    );
+    Op::new(op).await.map_err(with_path("rename", from))
+}
+
+async fn unlink(path: &Path, flags: i32, op: &'static str) -> io::Result<()> {
+    let c = c_path(path).map_err(with_path(op, path))?;
+    Op::new(UnlinkAt::new(At::cwd(), c, flags))
+        .await
+        .map_err(with_path(op, path))
+}
+
+/// Removes a file (or symlink).
+pub async fn remove_file(path: impl AsRef<Path>) -> io::Result<()> {
+    unlink(path.as_ref(), 0, "unlink").await
+}
+
+/// Removes an empty directory.
+pub async fn remove_dir(path: impl AsRef<Path>) -> io::Result<()> {
+    unlink(path.as_ref(), libc::AT_REMOVEDIR, "rmdir").await
+}
+
+/// Removes a directory and everything in it. Symlinks are removed, never followed.
+pub async fn remove_dir_all(path: impl AsRef<Path>) -> io::Result<()> {
+    remove_tree(path.as_ref().to_path_buf()).await
+}
+
+fn remove_tree(path: PathBuf) -> Pin<Box<dyn Future<Output = io::Result<()>>>> {
+    Box::pin(async move {
+        let meta = symlink_metadata(&path).await?;
+        if !meta.is_dir() {
+            return remove_file(&path).await;
+        }
+        let mut entries = read_dir(&path).await?;
+        while let Some(entry) = entries.next_entry().await? {
+            let child = entry.path();
+            if entry.file_type().await? == crate::FileType::Dir {
+                remove_tree(child).await?;
+            } else {
+                remove_file(&child).await?;
+            }
+        }
+        remove_dir(&path).await
+    })
+}
+
+/// Creates a directory (mode `0o777` before the umask).
+pub async fn create_dir(path: impl AsRef<Path>) -> io::Result<()> {
+    let path = path.as_ref();
+    let c = c_path(path).map_err(with_path("mkdir", path))?;
+    Op::new(MkDirAt::new(At::cwd(), c, 0o777))
+        .await
+        .map_err(with_path("mkdir", path))
+}
+
+/// Creates a directory and its missing parents; an existing directory is fine.
+pub async fn create_dir_all(path: impl AsRef<Path>) -> io::Result<()> {
+    let path = path.as_ref();
+    let mut missing = Vec::new();
+    let mut cur = Some(path);
+    while let Some(p) = cur {
+        if p.as_os_str().is_empty() {
+            break;
+        }
+        match metadata(p).await {
+            Ok(m) if m.is_dir() => break,
+            Ok(_) => {
+                let e = io::Error::from_raw_os_error(libc::ENOTDIR);
+                return Err(with_path("mkdir", p)(e));
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => missing.push(p),
+            Err(e) => return Err(e),
+        }
+        cur = p.parent();
+    }
+    for p in missing.into_iter().rev() {
+        match create_dir(p).await {
+            Ok(()) => {}
+            // Created concurrently by someone else: fine if it is a directory.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && metadata(p).await?.is_dir() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Creates a hard link `link` to the file `original`.
+pub async fn hard_link(original: impl AsRef<Path>, link: impl AsRef<Path>) -> io::Result<()> {
+    let (original, link) = (original.as_ref(), link.as_ref());
+    let op = LinkAt::new(At::cwd(), c_path(original)?, At::cwd(), c_path(link)?, 0);
+    Op::new(op).await.map_err(with_path("link", link))
+}
+
+/// Creates a symlink `link` whose contents are `target`.
+pub async fn symlink(target: impl AsRef<Path>, link: impl AsRef<Path>) -> io::Result<()> {
+    let (target, link) = (target.as_ref(), link.as_ref());
+    let op = SymlinkAt::new(c_path(target)?, At::cwd(), c_path(link)?);
+    Op::new(op).await.map_err(with_path("symlink", link))
+}
+
+/// The target of a symlink.
+pub async fn read_link(path: impl AsRef<Path>) -> io::Result<PathBuf> {
+    let path = path.as_ref();
+    let c = c_path(path).map_err(with_path("readlink", path))?;
+    let target = Op::new(ReadLinkAt::new(At::cwd(), c))
+        .await
+        .map_err(with_path("readlink", path))?;
+    Ok(PathBuf::from(target))
+}
+
+/// The entries of a directory.
+///
+/// ```
+/// # hoop_runtime::block_on(async {
+/// let mut entries = hoop_fs::read_dir("/").await.unwrap();
+/// let mut names = Vec::new();
+/// while let Some(e) = entries.next_entry().await.unwrap() {
+///     names.push(e.file_name().to_owned());
+/// }
+/// assert!(names.iter().any(|n| n == "proc"));
+/// # });
+/// ```
+pub async fn read_dir(path: impl AsRef<Path>) -> io::Result<ReadDir> {
+    let path = path.as_ref();
+    let c = c_path(path).map_err(with_path("opendir", path))?;
+    let fd = Op::new(OpenAt2::new(
+        At::cwd(),
+        c,
+        libc::O_RDONLY | libc::O_DIRECTORY,
+        0,
+        0,
+    ))
+    .await
+    .map_err(with_path("opendir", path))?;
+    Ok(ReadDir::new(fd, path))
+}
+
+/// Copies the contents and permission bits of `from` to `to`; returns the bytes copied.
+pub async fn copy(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<u64> {
+    let (from, to) = (from.as_ref(), to.as_ref());
+    let src = File::open(from).await?;
+    let meta = src.metadata().await?;
+    if !meta.is_file() {
+        let e = io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the source is not a regular file",
+        );
+        return Err(with_path("copy", from)(e));
+    }
+    let dst = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(meta.mode() & 0o7777)
+        .open(to)
+        .await?;
+    let mut buf = Vec::with_capacity(256 * 1024);
+    let mut pos = 0u64;
+    loop {
+        buf.clear();
+        let (res, b) = src.read_at(buf, pos).await;
+        let n = res?;
+        if n == 0 {
+            break;
+        }
+        let (res, b) = dst.write_all_at(b, pos).await;
+        res?;
+        buf = b;
+        pos += n as u64;
+    }
+    set_permissions(to, meta.permissions()).await?;
+    Ok(pos)
+}
+
+/// Sets the permission bits of `path` (following symlinks).
+pub async fn set_permissions(path: impl AsRef<Path>, perm: Permissions) -> io::Result<()> {
+    let path = path.as_ref();
+    let c = c_path(path).map_err(with_path("chmod", path))?;
+    Op::new(ChmodAt::new(At::cwd(), c, perm.mode()))
+        .await
+        .map_err(with_path("chmod", path))
+}
+
+/// The value of extended attribute `name` of `path` (following symlinks).
+pub async fn get_xattr(path: impl AsRef<Path>, name: impl AsRef<OsStr>) -> io::Result<Vec<u8>> {
+    let path = path.as_ref();
+    xattr::get(Target::Path(path), name.as_ref())
+        .await
+        .map_err(with_path("getxattr", path))
+}
+
+/// Sets extended attribute `name` of `path`.
+pub async fn set_xattr(
+    path: impl AsRef<Path>,
+    name: impl AsRef<OsStr>,
+    value: impl Into<Vec<u8>>,
+) -> io::Result<()> {
+    let path = path.as_ref();
+    xattr::set(Target::Path(path), name.as_ref(), value.into())
+        .await
+        .map_err(with_path("setxattr", path))
+}
+
+/// Names of the extended attributes of `path`.
+pub async fn list_xattr(path: impl AsRef<Path>) -> io::Result<Vec<OsString>> {
+    let path = path.as_ref();
+    xattr::list(Target::Path(path))
+        .await
+        .map_err(with_path("listxattr", path))
+}
+
+/// Removes extended attribute `name` of `path`.
+pub async fn remove_xattr(path: impl AsRef<Path>, name: impl AsRef<OsStr>) -> io::Result<()> {
+    let path = path.as_ref();
+    xattr::remove(Target::Path(path), name.as_ref())
+        .await
+        .map_err(with_path("removexattr", path))
+}

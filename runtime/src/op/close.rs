@@ -1,0 +1,59 @@
+//! `IORING_OP_CLOSE`: close an fd asynchronously (a close can block: NFS flushes, last
+//! reference to a deleted file on some filesystems).
+
+use super::at::cvt;
+use super::{OpCode, Plan};
+use io_uring::{opcode, squeue::Entry, types};
+use std::io;
+use std::os::fd::{IntoRawFd, OwnedFd, RawFd};
+
+/// Closes an fd it owns. If the future is dropped, the close still happens exactly once (the SQE
+/// was submitted, or `Drop` closes it if it never was).
+pub struct Close {
+    fd: RawFd,
+    submitted: bool,
+}
+
+impl Close {
+    /// Takes ownership of `fd`.
+    pub fn new(fd: OwnedFd) -> Self {
+        Close {
+            fd: fd.into_raw_fd(),
+            submitted: false,
+        }
+    }
+}
+
+// SAFETY: no pointers; the op owns the fd number until the close completes.
+unsafe impl OpCode for Close {
+    type Output = io::Result<()>;
+
+    fn uring_entry(&mut self) -> Option<Entry> {
+        self.submitted = true;
+        Some(opcode::Close::new(types::Fd(self.fd)).build())
+    }
+
+    fn plan(&self) -> Plan {
+        Plan::Blocking
+    }
+
+    fn perform(&mut self) -> io::Result<u32> {
+        self.submitted = true;
+        // SAFETY: the op owns the fd; after this call it is gone whatever the result (Linux
+        // releases the fd even when close reports an error).
+        cvt(unsafe { libc::close(self.fd) } as libc::c_long)
+    }
+
+    fn complete(self, result: io::Result<u32>) -> io::Result<()> {
+        result.map(drop)
+    }
+}
+
+impl Drop for Close {
+    fn drop(&mut self) {
+        if !self.submitted {
+            // SAFETY: never handed to the kernel or the pool, so this op still owns the fd.
+            unsafe { libc::close(self.fd) };
+        }
+    }
+}

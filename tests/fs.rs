@@ -1,0 +1,448 @@
+//! hoop::fs on both drivers: files, path functions, metadata against std, xattrs, fallocate,
+//! errors with context, ENOSPC on a small tmpfs, and `Dir` confinement against escapes.
+
+use futures_util::StreamExt;
+use hoop::fs::{self, Dir, File, OpenOptions, Resolve};
+use std::io::ErrorKind;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A fresh directory under the target dir, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "hoop-fs-{}-{}-{}-{}",
+            name,
+            std::process::id(),
+            hoop::runtime_info().map_or("none".into(), |i| i.driver.to_string()),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.0.join(rel)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[hoop::test]
+async fn file_positioned_io() {
+    let s = Scratch::new("io");
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .open(s.path("f"))
+        .await
+        .unwrap();
+    let (r, buf) = f.write_all_at(b"0123456789".to_vec(), 0).await;
+    r.unwrap();
+    assert_eq!(buf, b"0123456789");
+    f.write_all_at(&b"AB"[..], 4).await.0.unwrap();
+    let (r, buf) = f.read_at(Vec::with_capacity(4), 3).await;
+    assert_eq!(r.unwrap(), 4);
+    assert_eq!(buf, b"3AB6");
+    let (r, buf) = f.read_exact_at(vec![0u8; 3], 7).await;
+    r.unwrap();
+    assert_eq!(buf, b"789");
+    let (r, _) = f.read_exact_at(vec![0u8; 5], 8).await;
+    assert_eq!(r.unwrap_err().kind(), ErrorKind::UnexpectedEof);
+    let (r, _) = f.read_at(Vec::with_capacity(8), 100).await;
+    assert_eq!(r.unwrap(), 0, "EOF past the end");
+    f.sync_all().await.unwrap();
+    f.sync_data().await.unwrap();
+    f.set_len(3).await.unwrap();
+    assert_eq!(f.metadata().await.unwrap().len(), 3);
+    f.set_len(1 << 20).await.unwrap();
+    assert_eq!(std::fs::metadata(s.path("f")).unwrap().len(), 1 << 20);
+    f.fadvise(0, 0, fs::Advice::Sequential).await.unwrap();
+    f.close().await.unwrap();
+    assert_eq!(&std::fs::read(s.path("f")).unwrap()[..3], b"012");
+}
+
+#[hoop::test]
+async fn metadata_matches_std() {
+    let s = Scratch::new("meta");
+    std::fs::write(s.path("a"), b"hello").unwrap();
+    std::os::unix::fs::symlink("a", s.path("link")).unwrap();
+    let ours = fs::metadata(s.path("link")).await.unwrap();
+    let std_m = std::fs::metadata(s.path("link")).unwrap();
+    assert!(ours.is_file());
+    assert_eq!(ours.len(), std_m.len());
+    assert_eq!(ours.ino(), std_m.ino());
+    assert_eq!(ours.dev(), std_m.dev());
+    assert_eq!(ours.mode(), std_m.mode());
+    assert_eq!(ours.nlink(), std_m.nlink());
+    assert_eq!(ours.uid(), std_m.uid());
+    assert_eq!(ours.gid(), std_m.gid());
+    assert_eq!(ours.blocks(), std_m.blocks());
+    assert_eq!(ours.blksize(), std_m.blksize());
+    assert_eq!(ours.modified(), std_m.modified().unwrap());
+    assert_eq!(ours.accessed(), std_m.accessed().unwrap());
+    assert_eq!(ours.permissions(), std_m.permissions());
+    let l = fs::symlink_metadata(s.path("link")).await.unwrap();
+    assert!(l.is_symlink());
+    assert_eq!(
+        l.ino(),
+        std::fs::symlink_metadata(s.path("link")).unwrap().ino()
+    );
+    let d = fs::metadata(&s.0).await.unwrap();
+    assert!(d.is_dir());
+    let f = File::open(s.path("a")).await.unwrap();
+    assert_eq!(f.metadata().await.unwrap().ino(), std_m.ino());
+    // ext4 and most local filesystems report the O_DIRECT alignment on 6.1+ kernels.
+    if let Some((mem, off)) = f.metadata().await.unwrap().dio_alignment() {
+        assert!(mem.is_power_of_two() && off.is_power_of_two());
+    }
+}
+
+#[hoop::test]
+async fn path_functions() {
+    let s = Scratch::new("paths");
+    fs::create_dir_all(s.path("a/b/c")).await.unwrap();
+    fs::create_dir_all(s.path("a/b/c")).await.unwrap(); // idempotent
+    assert!(std::fs::metadata(s.path("a/b/c")).unwrap().is_dir());
+    fs::write(s.path("a/b/c/f.txt"), "text").await.unwrap();
+    assert_eq!(
+        fs::read_to_string(s.path("a/b/c/f.txt")).await.unwrap(),
+        "text"
+    );
+    fs::rename(s.path("a/b/c/f.txt"), s.path("a/g.txt"))
+        .await
+        .unwrap();
+    assert!(!fs::try_exists(s.path("a/b/c/f.txt")).await.unwrap());
+    assert!(fs::try_exists(s.path("a/g.txt")).await.unwrap());
+    fs::hard_link(s.path("a/g.txt"), s.path("a/h.txt"))
+        .await
+        .unwrap();
+    assert_eq!(fs::metadata(s.path("a/h.txt")).await.unwrap().nlink(), 2);
+    fs::symlink("g.txt", s.path("a/s")).await.unwrap();
+    assert_eq!(
+        fs::read_link(s.path("a/s")).await.unwrap(),
+        Path::new("g.txt")
+    );
+    assert_eq!(fs::read(s.path("a/s")).await.unwrap(), b"text");
+    let copied = fs::copy(s.path("a/g.txt"), s.path("copy.txt"))
+        .await
+        .unwrap();
+    assert_eq!(copied, 4);
+    fs::set_permissions(s.path("copy.txt"), std::fs::Permissions::from_mode(0o640))
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::metadata(s.path("copy.txt")).unwrap().mode() & 0o777,
+        0o640
+    );
+    let mut names = Vec::new();
+    let mut rd = fs::read_dir(s.path("a")).await.unwrap();
+    while let Some(e) = rd.next().await {
+        let e = e.unwrap();
+        names.push((
+            e.file_name().to_string_lossy().into_owned(),
+            e.file_type().await.unwrap(),
+        ));
+    }
+    names.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        names,
+        vec![
+            ("b".into(), fs::FileType::Dir),
+            ("g.txt".into(), fs::FileType::File),
+            ("h.txt".into(), fs::FileType::File),
+            ("s".into(), fs::FileType::Symlink),
+        ]
+    );
+    fs::remove_file(s.path("a/h.txt")).await.unwrap();
+    assert_eq!(
+        fs::remove_dir(s.path("a")).await.unwrap_err().kind(),
+        ErrorKind::DirectoryNotEmpty
+    );
+    fs::remove_dir_all(s.path("a")).await.unwrap();
+    assert!(!s.path("a").exists());
+    fs::create_dir(s.path("e")).await.unwrap();
+    fs::remove_dir(s.path("e")).await.unwrap();
+}
+
+#[hoop::test]
+async fn read_dir_of_many_entries() {
+    let s = Scratch::new("many");
+    for i in 0..2000 {
+        std::fs::write(s.path(&format!("file-with-a-long-name-{i:05}")), b"").unwrap();
+    }
+    let mut rd = fs::read_dir(&s.0).await.unwrap();
+    let mut n = 0;
+    while let Some(e) = rd.next_entry().await.unwrap() {
+        assert!(e.file_name().to_string_lossy().starts_with("file-with"));
+        if n % 500 == 0 {
+            assert!(e.metadata().await.unwrap().is_file());
+        }
+        n += 1;
+    }
+    assert_eq!(n, 2000);
+}
+
+#[hoop::test]
+async fn errors_name_the_operation_and_path() {
+    let s = Scratch::new("errors");
+    let missing = s.path("missing");
+    let err = File::open(&missing).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert_eq!(fs::os_error(&err), Some(libc::ENOENT));
+    assert!(
+        err.to_string()
+            .starts_with(&format!("open {}: ", missing.display())),
+        "{err}"
+    );
+    let err = fs::remove_dir(&missing).await.unwrap_err();
+    assert!(err.to_string().starts_with("rmdir "), "{err}");
+    let err = fs::write(s.path("a\0b"), b"x").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    std::fs::write(s.path("ro"), b"x").unwrap();
+    let f = File::open(s.path("ro")).await.unwrap();
+    let (res, buf) = f.write_at(b"y".to_vec(), 0).await;
+    assert_eq!(fs::os_error(&res.unwrap_err()), Some(libc::EBADF));
+    assert_eq!(buf, b"y", "the buffer comes back on error");
+    let err = OpenOptions::new().open(s.path("ro")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "no access mode");
+}
+
+#[hoop::test]
+async fn xattrs_by_path_and_fd() {
+    let s = Scratch::new("xattr");
+    std::fs::write(s.path("f"), b"").unwrap();
+    let f = File::open(s.path("f")).await.unwrap();
+    f.set_xattr("user.small", "v1").await.unwrap();
+    let big = vec![7u8; 4000]; // larger than the first guess: exercises ERANGE + resize
+    fs::set_xattr(s.path("f"), "user.big", big.clone())
+        .await
+        .unwrap();
+    assert_eq!(f.get_xattr("user.small").await.unwrap(), b"v1");
+    assert_eq!(fs::get_xattr(s.path("f"), "user.big").await.unwrap(), big);
+    let mut names = fs::list_xattr(s.path("f")).await.unwrap();
+    names.sort();
+    assert_eq!(names, vec!["user.big", "user.small"]);
+    f.remove_xattr("user.small").await.unwrap();
+    assert_eq!(f.list_xattr().await.unwrap(), vec!["user.big"]);
+    let err = fs::get_xattr(s.path("f"), "user.gone").await.unwrap_err();
+    assert_eq!(fs::os_error(&err), Some(libc::ENODATA));
+    let dir = Dir::open(&s.0).await.unwrap();
+    dir.set_xattr("f", "user.d", "x").await.unwrap();
+    assert_eq!(dir.get_xattr("f", "user.d").await.unwrap(), b"x");
+    assert_eq!(dir.list_xattr("f").await.unwrap().len(), 2);
+    dir.remove_xattr("f", "user.d").await.unwrap();
+}
+
+#[hoop::test]
+async fn fallocate_and_punch_hole() {
+    let s = Scratch::new("falloc");
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .open(s.path("f"))
+        .await
+        .unwrap();
+    f.fallocate(0, 1 << 20, 0).await.unwrap();
+    assert_eq!(f.metadata().await.unwrap().len(), 1 << 20);
+    f.write_all_at(vec![0xAAu8; 64 * 1024], 0).await.0.unwrap();
+    f.fallocate(4096, 8192, libc::FALLOC_FL_KEEP_SIZE)
+        .await
+        .unwrap();
+    f.fallocate(
+        0,
+        16 * 1024,
+        libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+    )
+    .await
+    .unwrap();
+    let (r, buf) = f.read_exact_at(vec![1u8; 32 * 1024], 0).await;
+    r.unwrap();
+    assert!(
+        buf[..16 * 1024].iter().all(|&b| b == 0),
+        "punched range reads as zeros"
+    );
+    assert!(buf[16 * 1024..].iter().all(|&b| b == 0xAA));
+    assert_eq!(f.metadata().await.unwrap().len(), 1 << 20, "size kept");
+}
+
+/// `write_all_at` on a full disk reports `StorageFull`, never a silent short write.
+#[hoop::test]
+async fn enospc_on_a_small_tmpfs() {
+    let s = Scratch::new("enospc");
+    let mnt = s.path("small");
+    std::fs::create_dir(&mnt).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(
+        mounted.success(),
+        "the test mounts a 1 MiB tmpfs (needs root)"
+    );
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let _unmount = Unmount(mnt.clone());
+    let f = File::create(mnt.join("big")).await.unwrap();
+    let (res, buf) = f.write_all_at(vec![1u8; 2 << 20], 0).await;
+    let err = res.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::StorageFull, "{err}");
+    assert_eq!(buf.len(), 2 << 20);
+    drop(f);
+    std::fs::remove_file(mnt.join("big")).unwrap();
+}
+
+#[hoop::test]
+async fn dir_operations_stay_inside() {
+    let s = Scratch::new("dir");
+    let dir = Dir::open(&s.0).await.unwrap();
+    dir.create_dir("d").await.unwrap();
+    let f = dir
+        .open_file("d/f", OpenOptions::new().write(true).create(true))
+        .await
+        .unwrap();
+    f.write_all_at(b"data".to_vec(), 0).await.0.unwrap();
+    assert_eq!(std::fs::read(s.path("d/f")).unwrap(), b"data");
+    assert!(dir.metadata("d/f").await.unwrap().is_file());
+    assert!(
+        dir.metadata("d/../d/f").await.unwrap().is_file(),
+        ".. that stays inside is fine"
+    );
+    dir.symlink("f", "d/l").await.unwrap();
+    assert!(dir.symlink_metadata("d/l").await.unwrap().is_symlink());
+    assert!(dir.metadata("d/l").await.unwrap().is_file());
+    assert_eq!(dir.read_link("d/l").await.unwrap(), Path::new("f"));
+    let sub = dir.open_dir("d").await.unwrap();
+    dir.rename("d/f", &sub, "g").await.unwrap();
+    assert!(s.path("d/g").exists());
+    dir.hard_link("d/g", &dir, "h").await.unwrap();
+    assert_eq!(dir.metadata("h").await.unwrap().nlink(), 2);
+    let mut names: Vec<_> = Vec::new();
+    let mut rd = sub.read_dir().await.unwrap();
+    while let Some(e) = rd.next_entry().await.unwrap() {
+        names.push(e.file_name().to_owned());
+    }
+    names.sort();
+    assert_eq!(names, vec!["g", "l"]);
+    dir.remove_file("h").await.unwrap();
+    sub.remove_file("g").await.unwrap();
+    sub.remove_file("l").await.unwrap();
+    dir.remove_dir("d").await.unwrap();
+    assert!(!s.path("d").exists());
+    for bad in ["", ".", "..", "d/.."] {
+        let err = dir.remove_file(bad).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{bad:?}: {err}");
+    }
+}
+
+#[hoop::test]
+async fn dir_refuses_escapes() {
+    let s = Scratch::new("escape");
+    std::fs::create_dir(s.path("root")).unwrap();
+    std::fs::write(s.path("secret"), b"outside").unwrap();
+    std::os::unix::fs::symlink("../secret", s.path("root/up")).unwrap();
+    std::os::unix::fs::symlink(s.path("secret"), s.path("root/abs")).unwrap();
+    std::os::unix::fs::symlink("/proc/self/root/etc/passwd", s.path("root/magic")).unwrap();
+    std::fs::write(s.path("root/inside"), b"in").unwrap();
+    std::os::unix::fs::symlink("inside", s.path("root/ok")).unwrap();
+    let dir = Dir::open(s.path("root")).await.unwrap();
+    let read = OpenOptions::new().read(true).clone();
+    for escape in [
+        "../secret",
+        "up",
+        "abs",
+        "magic",
+        "/etc/passwd",
+        "sub/../../secret",
+    ] {
+        let err = dir.open_file(escape, &read).await.unwrap_err();
+        assert!(
+            matches!(
+                fs::os_error(&err),
+                Some(libc::EXDEV | libc::ELOOP | libc::ENOENT)
+            ),
+            "{escape}: {err}"
+        );
+        assert!(dir.metadata(escape).await.is_err(), "{escape}");
+    }
+    let err = dir.open_file("../secret", &read).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied);
+    assert!(err.to_string().contains("outside the directory"), "{err}");
+    // Creating or removing through an escaping parent is refused too.
+    assert!(dir.create_dir("up/x").await.is_err());
+    assert!(dir.remove_file("../secret").await.is_err());
+    assert!(s.path("secret").exists());
+    // A symlink that stays inside works, unless symlinks are refused altogether.
+    assert!(dir.open_file("ok", &read).await.is_ok());
+    let strict = dir.clone().with_resolve(Resolve {
+        no_symlinks: true,
+        ..Resolve::default()
+    });
+    assert!(strict.open_file("ok", &read).await.is_err());
+    // In-root mode: `..` at the top and absolute symlinks stay inside.
+    let jail = dir.clone().with_resolve(Resolve {
+        in_root: true,
+        ..Resolve::default()
+    });
+    let f = jail.open_file("../inside", &read).await.unwrap();
+    assert_eq!(f.read_at(Vec::with_capacity(8), 0).await.1, b"in");
+}
+
+/// Another thread keeps swapping a directory for a symlink to the outside while tasks open a
+/// file through `Dir`: the kernel's resolution is atomic, so the outside file is never opened.
+#[hoop::test]
+async fn dir_survives_a_racing_symlink_swap() {
+    let s = Scratch::new("race");
+    std::fs::create_dir_all(s.path("root/d")).unwrap();
+    std::fs::write(s.path("root/d/target"), b"inside").unwrap();
+    std::fs::create_dir(s.path("outside")).unwrap();
+    std::fs::write(s.path("outside/target"), b"OUTSIDE").unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (root, outside, stop2) = (s.path("root"), s.path("outside"), stop.clone());
+    let swapper = std::thread::spawn(move || {
+        let (d, real, link) = (root.join("d"), root.join("real"), root.join("link"));
+        let _ = std::os::unix::fs::symlink(&outside, &link);
+        while !stop2.load(Ordering::Relaxed) {
+            let _ = std::fs::rename(&d, &real);
+            let _ = std::fs::rename(&link, &d); // d -> outside
+            let _ = std::fs::rename(&d, &link);
+            let _ = std::fs::rename(&real, &d); // d is the real directory again
+        }
+    });
+    let dir = Dir::open(s.path("root")).await.unwrap();
+    let read = OpenOptions::new().read(true).clone();
+    let (mut inside, mut refused) = (0, 0);
+    for _ in 0..3000 {
+        match dir.open_file("d/target", &read).await {
+            Ok(f) => {
+                let (r, buf) = f.read_at(Vec::with_capacity(16), 0).await;
+                r.unwrap();
+                assert_eq!(buf, b"inside", "opened a file outside the directory");
+                inside += 1;
+            }
+            Err(_) => refused += 1,
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    swapper.join().unwrap();
+    assert!(inside > 0 && inside + refused == 3000);
+}
