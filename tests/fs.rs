@@ -61,6 +61,21 @@ async fn file_positioned_io() {
     assert_eq!(r.unwrap_err().kind(), ErrorKind::UnexpectedEof);
     let (r, _) = f.read_at(Vec::with_capacity(8), 100).await;
     assert_eq!(r.unwrap(), 0, "EOF past the end");
+    let (r, bufs) = f.writev_at(vec![b"ab".to_vec(), b"cde".to_vec()], 20).await;
+    assert_eq!(r.unwrap(), 5);
+    assert_eq!(bufs.len(), 2);
+    let (r, bufs) = f
+        .readv_at(
+            vec![
+                Vec::with_capacity(1),
+                Vec::with_capacity(3),
+                Vec::with_capacity(4),
+            ],
+            20,
+        )
+        .await;
+    assert_eq!(r.unwrap(), 5);
+    assert_eq!(bufs, vec![b"a".to_vec(), b"bcd".to_vec(), b"e".to_vec()]);
     f.sync_all().await.unwrap();
     f.sync_data().await.unwrap();
     f.set_len(3).await.unwrap();
@@ -445,4 +460,64 @@ async fn dir_survives_a_racing_symlink_swap() {
     stop.store(true, Ordering::Relaxed);
     swapper.join().unwrap();
     assert!(inside > 0 && inside + refused == 3000);
+}
+
+/// Personalities: a 0600 file created as one user can't be opened as another, but can be as its
+/// owner — on io_uring through registered personalities, on epoll through the pool thread's
+/// filesystem credentials.
+#[hoop::test]
+async fn credentials_impersonate_users() {
+    use hoop::Credentials;
+    let s = Scratch::new("creds");
+    std::fs::set_permissions(&s.0, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let alice = Credentials::new(1000, 1000, vec![]);
+    let bob = Credentials::new(1001, 1001, vec![]);
+    let f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .credentials(alice.clone())
+        .open(s.path("alice.txt"))
+        .await
+        .unwrap();
+    f.write_all_at(b"private".to_vec(), 0).await.0.unwrap();
+    let meta = std::fs::metadata(s.path("alice.txt")).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (1000, 1000), "created as alice");
+    assert_eq!(meta.mode() & 0o777, 0o600);
+    let err = OpenOptions::new()
+        .read(true)
+        .credentials(bob.clone())
+        .open(s.path("alice.txt"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+    let again = OpenOptions::new()
+        .read(true)
+        .credentials(alice.clone())
+        .open(s.path("alice.txt"))
+        .await
+        .unwrap();
+    assert_eq!(again.read_at(Vec::with_capacity(16), 0).await.1, b"private");
+    // Through a Dir: every operation as bob, who may not write into a 0755 root-owned directory.
+    std::fs::create_dir(s.path("rootonly")).unwrap();
+    std::fs::set_permissions(s.path("rootonly"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let as_bob = Dir::open(&s.0).await.unwrap().with_credentials(bob.clone());
+    let err = as_bob.create_dir("rootonly/x").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+    as_bob.create_dir("bobs").await.unwrap();
+    assert_eq!(std::fs::metadata(s.path("bobs")).unwrap().uid(), 1001);
+    // Supplementary groups count: a 0070 directory of group 2000 is open to a member.
+    std::fs::create_dir(s.path("team")).unwrap();
+    std::os::unix::fs::chown(s.path("team"), Some(0), Some(2000)).unwrap();
+    std::fs::set_permissions(s.path("team"), std::fs::Permissions::from_mode(0o070)).unwrap();
+    let member = Dir::open(&s.0)
+        .await
+        .unwrap()
+        .with_credentials(Credentials::new(1002, 1002, vec![2000]));
+    member.create_dir("team/ok").await.unwrap();
+    assert!(as_bob.create_dir("team/no").await.is_err());
+    // The worker's own identity is untouched afterwards.
+    let mine = File::create(s.path("mine")).await.unwrap();
+    drop(mine);
+    assert_eq!(std::fs::metadata(s.path("mine")).unwrap().uid(), 0);
 }

@@ -18,7 +18,8 @@ use hoop_runtime::op::dir_ops::ReadLinkAt;
 use hoop_runtime::op::open::OpenAt2;
 use hoop_runtime::op::path_ops::{LinkAt, MkDirAt, RenameAt, SymlinkAt, UnlinkAt};
 use hoop_runtime::op::statx::Statx;
-use hoop_runtime::op::Op;
+use hoop_runtime::op::{Op, OpCode};
+use hoop_runtime::Credentials;
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io;
@@ -80,6 +81,8 @@ pub struct Dir {
     fd: SharedFd,
     path: Rc<Path>,
     resolve: Resolve,
+    /// Every operation through this `Dir` runs as this user.
+    creds: Option<Credentials>,
 }
 
 /// Where a final-component operation acts: a parent directory fd and a plain name.
@@ -107,6 +110,7 @@ impl Dir {
             fd,
             path: Rc::from(path),
             resolve: Resolve::default(),
+            creds: None,
         })
     }
 
@@ -114,6 +118,29 @@ impl Dir {
     pub fn with_resolve(mut self, resolve: Resolve) -> Dir {
         self.resolve = resolve;
         self
+    }
+
+    /// The same directory, with every operation run as `creds` (see [`Credentials`]): how a
+    /// file server serves a share as the connected user.
+    ///
+    /// ```no_run
+    /// # hoop_runtime::block_on(async {
+    /// use hoop_fs::{Dir, OpenOptions};
+    /// use hoop_runtime::Credentials;
+    /// let share = Dir::open("/srv/share").await.unwrap();
+    /// let as_alice = share.with_credentials(Credentials::new(1000, 1000, vec![]));
+    /// // Permission checks are alice's, not the (root) server's.
+    /// let f = as_alice.open_file("alice/notes.txt", OpenOptions::new().read(true)).await;
+    /// # let _ = f;
+    /// # });
+    /// ```
+    pub fn with_credentials(mut self, creds: Credentials) -> Dir {
+        self.creds = Some(creds);
+        self
+    }
+
+    fn op<T: OpCode>(&self, op: T) -> Op<T> {
+        Op::new(op).with_credentials(self.creds.clone())
     }
 
     /// The path this directory was opened with (for messages; the fd is what counts).
@@ -154,7 +181,7 @@ impl Dir {
 
     async fn open_beneath(&self, rel: &Path, flags: i32) -> io::Result<SharedFd> {
         let c = c_path(rel)?;
-        Op::new(OpenAt2::new(
+        self.op(OpenAt2::new(
             At::dir(&self.fd),
             c,
             flags,
@@ -202,7 +229,12 @@ impl Dir {
         let rel = rel.as_ref();
         let shown = self.display(rel);
         let file = options
-            .open_at(At::dir(&self.fd), rel, self.resolve.flags())
+            .open_at(
+                At::dir(&self.fd),
+                rel,
+                self.resolve.flags(),
+                self.creds.as_ref(),
+            )
             .await
             .map_err(self.ctx("open", &shown))?;
         Ok(file.with_path(&shown))
@@ -220,6 +252,7 @@ impl Dir {
             fd,
             path: Rc::from(shown.as_path()),
             resolve: self.resolve,
+            creds: self.creds.clone(),
         })
     }
 
@@ -229,7 +262,7 @@ impl Dir {
         let shown = self.display(rel);
         let stx = async {
             let fd = self.open_beneath(rel, libc::O_PATH).await?;
-            Op::new(Statx::new(
+            self.op(Statx::new(
                 At::dir(&fd),
                 c"".to_owned(),
                 libc::AT_EMPTY_PATH,
@@ -248,7 +281,7 @@ impl Dir {
         let shown = self.display(rel);
         let stx = async {
             let leaf = self.leaf(rel).await?;
-            Op::new(Statx::new(
+            self.op(Statx::new(
                 leaf.parent,
                 leaf.name,
                 libc::AT_SYMLINK_NOFOLLOW,
@@ -267,7 +300,7 @@ impl Dir {
         let shown = self.display(rel);
         async {
             let leaf = self.leaf(rel).await?;
-            Op::new(MkDirAt::new(leaf.parent, leaf.name, 0o777)).await
+            self.op(MkDirAt::new(leaf.parent, leaf.name, 0o777)).await
         }
         .await
         .map_err(self.ctx("mkdir", &shown))
@@ -277,7 +310,7 @@ impl Dir {
         let shown = self.display(rel);
         async {
             let leaf = self.leaf(rel).await?;
-            Op::new(UnlinkAt::new(leaf.parent, leaf.name, flags)).await
+            self.op(UnlinkAt::new(leaf.parent, leaf.name, flags)).await
         }
         .await
         .map_err(self.ctx(op, &shown))
@@ -305,7 +338,8 @@ impl Dir {
         async {
             let from = self.leaf(rel).await?;
             let to = to_dir.leaf(to_rel).await?;
-            Op::new(RenameAt::new(from.parent, from.name, to.parent, to.name, 0)).await
+            self.op(RenameAt::new(from.parent, from.name, to.parent, to.name, 0))
+                .await
         }
         .await
         .map_err(self.ctx("rename", &shown))
@@ -323,7 +357,8 @@ impl Dir {
         async {
             let from = self.leaf(rel).await?;
             let to = to_dir.leaf(to_rel).await?;
-            Op::new(LinkAt::new(from.parent, from.name, to.parent, to.name, 0)).await
+            self.op(LinkAt::new(from.parent, from.name, to.parent, to.name, 0))
+                .await
         }
         .await
         .map_err(self.ctx("link", &shown))
@@ -336,7 +371,8 @@ impl Dir {
         let shown = self.display(rel);
         async {
             let leaf = self.leaf(rel).await?;
-            Op::new(SymlinkAt::new(c_path(target)?, leaf.parent, leaf.name)).await
+            self.op(SymlinkAt::new(c_path(target)?, leaf.parent, leaf.name))
+                .await
         }
         .await
         .map_err(self.ctx("symlink", &shown))
@@ -348,7 +384,7 @@ impl Dir {
         let shown = self.display(rel);
         async {
             let leaf = self.leaf(rel).await?;
-            Op::new(ReadLinkAt::new(leaf.parent, leaf.name))
+            self.op(ReadLinkAt::new(leaf.parent, leaf.name))
                 .await
                 .map(PathBuf::from)
         }
@@ -381,7 +417,7 @@ impl Dir {
         let shown = self.display(rel);
         async {
             let fd = self.xattr_target(rel).await?;
-            xattr::get(Target::Fd(&fd), name.as_ref()).await
+            xattr::get(Target::Fd(&fd), name.as_ref(), self.creds.as_ref()).await
         }
         .await
         .map_err(self.ctx("getxattr", &shown))
@@ -398,7 +434,13 @@ impl Dir {
         let shown = self.display(rel);
         async {
             let fd = self.xattr_target(rel).await?;
-            xattr::set(Target::Fd(&fd), name.as_ref(), value.into()).await
+            xattr::set(
+                Target::Fd(&fd),
+                name.as_ref(),
+                value.into(),
+                self.creds.as_ref(),
+            )
+            .await
         }
         .await
         .map_err(self.ctx("setxattr", &shown))
@@ -410,7 +452,7 @@ impl Dir {
         let shown = self.display(rel);
         async {
             let fd = self.xattr_target(rel).await?;
-            xattr::list(Target::Fd(&fd)).await
+            xattr::list(Target::Fd(&fd), self.creds.as_ref()).await
         }
         .await
         .map_err(self.ctx("listxattr", &shown))
@@ -426,7 +468,7 @@ impl Dir {
         let shown = self.display(rel);
         async {
             let fd = self.xattr_target(rel).await?;
-            xattr::remove(Target::Fd(&fd), name.as_ref()).await
+            xattr::remove(Target::Fd(&fd), name.as_ref(), self.creds.as_ref()).await
         }
         .await
         .map_err(self.ctx("removexattr", &shown))

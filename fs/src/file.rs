@@ -12,7 +12,9 @@ use hoop_runtime::op::file_space::{Fadvise, Fallocate, Ftruncate};
 use hoop_runtime::op::fsync::Fsync;
 use hoop_runtime::op::rw::{FdKind, Read, Write};
 use hoop_runtime::op::statx::Statx;
-use hoop_runtime::op::Op;
+use hoop_runtime::op::vectored::{Readv, Writev};
+use hoop_runtime::op::{Op, OpCode};
+use hoop_runtime::Credentials;
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io;
@@ -69,6 +71,8 @@ pub struct File {
     fd: SharedFd,
     /// For error messages; `None` for files made from an fd.
     path: Option<Rc<Path>>,
+    /// The identity the file was opened as; its later operations run as the same user.
+    creds: Option<Credentials>,
 }
 
 impl File {
@@ -76,7 +80,17 @@ impl File {
         File {
             fd,
             path: path.map(Rc::from),
+            creds: None,
         }
+    }
+
+    pub(crate) fn with_credentials(mut self, creds: Option<Credentials>) -> Self {
+        self.creds = creds;
+        self
+    }
+
+    fn op<T: OpCode>(&self, op: T) -> Op<T> {
+        Op::new(op).with_credentials(self.creds.clone())
     }
 
     /// Opens a file for reading.
@@ -111,7 +125,7 @@ impl File {
 
     /// Reads up to `buf.bytes_total()` bytes at `pos`; `Ok(0)` at end of file.
     pub async fn read_at<B: IoBufMut>(&self, buf: B, pos: u64) -> BufResult<usize, B> {
-        let (res, buf) = Op::new(Read::new(&self.fd, buf, pos, FdKind::File)).await;
+        let (res, buf) = self.op(Read::new(&self.fd, buf, pos, FdKind::File)).await;
         (res.map_err(self.ctx("read")), buf)
     }
 
@@ -122,8 +136,9 @@ impl File {
         let mut done = 0;
         let mut slice = buf.slice(..);
         while done < total {
-            let (res, s) =
-                Op::new(Read::new(&self.fd, slice, pos + done as u64, FdKind::File)).await;
+            let (res, s) = self
+                .op(Read::new(&self.fd, slice, pos + done as u64, FdKind::File))
+                .await;
             let buf = s.into_inner();
             match res {
                 Ok(0) => {
@@ -144,7 +159,7 @@ impl File {
 
     /// Writes `buf`'s initialised bytes at `pos` (possibly only some of them).
     pub async fn write_at<B: IoBuf>(&self, buf: B, pos: u64) -> BufResult<usize, B> {
-        let (res, buf) = Op::new(Write::new(&self.fd, buf, pos, FdKind::File)).await;
+        let (res, buf) = self.op(Write::new(&self.fd, buf, pos, FdKind::File)).await;
         (res.map_err(self.ctx("write")), buf)
     }
 
@@ -155,8 +170,9 @@ impl File {
         let mut done = 0;
         let mut slice = buf.slice(..total);
         while done < total {
-            let (res, s) =
-                Op::new(Write::new(&self.fd, slice, pos + done as u64, FdKind::File)).await;
+            let (res, s) = self
+                .op(Write::new(&self.fd, slice, pos + done as u64, FdKind::File))
+                .await;
             let buf = s.into_inner();
             match res {
                 Ok(0) => {
@@ -172,23 +188,38 @@ impl File {
         (Ok(()), slice.into_inner())
     }
 
+    /// Reads at `pos` into several buffers in turn (`preadv`); returns the total read.
+    pub async fn readv_at<B: IoBufMut>(&self, bufs: Vec<B>, pos: u64) -> BufResult<usize, Vec<B>> {
+        let (res, bufs) = self.op(Readv::new(&self.fd, bufs, pos, FdKind::File)).await;
+        (res.map_err(self.ctx("read")), bufs)
+    }
+
+    /// Writes several buffers' initialised bytes in order at `pos` (`pwritev`); returns the total
+    /// written, which may be short.
+    pub async fn writev_at<B: IoBuf>(&self, bufs: Vec<B>, pos: u64) -> BufResult<usize, Vec<B>> {
+        let (res, bufs) = self
+            .op(Writev::new(&self.fd, bufs, pos, FdKind::File))
+            .await;
+        (res.map_err(self.ctx("write")), bufs)
+    }
+
     /// Flushes data and metadata to storage (`fsync`).
     pub async fn sync_all(&self) -> io::Result<()> {
-        Op::new(Fsync::new(&self.fd, false))
+        self.op(Fsync::new(&self.fd, false))
             .await
             .map_err(self.ctx("fsync"))
     }
 
     /// Flushes data, and only the metadata needed to read it (`fdatasync`).
     pub async fn sync_data(&self) -> io::Result<()> {
-        Op::new(Fsync::new(&self.fd, true))
+        self.op(Fsync::new(&self.fd, true))
             .await
             .map_err(self.ctx("fdatasync"))
     }
 
     /// Truncates or extends the file to `len` bytes.
     pub async fn set_len(&self, len: u64) -> io::Result<()> {
-        Op::new(Ftruncate::new(&self.fd, len))
+        self.op(Ftruncate::new(&self.fd, len))
             .await
             .map_err(self.ctx("ftruncate"))
     }
@@ -197,34 +228,35 @@ impl File {
     /// `libc::FALLOC_FL_KEEP_SIZE` allocates without changing the size, and
     /// `libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE` deallocates (reads give zeros).
     pub async fn fallocate(&self, offset: u64, len: u64, mode: i32) -> io::Result<()> {
-        Op::new(Fallocate::new(&self.fd, offset, len, mode))
+        self.op(Fallocate::new(&self.fd, offset, len, mode))
             .await
             .map_err(self.ctx("fallocate"))
     }
 
     /// Tells the kernel how `offset..offset + len` will be accessed (`len` 0: to the end).
     pub async fn fadvise(&self, offset: u64, len: u32, advice: Advice) -> io::Result<()> {
-        Op::new(Fadvise::new(&self.fd, offset, len, advice.raw()))
+        self.op(Fadvise::new(&self.fd, offset, len, advice.raw()))
             .await
             .map_err(self.ctx("fadvise"))
     }
 
     /// Metadata of the open file (`statx` with `AT_EMPTY_PATH`).
     pub async fn metadata(&self) -> io::Result<Metadata> {
-        let stx = Op::new(Statx::new(
-            At::dir(&self.fd),
-            c"".to_owned(),
-            libc::AT_EMPTY_PATH,
-            STATX_MASK,
-        ))
-        .await
-        .map_err(self.ctx("stat"))?;
+        let stx = self
+            .op(Statx::new(
+                At::dir(&self.fd),
+                c"".to_owned(),
+                libc::AT_EMPTY_PATH,
+                STATX_MASK,
+            ))
+            .await
+            .map_err(self.ctx("stat"))?;
         Ok(Metadata::from_statx(stx))
     }
 
     /// The value of extended attribute `name` (e.g. `"user.comment"`).
     pub async fn get_xattr(&self, name: impl AsRef<OsStr>) -> io::Result<Vec<u8>> {
-        xattr::get(Target::Fd(&self.fd), name.as_ref())
+        xattr::get(Target::Fd(&self.fd), name.as_ref(), self.creds.as_ref())
             .await
             .map_err(self.ctx("getxattr"))
     }
@@ -235,21 +267,26 @@ impl File {
         name: impl AsRef<OsStr>,
         value: impl Into<Vec<u8>>,
     ) -> io::Result<()> {
-        xattr::set(Target::Fd(&self.fd), name.as_ref(), value.into())
-            .await
-            .map_err(self.ctx("setxattr"))
+        xattr::set(
+            Target::Fd(&self.fd),
+            name.as_ref(),
+            value.into(),
+            self.creds.as_ref(),
+        )
+        .await
+        .map_err(self.ctx("setxattr"))
     }
 
     /// Names of the file's extended attributes.
     pub async fn list_xattr(&self) -> io::Result<Vec<OsString>> {
-        xattr::list(Target::Fd(&self.fd))
+        xattr::list(Target::Fd(&self.fd), self.creds.as_ref())
             .await
             .map_err(self.ctx("listxattr"))
     }
 
     /// Removes extended attribute `name`.
     pub async fn remove_xattr(&self, name: impl AsRef<OsStr>) -> io::Result<()> {
-        xattr::remove(Target::Fd(&self.fd), name.as_ref())
+        xattr::remove(Target::Fd(&self.fd), name.as_ref(), self.creds.as_ref())
             .await
             .map_err(self.ctx("removexattr"))
     }
@@ -275,10 +312,10 @@ impl File {
     /// Converts into a `std::fs::File` (fails with `WouldBlock` if an operation still holds the
     /// fd, giving back nothing: the caller keeps the `File` only by not calling this then).
     pub fn into_std(self) -> Result<std::fs::File, File> {
-        let path = self.path;
+        let (path, creds) = (self.path, self.creds);
         match self.fd.try_unwrap() {
             Ok(fd) => Ok(std::fs::File::from(fd)),
-            Err(fd) => Err(File { fd, path }),
+            Err(fd) => Err(File { fd, path, creds }),
         }
     }
 }

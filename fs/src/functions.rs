@@ -289,7 +289,7 @@ pub async fn set_permissions(path: impl AsRef<Path>, perm: Permissions) -> io::R
 /// The value of extended attribute `name` of `path` (following symlinks).
 pub async fn get_xattr(path: impl AsRef<Path>, name: impl AsRef<OsStr>) -> io::Result<Vec<u8>> {
     let path = path.as_ref();
-    xattr::get(Target::Path(path), name.as_ref())
+    xattr::get(Target::Path(path), name.as_ref(), None)
         .await
         .map_err(with_path("getxattr", path))
 }
@@ -301,7 +301,7 @@ pub async fn set_xattr(
     value: impl Into<Vec<u8>>,
 ) -> io::Result<()> {
     let path = path.as_ref();
-    xattr::set(Target::Path(path), name.as_ref(), value.into())
+    xattr::set(Target::Path(path), name.as_ref(), value.into(), None)
         .await
         .map_err(with_path("setxattr", path))
 }
@@ -309,7 +309,7 @@ pub async fn set_xattr(
 /// Names of the extended attributes of `path`.
 pub async fn list_xattr(path: impl AsRef<Path>) -> io::Result<Vec<OsString>> {
     let path = path.as_ref();
-    xattr::list(Target::Path(path))
+    xattr::list(Target::Path(path), None)
         .await
         .map_err(with_path("listxattr", path))
 }
@@ -317,7 +317,7 @@ pub async fn list_xattr(path: impl AsRef<Path>) -> io::Result<Vec<OsString>> {
 /// Removes extended attribute `name` of `path`.
 pub async fn remove_xattr(path: impl AsRef<Path>, name: impl AsRef<OsStr>) -> io::Result<()> {
     let path = path.as_ref();
-    xattr::remove(Target::Path(path), name.as_ref())
+    xattr::remove(Target::Path(path), name.as_ref(), None)
         .await
         .map_err(with_path("removexattr", path))
 }

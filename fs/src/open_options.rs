@@ -5,6 +5,7 @@ use crate::File;
 use hoop_runtime::op::at::{c_path, At};
 use hoop_runtime::op::open::OpenAt2;
 use hoop_runtime::op::Op;
+use hoop_runtime::Credentials;
 use std::io;
 use std::path::Path;
 
@@ -36,6 +37,7 @@ pub struct OpenOptions {
     mode: u32,
     custom_flags: i32,
     resolve: u64,
+    creds: Option<Credentials>,
 }
 
 impl Default for OpenOptions {
@@ -57,6 +59,7 @@ impl OpenOptions {
             mode: 0o666,
             custom_flags: 0,
             resolve: 0,
+            creds: None,
         }
     }
 
@@ -115,6 +118,12 @@ impl OpenOptions {
         self
     }
 
+    /// Opens (and later operates on the file) as another user; see [`Credentials`].
+    pub fn credentials(&mut self, creds: Credentials) -> &mut Self {
+        self.creds = Some(creds);
+        self
+    }
+
     pub(crate) fn flags(&self) -> io::Result<i32> {
         let access = match (self.read, self.write, self.append) {
             (true, false, false) => libc::O_RDONLY,
@@ -140,24 +149,25 @@ impl OpenOptions {
     /// Opens `path` with these options.
     pub async fn open(&self, path: impl AsRef<Path>) -> io::Result<File> {
         let path = path.as_ref();
-        self.open_at(At::cwd(), path, 0)
+        self.open_at(At::cwd(), path, 0, None)
             .await
             .map_err(with_path("open", path))
     }
 
     /// Opens `path` under `at`, adding `resolve` to the options' own resolve flags.
-    pub(crate) async fn open_at(&self, at: At, path: &Path, resolve: u64) -> io::Result<File> {
+    pub(crate) async fn open_at(
+        &self,
+        at: At,
+        path: &Path,
+        resolve: u64,
+        creds: Option<&Credentials>,
+    ) -> io::Result<File> {
         let flags = self.flags()?;
         let c = c_path(path)?;
-        let fd = Op::new(OpenAt2::new(
-            at,
-            c,
-            flags,
-            self.mode,
-            self.resolve | resolve,
-        ))
-        .await?;
-        Ok(File::from_shared(fd, Some(path)))
+        let creds = self.creds.as_ref().or(creds).cloned();
+        let op = OpenAt2::new(at, c, flags, self.mode, self.resolve | resolve);
+        let fd = Op::new(op).with_credentials(creds.clone()).await?;
+        Ok(File::from_shared(fd, Some(path)).with_credentials(creds))
     }
 }
 

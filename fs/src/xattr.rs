@@ -4,7 +4,8 @@
 use hoop_runtime::fd::SharedFd;
 use hoop_runtime::op::at::c_path;
 use hoop_runtime::op::xattr::{GetXattr, ListXattr, RemoveXattr, SetXattr, XattrTarget};
-use hoop_runtime::op::Op;
+use hoop_runtime::op::{Op, OpCode};
+use hoop_runtime::Credentials;
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -34,19 +35,27 @@ fn c_name(name: &OsStr) -> io::Result<CString> {
     })
 }
 
+fn op<T: OpCode>(op: T, creds: Option<&Credentials>) -> Op<T> {
+    Op::new(op).with_credentials(creds.cloned())
+}
+
 /// Attribute values and lists are capped by the kernel at 64 KiB; start small.
 const FIRST_GUESS: usize = 256;
 
-pub(crate) async fn get(target: Target<'_>, name: &OsStr) -> io::Result<Vec<u8>> {
+pub(crate) async fn get(
+    target: Target<'_>,
+    name: &OsStr,
+    creds: Option<&Credentials>,
+) -> io::Result<Vec<u8>> {
     let name = c_name(name)?;
     let mut cap = FIRST_GUESS;
     loop {
-        let op = GetXattr::new(target.op_target()?, name.clone(), Vec::with_capacity(cap));
-        match Op::new(op).await {
+        let get = GetXattr::new(target.op_target()?, name.clone(), Vec::with_capacity(cap));
+        match op(get, creds).await {
             (Ok(_), buf) => return Ok(buf),
             (Err(e), _) if e.raw_os_error() == Some(libc::ERANGE) => {
                 let size_query = GetXattr::new(target.op_target()?, name.clone(), Vec::new());
-                let (size, _) = Op::new(size_query).await;
+                let (size, _) = op(size_query, creds).await;
                 cap = size?.max(cap * 2);
             }
             (Err(e), _) => return Err(e),
@@ -54,14 +63,31 @@ pub(crate) async fn get(target: Target<'_>, name: &OsStr) -> io::Result<Vec<u8>>
     }
 }
 
-pub(crate) async fn set(target: Target<'_>, name: &OsStr, value: Vec<u8>) -> io::Result<()> {
-    Op::new(SetXattr::new(target.op_target()?, c_name(name)?, value, 0)).await
+pub(crate) async fn set(
+    target: Target<'_>,
+    name: &OsStr,
+    value: Vec<u8>,
+    creds: Option<&Credentials>,
+) -> io::Result<()> {
+    op(
+        SetXattr::new(target.op_target()?, c_name(name)?, value, 0),
+        creds,
+    )
+    .await
 }
 
-pub(crate) async fn list(target: Target<'_>) -> io::Result<Vec<OsString>> {
+pub(crate) async fn list(
+    target: Target<'_>,
+    creds: Option<&Credentials>,
+) -> io::Result<Vec<OsString>> {
     let mut cap = FIRST_GUESS;
     loop {
-        match Op::new(ListXattr::new(target.op_target()?, Vec::with_capacity(cap))).await {
+        match op(
+            ListXattr::new(target.op_target()?, Vec::with_capacity(cap)),
+            creds,
+        )
+        .await
+        {
             (Ok(_), buf) => {
                 return Ok(buf
                     .split(|&b| b == 0)
@@ -70,7 +96,7 @@ pub(crate) async fn list(target: Target<'_>) -> io::Result<Vec<OsString>> {
                     .collect())
             }
             (Err(e), _) if e.raw_os_error() == Some(libc::ERANGE) => {
-                let (size, _) = Op::new(ListXattr::new(target.op_target()?, Vec::new())).await;
+                let (size, _) = op(ListXattr::new(target.op_target()?, Vec::new()), creds).await;
                 cap = size?.max(cap * 2);
             }
             (Err(e), _) => return Err(e),
@@ -78,6 +104,10 @@ pub(crate) async fn list(target: Target<'_>) -> io::Result<Vec<OsString>> {
     }
 }
 
-pub(crate) async fn remove(target: Target<'_>, name: &OsStr) -> io::Result<()> {
-    Op::new(RemoveXattr::new(target.op_target()?, c_name(name)?)).await
+pub(crate) async fn remove(
+    target: Target<'_>,
+    name: &OsStr,
+    creds: Option<&Credentials>,
+) -> io::Result<()> {
+    op(RemoveXattr::new(target.op_target()?, c_name(name)?), creds).await
 }

@@ -14,6 +14,7 @@
 
 mod blocking;
 pub mod buf;
+mod creds;
 mod driver;
 pub mod fd;
 pub mod io;
@@ -26,6 +27,7 @@ pub mod time;
 
 pub use blocking::spawn_blocking;
 pub use buf::{BufResult, IoBuf, IoBufMut, Slice};
+pub use creds::Credentials;
 pub use driver::{Driver, DriverKind, RuntimeInfo};
 pub use metrics::{metrics, WorkerMetrics};
 pub use rt::{block_on, runtime_info, worker_index, Builder, Handle, Runtime};

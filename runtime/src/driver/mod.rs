@@ -21,6 +21,7 @@ pub use select::{Driver, DriverKind, RuntimeInfo};
 pub(crate) use uring::UringDriver;
 
 use crate::blocking::BlockingPool;
+use crate::creds::Credentials;
 use crate::op::DynOp;
 use crate::rt::shared::{Remote, WorkerShared};
 use lifecycle::{Arrival, Life, Ops};
@@ -66,8 +67,8 @@ pub(crate) struct BlockingDone {
     op: SendOp,
 }
 
-/// An operation handed to the blocking pool.
-pub(crate) struct SendOp(Box<dyn DynOp>);
+/// An operation handed to the blocking pool, with the identity to run it as.
+pub(crate) struct SendOp(Box<dyn DynOp>, Option<Credentials>);
 
 // SAFETY: the `OpCode` contract makes `perform` touch only plain data (raw fds, pointers and
 // lengths captured on the owner thread), so running it on a pool thread is sound while the owner
@@ -79,8 +80,12 @@ unsafe impl Send for SendOp {}
 impl SendOp {
     /// Runs the operation and sends it back to `worker`.
     pub(crate) fn run(mut self, user_data: u64, worker: &WorkerShared) {
-        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.0.perform()))
-            .unwrap_or_else(|_| Err(io::Error::other("hoop: blocking operation panicked")));
+        let op = &mut self.0;
+        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &self.1 {
+            Some(creds) => creds.scope(|| op.perform()).and_then(|r| r),
+            None => op.perform(),
+        }))
+        .unwrap_or_else(|_| Err(io::Error::other("hoop: blocking operation panicked")));
         let done = BlockingDone {
             user_data,
             completion: Completion::from_result(res),
@@ -155,8 +160,9 @@ impl IoDriver {
         &mut self,
         user_data: u64,
         data: Box<T>,
+        creds: Option<Credentials>,
     ) -> Result<(), (Box<dyn DynOp>, io::Error)> {
-        let op = SendOp(data);
+        let op = SendOp(data, creds);
         let worker = self.worker.clone();
         match self.pool.spawn_op(op, user_data, worker) {
             Ok(()) => {

@@ -9,10 +9,13 @@
 
 use super::lifecycle::{Arrival, Completion, Ops};
 use super::DriverStats;
+use crate::creds::{self, Credentials};
 use crate::op::DynOp;
 use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
+use std::collections::HashMap;
 use std::io;
 use std::os::fd::RawFd;
+use std::sync::Weak;
 use std::time::Duration;
 
 /// User data of cancel SQEs, whose completions carry nothing we need.
@@ -31,6 +34,9 @@ pub(crate) struct UringDriver {
     doorbell_armed: bool,
     /// Set at shutdown: the doorbell is cancelled and must not be armed again.
     closing: bool,
+    /// Registered personalities by identity, with a weak reference to tell when no
+    /// `Credentials` for them is left (then they are unregistered).
+    personalities: HashMap<creds::Inner, (Weak<creds::Inner>, u16)>,
     /// Human-readable setup flags, for `RuntimeInfo`.
     pub(crate) setup: String,
 }
@@ -84,6 +90,7 @@ impl UringDriver {
             doorbell_buf: Box::new(0),
             doorbell_armed: false,
             closing: false,
+            personalities: HashMap::new(),
             setup: setup.to_string(),
         })
     }
@@ -91,6 +98,29 @@ impl UringDriver {
     /// True if the kernel implements `opcode` (from `IORING_REGISTER_PROBE`).
     pub(crate) fn supports(&self, opcode: u8) -> bool {
         self.probe.is_supported(opcode)
+    }
+
+    /// The personality id for `creds`, registering it (with this thread switched to `creds`)
+    /// on first use, and unregistering those no `Credentials` refers to any more.
+    pub(crate) fn personality(&mut self, creds: &Credentials) -> io::Result<u16> {
+        if let Some((weak, id)) = self.personalities.get_mut(creds.key()) {
+            if weak.strong_count() == 0 {
+                *weak = creds.weak();
+            }
+            return Ok(*id);
+        }
+        let ring = &self.ring;
+        self.personalities.retain(|_, (weak, id)| {
+            let alive = weak.strong_count() > 0;
+            if !alive {
+                let _ = ring.submitter().unregister_personality(*id);
+            }
+            alive
+        });
+        let id = creds.scope(|| self.ring.submitter().register_personality())??;
+        self.personalities
+            .insert(creds.key().clone(), (creds.weak(), id));
+        Ok(id)
     }
 
     pub(crate) fn doorbell_armed(&self) -> bool {

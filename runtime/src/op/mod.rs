@@ -24,6 +24,7 @@ pub mod path_ops;
 pub mod poll;
 pub mod rw;
 pub mod statx;
+pub mod vectored;
 pub mod xattr;
 
 pub use multi::{AfterFinal, MultiOp, MultishotOp};

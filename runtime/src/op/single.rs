@@ -1,6 +1,7 @@
 //! [`Op`]: the future that drives one operation on whichever driver the worker runs.
 
 use super::{budget, downcast, no_runtime, runtime_gone, DynOp, OpCode, Plan};
+use crate::creds::Credentials;
 use crate::driver::{Backend, DriverRef, IoDriver, Waiter};
 use crate::rt::context;
 use io_uring::{opcode, types};
@@ -17,6 +18,8 @@ use std::task::{Context, Poll};
 #[must_use = "operations do nothing unless awaited"]
 pub struct Op<T: OpCode> {
     state: State<T>,
+    /// Run the operation as this user (a ring personality, or switched pool-thread credentials).
+    creds: Option<Credentials>,
 }
 
 enum State<T> {
@@ -54,7 +57,14 @@ impl<T: OpCode> Op<T> {
     pub fn new(op: T) -> Self {
         Op {
             state: State::Idle(Box::new(op)),
+            creds: None,
         }
+    }
+
+    /// Runs the operation with another user's filesystem credentials (see [`Credentials`]).
+    pub fn with_credentials(mut self, creds: Option<Credentials>) -> Self {
+        self.creds = creds;
+        self
     }
 
     fn driver(&self) -> Option<&DriverRef> {
@@ -220,7 +230,7 @@ impl<T: OpCode> Op<T> {
             }
             Plan::Blocking => {
                 let user_data = d.ops.insert(Some(cx.waker().clone()));
-                match d.submit_blocking(user_data, data) {
+                match d.submit_blocking(user_data, data, self.creds.clone()) {
                     Ok(()) => {
                         self.state = State::Pool {
                             driver: driver.clone(),
@@ -248,6 +258,13 @@ impl<T: OpCode> Op<T> {
         polling: bool,
         cx: &mut Context<'_>,
     ) -> Step<T> {
+        let mut entry = entry;
+        if let (Some(creds), false, Backend::Uring(ring)) = (&self.creds, polling, &mut d.backend) {
+            match ring.personality(creds) {
+                Ok(id) => entry = entry.personality(id),
+                Err(e) => return Step::Finish(data, Err(e)),
+            }
+        }
         let user_data = d.ops.insert(Some(cx.waker().clone()));
         self.state = State::Ring {
             driver: driver.clone(),
