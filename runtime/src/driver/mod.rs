@@ -36,6 +36,9 @@ use std::time::{Duration, Instant};
 pub(crate) type DriverRef = Rc<RefCell<IoDriver>>;
 
 /// Which kernel interface a worker drives.
+// One instance per worker: its size does not matter, and boxing the ring would add a pointer
+// chase to every operation.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Backend {
     Uring(UringDriver),
     Epoll(EpollDriver),
