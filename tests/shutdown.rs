@@ -159,7 +159,7 @@ fn op_future_outliving_its_runtime() {
     let _serial = serial();
     for driver in DRIVERS {
         let owner = Arc::new(());
-        let (r, pending) = {
+        let (r, w, pending) = {
             let rt = Runtime::builder()
                 .workers(1)
                 .driver(driver)
@@ -180,8 +180,8 @@ fn op_future_outliving_its_runtime() {
                     .as_mut()
                     .poll(&mut std::task::Context::from_waker(&waker))
                     .is_pending());
-                drop(w);
-                (reader, fut)
+                // The writer stays open: the read is still pending when the runtime shuts down.
+                (reader, w, fut)
             })
         };
         let rt = Runtime::builder()
@@ -192,7 +192,7 @@ fn op_future_outliving_its_runtime() {
         let res = rt.block_on(pending);
         let err = res.unwrap_err();
         assert!(err.to_string().contains("shut down"), "{driver:?}: {err}");
-        drop(r);
+        drop((r, w));
         assert_eq!(Arc::strong_count(&owner), 1);
     }
 }

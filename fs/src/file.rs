@@ -57,7 +57,13 @@ impl Advice {
 /// ```
 /// # hoop_runtime::block_on(async {
 /// # let path = std::env::temp_dir().join(format!("hoop-doc-file-{}", std::process::id()));
-/// let file = hoop_fs::File::create(&path).await.unwrap();
+/// let file = hoop_fs::File::options()
+///     .read(true)
+///     .write(true)
+///     .create(true)
+///     .open(&path)
+///     .await
+///     .unwrap();
 /// let (res, buf) = file.write_all_at(b"hello world".to_vec(), 0).await;
 /// res.unwrap();
 /// let (res, buf) = file.read_at(buf, 6).await; // the buffer comes back, reused

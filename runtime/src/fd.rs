@@ -5,9 +5,10 @@
 //! would hit another file. Each operation therefore holds a clone of the `SharedFd`, and the fd is
 //! closed when the last clone goes.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
 /// An fd shared by an I/O object and its in-flight operations; closed when the last one drops.
 #[derive(Clone)]
@@ -17,6 +18,9 @@ pub struct SharedFd {
 
 struct Inner {
     fd: RawFd,
+    /// Epoll drivers holding a registration of this fd, told when it closes (see
+    /// `EpollDriver::forget_closed`).
+    registered_in: RefCell<Vec<Weak<RefCell<Vec<RawFd>>>>>,
 }
 
 impl SharedFd {
@@ -25,6 +29,7 @@ impl SharedFd {
         SharedFd {
             inner: Rc::new(Inner {
                 fd: fd.into_raw_fd(),
+                registered_in: RefCell::new(Vec::new()),
             }),
         }
     }
@@ -39,7 +44,7 @@ impl SharedFd {
         match Rc::try_unwrap(self.inner) {
             Ok(inner) => {
                 let fd = inner.fd;
-                forget_registration(fd);
+                inner.notify_closed();
                 std::mem::forget(inner);
                 // SAFETY: `inner` owned `fd` and was forgotten, so ownership moves to the OwnedFd.
                 Ok(unsafe { OwnedFd::from_raw_fd(fd) })
@@ -49,18 +54,30 @@ impl SharedFd {
     }
 }
 
-/// Removes `fd` from the current worker's epoll set before it is closed or leaves hoop's hands.
-fn forget_registration(fd: RawFd) {
-    crate::rt::context::with_core(|core| {
-        if let Ok(mut d) = core.driver.try_borrow_mut() {
-            d.forget_fd(fd);
+impl SharedFd {
+    /// Asks to be told (through `sink`) when this fd closes; used by the epoll driver.
+    pub(crate) fn on_close_notify(&self, sink: &Rc<RefCell<Vec<RawFd>>>) {
+        self.inner
+            .registered_in
+            .borrow_mut()
+            .push(Rc::downgrade(sink));
+    }
+}
+
+impl Inner {
+    /// Tells every epoll driver that registered this fd that it is closing (or leaving hoop).
+    fn notify_closed(&self) {
+        for sink in self.registered_in.borrow_mut().drain(..) {
+            if let Some(sink) = sink.upgrade() {
+                sink.borrow_mut().push(self.fd);
+            }
         }
-    });
+    }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        forget_registration(self.fd);
+        self.notify_closed();
         // SAFETY: this `Inner` owns the fd, and it is the last reference (the `Rc` is dropping),
         // so no operation can still name it.
         unsafe { libc::close(self.fd) };

@@ -6,11 +6,14 @@
 //! skip a syscall that cannot succeed. Registrations of hoop-owned fds stay until the fd is
 //! closed (`forget_fd`); those of foreign fds last while an operation waits on them.
 
+use crate::fd::SharedFd;
 use crate::op::Interest;
 use slab::Slab;
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::rc::Rc;
 use std::task::Waker;
 use std::time::Duration;
 
@@ -48,6 +51,9 @@ pub(crate) struct EpollDriver {
     regs: Slab<Registration>,
     by_fd: HashMap<RawFd, usize>,
     next_id: u64,
+    /// fds of registered `SharedFd`s that were closed since the last look: their registrations
+    /// are dropped before any new registration, so a reused fd number never inherits one.
+    closed: Rc<RefCell<Vec<RawFd>>>,
     /// Zero-timeout turns skipped since the last `epoll_wait`: while tasks keep the worker busy,
     /// events are collected every [`BUSY_TURNS_PER_POLL`] ticks instead of every tick.
     busy_turns: u32,
@@ -85,11 +91,23 @@ impl EpollDriver {
             regs: Slab::new(),
             by_fd: HashMap::new(),
             next_id: 0,
+            closed: Rc::default(),
             busy_turns: 0,
         })
     }
 
+    /// Drops the registrations of fds closed since the last call.
+    fn forget_closed(&mut self) {
+        let closed = std::mem::take(&mut *self.closed.borrow_mut());
+        for fd in closed {
+            if let Some(&token) = self.by_fd.get(&fd) {
+                self.unregister(token);
+            }
+        }
+    }
+
     fn register(&mut self, fd: RawFd) -> io::Result<usize> {
+        self.forget_closed();
         if let Some(&token) = self.by_fd.get(&fd) {
             return Ok(token);
         }
@@ -147,7 +165,7 @@ impl EpollDriver {
         &mut self,
         fd: RawFd,
         interest: Interest,
-        owned: bool,
+        owner: Option<&SharedFd>,
         waiter: &mut Option<Waiter>,
         waker: &Waker,
     ) -> io::Result<()> {
@@ -162,11 +180,15 @@ impl EpollDriver {
             let token = self.register(fd)?;
             self.next_id += 1;
             let reg = &mut self.regs[token];
-            let counted_foreign = !owned;
-            if owned {
-                reg.sticky = true;
-            } else {
-                reg.foreign += 1;
+            let counted_foreign = owner.is_none();
+            match owner {
+                Some(shared) => {
+                    if !reg.sticky {
+                        shared.on_close_notify(&self.closed);
+                    }
+                    reg.sticky = true;
+                }
+                None => reg.foreign += 1,
             }
             *waiter = Some(Waiter {
                 token,
@@ -230,14 +252,6 @@ impl EpollDriver {
         }
     }
 
-    /// `fd` is about to be closed: drop its registration so a new fd with the same number starts
-    /// afresh.
-    pub(crate) fn forget_fd(&mut self, fd: RawFd) {
-        if let Some(&token) = self.by_fd.get(&fd) {
-            self.unregister(token);
-        }
-    }
-
     /// Waits for events up to `timeout` (`None`: forever; zero: just poll) and wakes waiters.
     /// Returns false if it skipped the syscall (a busy tick).
     pub(crate) fn turn(&mut self, timeout: Option<Duration>) -> io::Result<bool> {
@@ -248,6 +262,7 @@ impl EpollDriver {
             }
         }
         self.busy_turns = 0;
+        self.forget_closed();
         let ms = match timeout {
             None => -1,
             // Rounded up, so a timer never fires early and the loop never spins on a 0 ms wait.

@@ -51,6 +51,8 @@ pub(crate) enum Life {
 
 pub(crate) struct Slot {
     pub(crate) life: Life,
+    /// True for an SQE in the ring (cancellable), false for a blocking-pool job.
+    pub(crate) in_ring: bool,
     generation: u32,
     /// Completions of a multishot operation that arrived before the future polled (each one
     /// carried `IORING_CQE_F_MORE`).
@@ -77,11 +79,12 @@ pub(crate) enum Arrival {
 }
 
 impl Ops {
-    pub(crate) fn insert(&mut self, waker: Option<Waker>) -> u64 {
+    pub(crate) fn insert(&mut self, waker: Option<Waker>, in_ring: bool) -> u64 {
         self.next_generation = self.next_generation.wrapping_add(1);
         let generation = self.next_generation;
         let key = self.slab.insert(Slot {
             life: Life::Waiting(waker),
+            in_ring,
             generation,
             more: VecDeque::new(),
             returned: None,
@@ -117,11 +120,11 @@ impl Ops {
             .count()
     }
 
-    /// User data of every slot still waiting for a completion.
-    pub(crate) fn in_flight_keys(&self) -> Vec<u64> {
+    /// User data of every ring slot still waiting for a completion.
+    pub(crate) fn in_flight_ring_keys(&self) -> Vec<u64> {
         self.slab
             .iter()
-            .filter(|(_, s)| !matches!(s.life, Life::Completed(_)))
+            .filter(|(_, s)| s.in_ring && !matches!(s.life, Life::Completed(_)))
             .map(|(k, s)| (u64::from(s.generation) << 32) | k as u64)
             .collect()
     }

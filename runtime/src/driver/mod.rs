@@ -237,18 +237,15 @@ impl IoDriver {
         user_data: u64,
         data: Option<Box<dyn DynOp>>,
     ) -> Option<Box<dyn DynOp>> {
-        if let Some(closed) = self.closed {
-            if closed == Closed::Abandoned {
-                std::mem::forget(data);
-                return None;
-            }
-            return data;
+        if self.closed == Some(Closed::Abandoned) {
+            std::mem::forget(data);
+            return None;
         }
+        let in_ring = self.ops.get_mut(user_data).is_some_and(|s| s.in_ring);
         let (freed, in_flight) = self.ops.ignore(user_data, data);
-        if in_flight {
+        if in_flight && self.closed.is_none() && in_ring {
             self.stats.cancelled += 1;
             if let Backend::Uring(ring) = &mut self.backend {
-                // A pool job cannot be interrupted; its slot waits for the job's answer.
                 ring.cancel(
                     user_data,
                     &mut self.ops,
@@ -281,13 +278,6 @@ impl IoDriver {
         }
     }
 
-    /// Forgets the epoll registration of an fd about to be closed.
-    pub(crate) fn forget_fd(&mut self, fd: std::os::fd::RawFd) {
-        if let Backend::Epoll(epoll) = &mut self.backend {
-            epoll.forget_fd(fd);
-        }
-    }
-
     /// Cancels every in-flight operation and waits for all completions until `deadline`; past it,
     /// leaks what the kernel may still touch. Inbox items are processed meanwhile (pool answers).
     pub(crate) fn shutdown(&mut self, deadline: Instant) {
@@ -295,7 +285,8 @@ impl IoDriver {
             return;
         }
         if let Backend::Uring(ring) = &mut self.backend {
-            for user_data in self.ops.in_flight_keys() {
+            // Pool jobs cannot be interrupted: their slots wait for the job's answer.
+            for user_data in self.ops.in_flight_ring_keys() {
                 ring.cancel(
                     user_data,
                     &mut self.ops,
@@ -313,11 +304,7 @@ impl IoDriver {
                     self.blocking_done(done);
                 }
             }
-            let ring_busy = match &self.backend {
-                Backend::Uring(ring) => ring.doorbell_armed(),
-                Backend::Epoll(_) => false,
-            };
-            if self.ops.in_flight() == 0 && self.pooled == 0 && !ring_busy {
+            if self.ops.in_flight() == 0 && self.pooled == 0 && !self.ring_busy() {
                 self.closed = Some(Closed::Drained);
                 break;
             }
@@ -335,6 +322,20 @@ impl IoDriver {
         }
     }
 
+    fn ring_busy(&self) -> bool {
+        match &self.backend {
+            Backend::Uring(ring) => ring.doorbell_armed(),
+            Backend::Epoll(_) => false,
+        }
+    }
+
+    /// Marks the driver unusable after a fatal error, leaking what the kernel may still touch.
+    pub(crate) fn fail(&mut self) {
+        if self.closed.is_none() {
+            self.abandon();
+        }
+    }
+
     fn abandon(&mut self) {
         crate::log::warn(format_args!(
             "shutdown timed out with {} operations in flight; leaking their memory",
@@ -345,5 +346,17 @@ impl IoDriver {
             ring.leak_doorbell();
         }
         self.closed = Some(Closed::Abandoned);
+    }
+}
+
+impl Drop for IoDriver {
+    /// A driver dropped without a completed shutdown (a worker unwinding from a panic) cannot
+    /// know what the kernel still uses: it leaks in-flight memory rather than free it.
+    fn drop(&mut self) {
+        if self.closed.is_none()
+            && (self.ops.in_flight() > 0 || self.pooled > 0 || self.ring_busy())
+        {
+            self.abandon();
+        }
     }
 }

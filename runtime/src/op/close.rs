@@ -7,8 +7,8 @@ use io_uring::{opcode, squeue::Entry, types};
 use std::io;
 use std::os::fd::{IntoRawFd, OwnedFd, RawFd};
 
-/// Closes an fd it owns. If the future is dropped, the close still happens exactly once (the SQE
-/// was submitted, or `Drop` closes it if it never was).
+/// Closes an fd it owns, exactly once: by the kernel if the operation ran (its completion, or
+/// the orphaned completion of a dropped future, says so), otherwise by `Drop`.
 pub struct Close {
     fd: RawFd,
     submitted: bool,
@@ -29,7 +29,6 @@ unsafe impl OpCode for Close {
     type Output = io::Result<()>;
 
     fn uring_entry(&mut self) -> Option<Entry> {
-        self.submitted = true;
         Some(opcode::Close::new(types::Fd(self.fd)).build())
     }
 
@@ -44,8 +43,14 @@ unsafe impl OpCode for Close {
         cvt(unsafe { libc::close(self.fd) } as libc::c_long)
     }
 
-    fn complete(self, result: io::Result<u32>) -> io::Result<()> {
+    fn complete(mut self, result: io::Result<u32>) -> io::Result<()> {
+        // A completion means the kernel ran the close (Linux releases the fd even on error).
+        self.submitted = true;
         result.map(drop)
+    }
+
+    fn orphaned(&mut self, _res: i32, _flags: u32) {
+        self.submitted = true;
     }
 }
 

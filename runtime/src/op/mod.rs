@@ -47,10 +47,6 @@ pub enum Plan {
         fd: RawFd,
         /// What to wait for.
         interest: Interest,
-        /// True if the fd belongs to a hoop object that deregisters it before closing it (its
-        /// epoll registration is then kept between operations); false for foreign fds, whose
-        /// registration lasts only while an operation waits.
-        owned: bool,
     },
     /// `perform` may block (file and path syscalls): run it on the blocking pool.
     Blocking,
@@ -121,8 +117,16 @@ pub unsafe trait OpCode: 'static {
     fn complete(self, result: io::Result<u32>) -> Self::Output;
 
     /// Called for each completion that arrives after the future was dropped; closes an fd the
-    /// operation returned, recycles a provided buffer it selected.
+    /// operation returned, recycles a provided buffer it selected. It runs inside the driver and
+    /// must not use it.
     fn orphaned(&mut self, _res: i32, _flags: u32) {}
+
+    /// The hoop-owned fd a [`Plan::Readiness`] operation waits on, if it is one: its epoll
+    /// registration is then kept between operations and dropped when the fd closes. Foreign fds
+    /// (`None`) are registered only while an operation waits on them.
+    fn shared_fd(&self) -> Option<&crate::fd::SharedFd> {
+        None
+    }
 }
 
 /// Closes `res` if it is an fd: the `orphaned` of operations that return one (open, accept).

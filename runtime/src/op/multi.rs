@@ -128,7 +128,7 @@ impl<T: MultishotOp> MultiOp<T> {
                     };
                     match entry {
                         Some(entry) => {
-                            let user_data = d.ops.insert(Some(cx.waker().clone()));
+                            let user_data = d.ops.insert(Some(cx.waker().clone()), true);
                             self.state = State::Ring {
                                 driver: driver.clone(),
                                 user_data,
@@ -141,7 +141,9 @@ impl<T: MultishotOp> MultiOp<T> {
                             }
                             return Poll::Pending;
                         }
-                        None if matches!(data.plan(), Plan::Readiness { .. } | Plan::Now) => {
+                        None if matches!(d.backend, Backend::Epoll(_))
+                            && matches!(data.plan(), Plan::Readiness { .. } | Plan::Now) =>
+                        {
                             self.state = State::Ready {
                                 driver: driver.clone(),
                                 data,
@@ -197,16 +199,13 @@ impl<T: MultishotOp> MultiOp<T> {
                     }
                     match data.perform() {
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            let Plan::Readiness {
-                                fd,
-                                interest,
-                                owned,
-                            } = data.plan()
-                            else {
+                            let Plan::Readiness { fd, interest } = data.plan() else {
                                 cx.waker().wake_by_ref();
                                 return Poll::Pending;
                             };
-                            if let Err(e) = epoll.wait(fd, interest, owned, waiter, cx.waker()) {
+                            if let Err(e) =
+                                epoll.wait(fd, interest, data.shared_fd(), waiter, cx.waker())
+                            {
                                 return Poll::Ready(Some(data.item(Err(e), 0)));
                             }
                             return Poll::Pending;

@@ -77,7 +77,6 @@ unsafe impl OpCode for PollAdd {
         Plan::Readiness {
             fd: self.fd,
             interest: self.interest,
-            owned: false,
         }
     }
 

@@ -73,7 +73,6 @@ unsafe impl<B: IoBufMut> OpCode for Read<B> {
             FdKind::Stream => Plan::Readiness {
                 fd: self.raw,
                 interest: Interest::READABLE,
-                owned: true,
             },
             FdKind::File => Plan::Blocking,
         }
@@ -98,6 +97,10 @@ unsafe impl<B: IoBufMut> OpCode for Read<B> {
         } else {
             Ok(n as u32)
         }
+    }
+
+    fn shared_fd(&self) -> Option<&SharedFd> {
+        Some(&self._fd)
     }
 
     fn complete(mut self, result: io::Result<u32>) -> BufResult<usize, B> {
@@ -158,7 +161,6 @@ unsafe impl<B: IoBuf> OpCode for Write<B> {
             FdKind::Stream => Plan::Readiness {
                 fd: self.raw,
                 interest: Interest::WRITABLE,
-                owned: true,
             },
             FdKind::File => Plan::Blocking,
         }
@@ -183,6 +185,10 @@ unsafe impl<B: IoBuf> OpCode for Write<B> {
         } else {
             Ok(n as u32)
         }
+    }
+
+    fn shared_fd(&self) -> Option<&SharedFd> {
+        Some(&self._fd)
     }
 
     fn complete(self, result: io::Result<u32>) -> BufResult<usize, B> {

@@ -97,12 +97,40 @@ impl<T: OpCode> Op<T> {
             cx.waker().wake_by_ref();
             return Step::Wait;
         };
-        if d.is_closed() {
+        if d.is_abandoned() {
             return match &self.state {
-                // Data the kernel may still own after an abandoned shutdown is never touched again.
-                State::Ring { .. } if d.is_abandoned() => Step::Wait,
-                State::Pool { .. } => Step::Wait,
+                // Data the kernel (or a pool thread) may still own is never touched again.
+                State::Ring { .. } | State::Pool { .. } => Step::Wait,
                 _ => Step::Finish(self.take_data(), Err(runtime_gone())),
+            };
+        }
+        if d.is_closed() {
+            // Drained: every operation completed. Deliver a completion that arrived; otherwise
+            // the data is free again and the operation can only fail.
+            let user_data = match &self.state {
+                State::Ring { user_data, .. } | State::Pool { user_data, .. } => Some(*user_data),
+                _ => None,
+            };
+            let arrived = user_data.and_then(|ud| d.take_completion(ud, cx.waker()));
+            // Operations the shutdown cancelled report that, the same way on every driver.
+            let arrived = arrived.filter(|(c, _)| c.res != -libc::ECANCELED);
+            return match (std::mem::replace(&mut self.state, State::Done), arrived) {
+                (
+                    State::Ring {
+                        data,
+                        polling: false,
+                        ..
+                    },
+                    Some((c, _)),
+                ) => Step::Finish(data, c.result()),
+                (State::Pool { .. }, Some((c, Some(data)))) => {
+                    Step::Finish(downcast::<T>(data), c.result())
+                }
+                (State::Pool { .. }, _) => Step::Wait,
+                (state, _) => {
+                    self.state = state;
+                    Step::Finish(self.take_data(), Err(runtime_gone()))
+                }
             };
         }
         match &mut self.state {
@@ -159,15 +187,10 @@ impl<T: OpCode> Op<T> {
                 }
                 let res = match data.perform() {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        let Plan::Readiness {
-                            fd,
-                            interest,
-                            owned,
-                        } = data.plan()
-                        else {
+                        let Plan::Readiness { fd, interest } = data.plan() else {
                             unreachable!("only readiness ops wait")
                         };
-                        match epoll.wait(fd, interest, owned, waiter, cx.waker()) {
+                        match epoll.wait(fd, interest, data.shared_fd(), waiter, cx.waker()) {
                             Ok(()) => return Step::Wait,
                             Err(e) => Err(e),
                         }
@@ -229,7 +252,7 @@ impl<T: OpCode> Op<T> {
                 Step::Again
             }
             Plan::Blocking => {
-                let user_data = d.ops.insert(Some(cx.waker().clone()));
+                let user_data = d.ops.insert(Some(cx.waker().clone()), false);
                 match d.submit_blocking(user_data, data, self.creds.clone()) {
                     Ok(()) => {
                         self.state = State::Pool {
@@ -265,7 +288,7 @@ impl<T: OpCode> Op<T> {
                 Err(e) => return Step::Finish(data, Err(e)),
             }
         }
-        let user_data = d.ops.insert(Some(cx.waker().clone()));
+        let user_data = d.ops.insert(Some(cx.waker().clone()), true);
         self.state = State::Ring {
             driver: driver.clone(),
             user_data,
@@ -302,6 +325,10 @@ impl<T: OpCode> Future for Op<T> {
 
 impl<T: OpCode> Drop for Op<T> {
     fn drop(&mut self) {
+        // Dropped after the driver borrow ends: a POLL_ADD (the EAGAIN fallback) points at
+        // nothing in the op, so its data need not wait for the poll's completion — and must not
+        // see the poll's result as its own in `orphaned`.
+        let mut unused: Option<Box<T>> = None;
         let (driver, user_data, data): (DriverRef, Option<u64>, Option<Box<dyn DynOp>>) =
             match std::mem::replace(&mut self.state, State::Done) {
                 State::Idle(_) | State::Done => return,
@@ -309,7 +336,16 @@ impl<T: OpCode> Drop for Op<T> {
                     driver,
                     user_data,
                     data,
-                    ..
+                    polling: true,
+                } => {
+                    unused = Some(data);
+                    (driver, Some(user_data), None)
+                }
+                State::Ring {
+                    driver,
+                    user_data,
+                    data,
+                    polling: false,
                 } => (driver, Some(user_data), Some(data)),
                 State::Pool { driver, user_data } => (driver, Some(user_data), None),
                 State::Ready { driver, waiter, .. } => {
@@ -331,6 +367,7 @@ impl<T: OpCode> Drop for Op<T> {
             }
         };
         drop(freed);
+        drop(unused);
     }
 }
 

@@ -43,7 +43,6 @@ fn plan_for(fd: &SharedFd, kind: FdKind, interest: Interest) -> Plan {
         FdKind::Stream => Plan::Readiness {
             fd: fd.raw(),
             interest,
-            owned: true,
         },
         FdKind::File => Plan::Blocking,
     }
@@ -84,6 +83,10 @@ unsafe impl<B: IoBufMut> OpCode for Readv<B> {
                 libc::preadv(fd, iov, cnt, self.offset as i64)
             }
         } as libc::c_long)
+    }
+
+    fn shared_fd(&self) -> Option<&SharedFd> {
+        Some(&self.fd)
     }
 
     fn complete(mut self, result: io::Result<u32>) -> BufResult<usize, Vec<B>> {
@@ -167,6 +170,10 @@ unsafe impl<B: IoBuf> OpCode for Writev<B> {
                 libc::pwritev(fd, iov, cnt, self.offset as i64)
             }
         } as libc::c_long)
+    }
+
+    fn shared_fd(&self) -> Option<&SharedFd> {
+        Some(&self.fd)
     }
 
     fn complete(self, result: io::Result<u32>) -> BufResult<usize, Vec<B>> {

@@ -35,6 +35,18 @@ struct Inbox {
     closed: bool,
 }
 
+impl Drop for Inbox {
+    fn drop(&mut self) {
+        // The last reference may go on any thread: an operation sent back by the blocking pool
+        // must never be dropped away from its worker (and its worker is gone), so leak it.
+        for item in self.items.drain(..) {
+            if let Remote::Done(done) = item {
+                std::mem::forget(done);
+            }
+        }
+    }
+}
+
 /// Shared state of one worker, reachable from any thread through an `Arc`.
 pub(crate) struct WorkerShared {
     /// Process-unique id, so a waker can tell whether it runs on its own worker's thread.

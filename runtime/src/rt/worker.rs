@@ -119,7 +119,10 @@ fn tick(core: &Core, scratch: &mut Scratch, main_woken: &AtomicBool) -> bool {
         let mut driver = core.driver.borrow_mut();
         if let Err(e) = driver.turn(timeout) {
             // The ring or epoll instance is broken; nothing this worker runs can make progress.
-            panic!("hoop: the {} driver failed: {e}", driver.kind());
+            // Leak what the kernel may still use before unwinding.
+            let kind = driver.kind();
+            driver.fail();
+            panic!("hoop: the {kind} driver failed: {e}");
         }
         driver.take_graveyard()
     };

@@ -1,0 +1,246 @@
+//! File benches, each against std and tokio::fs in the same group:
+//! 4 KiB random reads of a page-cached file at queue depth 1 and 32, and statx of 10k files.
+//!
+//! Run: `cargo bench --bench fs`. The data lives in `target/bench-data` (a 256 MiB file and a
+//! directory of 10k empty files), created on the first run.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const FILE_SIZE: u64 = 256 << 20;
+const BLOCK: usize = 4096;
+const BLOCKS: u64 = FILE_SIZE / BLOCK as u64;
+const FILES: usize = 10_000;
+
+fn data_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn big_file() -> PathBuf {
+    let path = data_dir().join("random-read.bin");
+    if std::fs::metadata(&path).map(|m| m.len()).ok() != Some(FILE_SIZE) {
+        let f = std::fs::File::create(&path).unwrap();
+        let chunk = vec![0x5Au8; 1 << 20];
+        for i in 0..FILE_SIZE / (1 << 20) {
+            f.write_all_at(&chunk, i << 20).unwrap();
+        }
+    }
+    // Warm the page cache.
+    let f = std::fs::File::open(&path).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    for i in 0..FILE_SIZE / (1 << 20) {
+        f.read_exact_at(&mut buf, i << 20).unwrap();
+    }
+    path
+}
+
+fn many_files() -> PathBuf {
+    let dir = data_dir().join("statx");
+    std::fs::create_dir_all(&dir).unwrap();
+    for i in 0..FILES {
+        let p = dir.join(format!("f{i}"));
+        if !p.exists() {
+            std::fs::write(p, b"").unwrap();
+        }
+    }
+    dir
+}
+
+/// xorshift: cheap, reproducible offsets.
+fn offsets(seed: u64) -> impl FnMut() -> u64 {
+    let mut x = seed | 1;
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % BLOCKS) * BLOCK as u64
+    }
+}
+
+fn hoop_rt(driver: hoop::Driver) -> hoop::Runtime {
+    hoop::Runtime::builder()
+        .workers(1)
+        .driver(driver)
+        .build()
+        .unwrap()
+}
+
+fn tokio_rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+const DRIVERS: [(&str, hoop::Driver); 2] = [
+    ("hoop-io_uring", hoop::Driver::IoUring),
+    ("hoop-epoll", hoop::Driver::Epoll),
+];
+
+fn hoop_reads(rt: &hoop::Runtime, path: &Path, iters: u64, depth: u64) -> Duration {
+    rt.block_on(async {
+        let file = Rc::new(hoop::fs::File::open(path).await.unwrap());
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..depth)
+            .map(|t| {
+                let file = file.clone();
+                let n = iters / depth + u64::from(t < iters % depth);
+                hoop::spawn(async move {
+                    let mut next = offsets(t + 1);
+                    let mut buf = Vec::with_capacity(BLOCK);
+                    for _ in 0..n {
+                        let (res, b) = file.read_at(buf, next()).await;
+                        assert_eq!(res.unwrap(), BLOCK);
+                        buf = b;
+                        buf.clear();
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        start.elapsed()
+    })
+}
+
+fn tokio_reads(rt: &tokio::runtime::Runtime, path: &Path, iters: u64, depth: u64) -> Duration {
+    rt.block_on(async {
+        // tokio::fs runs each call on its blocking pool; positioned reads are what a file server
+        // with many concurrent readers does.
+        let file = Arc::new(std::fs::File::open(path).unwrap());
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..depth)
+            .map(|t| {
+                let file = file.clone();
+                let n = iters / depth + u64::from(t < iters % depth);
+                tokio::spawn(async move {
+                    let mut next = offsets(t + 1);
+                    let mut buf = vec![0u8; BLOCK];
+                    for _ in 0..n {
+                        let off = next();
+                        let f = file.clone();
+                        buf = tokio::task::spawn_blocking(move || {
+                            f.read_exact_at(&mut buf, off).unwrap();
+                            buf
+                        })
+                        .await
+                        .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        start.elapsed()
+    })
+}
+
+fn random_reads(c: &mut Criterion) {
+    let path = big_file();
+    for depth in [1u64, 32] {
+        let mut g = c.benchmark_group(format!("read_4k_random_qd{depth}"));
+        g.throughput(Throughput::Elements(1));
+        for (name, driver) in DRIVERS {
+            let rt = hoop_rt(driver);
+            g.bench_function(BenchmarkId::from_parameter(name), |b| {
+                b.iter_custom(|iters| hoop_reads(&rt, &path, iters, depth))
+            });
+        }
+        let trt = tokio_rt();
+        g.bench_function(BenchmarkId::from_parameter("tokio-fs"), |b| {
+            b.iter_custom(|iters| tokio_reads(&trt, &path, iters, depth))
+        });
+        if depth == 1 {
+            let f = std::fs::File::open(&path).unwrap();
+            g.bench_function(BenchmarkId::from_parameter("std-pread"), |b| {
+                b.iter_custom(|iters| {
+                    let mut next = offsets(1);
+                    let mut buf = vec![0u8; BLOCK];
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        f.read_exact_at(&mut buf, next()).unwrap();
+                    }
+                    start.elapsed()
+                })
+            });
+        }
+        g.finish();
+    }
+}
+
+fn statx_many(c: &mut Criterion) {
+    let dir = many_files();
+    let paths: Rc<Vec<PathBuf>> = Rc::new((0..FILES).map(|i| dir.join(format!("f{i}"))).collect());
+    let mut g = c.benchmark_group("statx_10k_files");
+    g.throughput(Throughput::Elements(FILES as u64));
+    g.sample_size(10);
+    for (name, driver) in DRIVERS {
+        let rt = hoop_rt(driver);
+        g.bench_function(BenchmarkId::from_parameter(name), |b| {
+            b.iter(|| {
+                let paths = paths.clone();
+                rt.block_on(async move {
+                    // 64 concurrent stat loops: the ring batches them.
+                    let tasks: Vec<_> = (0..64)
+                        .map(|t| {
+                            let paths = paths.clone();
+                            hoop::spawn(async move {
+                                for p in paths.iter().skip(t).step_by(64) {
+                                    hoop::fs::metadata(p).await.unwrap();
+                                }
+                            })
+                        })
+                        .collect();
+                    for t in tasks {
+                        t.await.unwrap();
+                    }
+                })
+            })
+        });
+    }
+    let trt = tokio_rt();
+    let tpaths: Arc<Vec<PathBuf>> = Arc::new(paths.to_vec());
+    g.bench_function(BenchmarkId::from_parameter("tokio-fs"), |b| {
+        b.iter(|| {
+            let paths = tpaths.clone();
+            trt.block_on(async move {
+                let tasks: Vec<_> = (0..64)
+                    .map(|t| {
+                        let paths = paths.clone();
+                        tokio::spawn(async move {
+                            for p in paths.iter().skip(t).step_by(64) {
+                                tokio::fs::metadata(p).await.unwrap();
+                            }
+                        })
+                    })
+                    .collect();
+                for t in tasks {
+                    t.await.unwrap();
+                }
+            })
+        })
+    });
+    g.bench_function(BenchmarkId::from_parameter("std-loop"), |b| {
+        b.iter(|| {
+            for p in paths.iter() {
+                std::fs::metadata(p).unwrap();
+            }
+        })
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_millis(500));
+    targets = random_reads, statx_many
+}
+criterion_main!(benches);
