@@ -66,7 +66,9 @@ impl Advice {
 ///     .unwrap();
 /// let (res, buf) = file.write_all_at(b"hello world".to_vec(), 0).await;
 /// res.unwrap();
-/// let (res, buf) = file.read_at(buf, 6).await; // the buffer comes back, reused
+/// let mut buf = buf; // the buffer came back: reuse it
+/// buf.clear(); // reads fill from the start, up to the capacity
+/// let (res, buf) = file.read_at(buf, 6).await;
 /// assert_eq!(res.unwrap(), 5);
 /// assert_eq!(buf, b"world");
 /// file.close().await.unwrap();
