@@ -227,3 +227,46 @@ fn runtime_churn_keeps_fds_flat() {
         );
     }
 }
+
+/// An fd registered with the epoll driver and closed while no runtime is current must not leave
+/// a stale registration behind: a new fd reusing its number still gets its wake-ups.
+#[test]
+fn closed_fd_number_reuse_keeps_wakeups() {
+    let _serial = serial(); // no other test opens fds meanwhile: the number is reused
+    let rt = hoop::Runtime::builder()
+        .workers(1)
+        .driver(hoop::Driver::Epoll)
+        .build()
+        .unwrap();
+    let (r1, w1, n1) = rt.block_on(async {
+        let (r, w) = hoop::io::pipe().unwrap();
+        let n = std::os::fd::AsRawFd::as_raw_fd(&r);
+        let reader = hoop::spawn(async move {
+            let res = r.read(vec![0u8; 4]).await;
+            (res, r)
+        });
+        hoop::yield_now().await; // the read waits: the fd is registered
+        w.write_all(b"x".to_vec()).await.0.unwrap();
+        let ((n_read, _), r) = reader.await.unwrap();
+        assert_eq!(n_read.unwrap(), 1);
+        (r, w, n)
+    });
+    drop((r1, w1)); // closed outside the runtime
+    rt.block_on(async {
+        let (r, w) = hoop::io::pipe().unwrap();
+        assert_eq!(
+            std::os::fd::AsRawFd::as_raw_fd(&r),
+            n1,
+            "the fd number is reused"
+        );
+        let mut w = std::fs::File::from(std::os::fd::AsFd::as_fd(&w).try_clone_to_owned().unwrap());
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            std::io::Write::write_all(&mut w, b"y").unwrap();
+        });
+        let res = hoop::time::timeout(Duration::from_secs(5), r.read(vec![0u8; 4])).await;
+        let (n, buf) = res.expect("the read was never woken");
+        assert_eq!(&buf[..n.unwrap()], b"y");
+        writer.join().unwrap();
+    });
+}
