@@ -8,7 +8,7 @@
 //!
 //! - [`File`] and [`OpenOptions`]: positioned, owned-buffer I/O (`read_at(buf, pos)` gives the
 //!   buffer back with the result);
-//! - free functions like `std::fs` / `tokio::fs`: [`read`], [`write`], [`metadata`],
+//! - free functions like `std::fs` / `tokio::fs`: [`read()`], [`write()`], [`metadata()`],
 //!   [`rename`], [`read_dir`], [`copy`], …;
 //! - [`Dir`]: a directory capability whose paths can never escape it (`openat2` with
 //!   `RESOLVE_BENEATH`);
