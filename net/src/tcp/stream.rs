@@ -1,0 +1,182 @@
+//! [`TcpStream`].
+
+use super::split::{OwnedReadHalf, OwnedWriteHalf};
+use super::{new_socket, to_socket_addr};
+use crate::stream_io;
+use hoop_runtime::buf::{BufResult, IoBuf, IoBufMut};
+use hoop_runtime::fd::SharedFd;
+use hoop_runtime::op::connect::Connect;
+use hoop_runtime::op::Op;
+use socket2::SockRef;
+use std::fmt;
+use std::io;
+use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::rc::Rc;
+
+/// A TCP connection with owned-buffer I/O.
+///
+/// ```
+/// # hoop_runtime::block_on(async {
+/// use hoop_net::{TcpListener, TcpStream};
+/// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+/// let addr = listener.local_addr().unwrap();
+/// let server = hoop_runtime::spawn(async move {
+///     let (s, _) = listener.accept().await.unwrap();
+///     let (n, buf) = s.read(Vec::with_capacity(64)).await;
+///     n.unwrap();
+///     s.write_all(buf).await.0.unwrap(); // echo it back
+/// });
+/// let c = TcpStream::connect(addr).await.unwrap();
+/// c.write_all(b"ping".to_vec()).await.0.unwrap();
+/// let (res, buf) = c.read_exact(vec![0u8; 4]).await;
+/// res.unwrap();
+/// assert_eq!(buf, b"ping");
+/// server.await.unwrap();
+/// # });
+/// ```
+pub struct TcpStream {
+    fd: SharedFd,
+}
+
+impl TcpStream {
+    pub(crate) fn from_shared(fd: SharedFd) -> Self {
+        TcpStream { fd }
+    }
+
+    /// Connects to `addr`, trying each address it resolves to until one works.
+    pub async fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
+        let mut last = None;
+        for addr in addr.to_socket_addrs()? {
+            match Self::connect_addr(addr).await {
+                Ok(s) => return Ok(s),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "no address to connect to")
+        }))
+    }
+
+    async fn connect_addr(addr: SocketAddr) -> io::Result<TcpStream> {
+        let socket = new_socket(&addr)?;
+        let fd = SharedFd::new(OwnedFd::from(socket));
+        Op::new(Connect::new(&fd, addr.into())).await?;
+        Ok(TcpStream { fd })
+    }
+
+    /// Reads into `buf` (from its start, up to its capacity); `Ok(0)` when the peer closed.
+    pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
+        stream_io::read(&self.fd, buf).await
+    }
+
+    /// Fills `buf` to its capacity; `UnexpectedEof` if the peer closes first.
+    pub async fn read_exact<B: IoBufMut>(&self, buf: B) -> BufResult<(), B> {
+        stream_io::read_exact(&self.fd, buf).await
+    }
+
+    /// Reads like [`read`](Self::read) without consuming the data (`MSG_PEEK`).
+    pub async fn peek<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
+        stream_io::peek(&self.fd, buf).await
+    }
+
+    /// Reads into several buffers in turn.
+    pub async fn readv<B: IoBufMut>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
+        stream_io::readv(&self.fd, bufs).await
+    }
+
+    /// Writes some of `buf`'s initialised bytes.
+    pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
+        stream_io::write(&self.fd, buf).await
+    }
+
+    /// Writes all of `buf`'s initialised bytes.
+    pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
+        stream_io::write_all(&self.fd, buf).await
+    }
+
+    /// Writes several buffers in order (possibly not all of them).
+    pub async fn writev<B: IoBuf>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
+        stream_io::writev(&self.fd, bufs).await
+    }
+
+    /// Shuts down the read side, the write side (sends FIN; reads still work) or both.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        SockRef::from(self).shutdown(how)
+    }
+
+    /// Sets `TCP_NODELAY` (disables Nagle's algorithm).
+    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        SockRef::from(self).set_tcp_nodelay(on)
+    }
+
+    /// Whether `TCP_NODELAY` is set.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        SockRef::from(self).tcp_nodelay()
+    }
+
+    /// The remote address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        to_socket_addr(SockRef::from(self).peer_addr()?)
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        to_socket_addr(SockRef::from(self).local_addr()?)
+    }
+
+    /// Other socket options, through socket2.
+    pub fn socket(&self) -> SockRef<'_> {
+        SockRef::from(self)
+    }
+
+    /// Splits into halves that can be used by different tasks of this worker at the same time.
+    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        let shared = Rc::new(self);
+        (
+            OwnedReadHalf::new(shared.clone()),
+            OwnedWriteHalf::new(shared),
+        )
+    }
+
+    pub(crate) fn shared(&self) -> &SharedFd {
+        &self.fd
+    }
+
+    /// Wraps a std stream (made non-blocking).
+    pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
+        stream.set_nonblocking(true)?;
+        Ok(TcpStream {
+            fd: SharedFd::new(OwnedFd::from(stream)),
+        })
+    }
+
+    /// Converts into a std stream (non-blocking), if no operation still holds the fd.
+    pub fn into_std(self) -> Result<std::net::TcpStream, TcpStream> {
+        match self.fd.try_unwrap() {
+            Ok(fd) => Ok(std::net::TcpStream::from(fd)),
+            Err(fd) => Err(TcpStream { fd }),
+        }
+    }
+}
+
+impl AsRawFd for TcpStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.raw()
+    }
+}
+
+impl AsFd for TcpStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl fmt::Debug for TcpStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpStream")
+            .field("fd", &self.fd.raw())
+            .field("peer_addr", &self.peer_addr().ok())
+            .finish()
+    }
+}

@@ -1,0 +1,206 @@
+//! Unix-domain sockets: [`UnixListener`], [`UnixStream`], [`UnixDatagram`].
+
+use crate::stream_io;
+use hoop_runtime::buf::{BufResult, IoBuf, IoBufMut};
+use hoop_runtime::fd::SharedFd;
+use hoop_runtime::op::accept::Accept;
+use hoop_runtime::op::connect::Connect;
+use hoop_runtime::op::msg::{RecvFrom, SendTo};
+use hoop_runtime::op::send_recv::{Recv, Send};
+use hoop_runtime::op::Op;
+use socket2::{Domain, SockAddr, SockRef, Socket, Type};
+use std::fmt;
+use std::io;
+use std::net::Shutdown;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::path::Path;
+
+fn new_socket(ty: Type) -> io::Result<Socket> {
+    Socket::new(Domain::UNIX, ty.nonblocking().cloexec(), None)
+}
+
+macro_rules! fd_traits {
+    ($t:ident) => {
+        impl AsRawFd for $t {
+            fn as_raw_fd(&self) -> RawFd {
+                self.fd.raw()
+            }
+        }
+
+        impl AsFd for $t {
+            fn as_fd(&self) -> BorrowedFd<'_> {
+                self.fd.as_fd()
+            }
+        }
+
+        impl fmt::Debug for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($t))
+                    .field("fd", &self.fd.raw())
+                    .finish()
+            }
+        }
+    };
+}
+
+/// A Unix-domain socket listening for stream connections.
+pub struct UnixListener {
+    fd: SharedFd,
+}
+
+impl UnixListener {
+    /// Binds to the filesystem path `path` and listens.
+    pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixListener> {
+        let socket = new_socket(Type::STREAM)?;
+        socket.bind(&SockAddr::unix(path)?)?;
+        socket.listen(1024)?;
+        Ok(UnixListener {
+            fd: SharedFd::new(OwnedFd::from(socket)),
+        })
+    }
+
+    /// Waits for a connection; the peer's address is usually unnamed (see
+    /// `SockAddr::as_pathname`).
+    pub async fn accept(&self) -> io::Result<(UnixStream, SockAddr)> {
+        let (fd, addr) = Op::new(Accept::new(&self.fd)).await?;
+        Ok((UnixStream { fd }, addr))
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> io::Result<SockAddr> {
+        SockRef::from(self).local_addr()
+    }
+}
+
+fd_traits!(UnixListener);
+
+/// A Unix-domain stream connection with owned-buffer I/O.
+///
+/// ```
+/// # hoop_runtime::block_on(async {
+/// let (a, b) = hoop_net::UnixStream::pair().unwrap();
+/// a.write_all(b"over unix".to_vec()).await.0.unwrap();
+/// let (res, buf) = b.read_exact(vec![0u8; 9]).await;
+/// res.unwrap();
+/// assert_eq!(buf, b"over unix");
+/// # });
+/// ```
+pub struct UnixStream {
+    fd: SharedFd,
+}
+
+impl UnixStream {
+    /// Connects to the socket at `path`.
+    pub async fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
+        let addr = SockAddr::unix(path)?;
+        let fd = SharedFd::new(OwnedFd::from(new_socket(Type::STREAM)?));
+        Op::new(Connect::new(&fd, addr)).await?;
+        Ok(UnixStream { fd })
+    }
+
+    /// A connected pair.
+    pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
+        let (a, b) = Socket::pair(Domain::UNIX, Type::STREAM.nonblocking().cloexec(), None)?;
+        Ok((
+            UnixStream {
+                fd: SharedFd::new(OwnedFd::from(a)),
+            },
+            UnixStream {
+                fd: SharedFd::new(OwnedFd::from(b)),
+            },
+        ))
+    }
+
+    /// Reads into `buf`; `Ok(0)` when the peer closed.
+    pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
+        stream_io::read(&self.fd, buf).await
+    }
+
+    /// Fills `buf` to its capacity.
+    pub async fn read_exact<B: IoBufMut>(&self, buf: B) -> BufResult<(), B> {
+        stream_io::read_exact(&self.fd, buf).await
+    }
+
+    /// Writes some of `buf`.
+    pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
+        stream_io::write(&self.fd, buf).await
+    }
+
+    /// Writes all of `buf`.
+    pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
+        stream_io::write_all(&self.fd, buf).await
+    }
+
+    /// Shuts down one or both directions.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        SockRef::from(self).shutdown(how)
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> io::Result<SockAddr> {
+        SockRef::from(self).peer_addr()
+    }
+}
+
+fd_traits!(UnixStream);
+
+/// A Unix-domain datagram socket.
+pub struct UnixDatagram {
+    fd: SharedFd,
+}
+
+impl UnixDatagram {
+    /// Binds to `path`.
+    pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixDatagram> {
+        let socket = new_socket(Type::DGRAM)?;
+        socket.bind(&SockAddr::unix(path)?)?;
+        Ok(UnixDatagram {
+            fd: SharedFd::new(OwnedFd::from(socket)),
+        })
+    }
+
+    /// An unbound socket (it can send to bound ones).
+    pub fn unbound() -> io::Result<UnixDatagram> {
+        Ok(UnixDatagram {
+            fd: SharedFd::new(OwnedFd::from(new_socket(Type::DGRAM)?)),
+        })
+    }
+
+    /// A connected pair.
+    pub fn pair() -> io::Result<(UnixDatagram, UnixDatagram)> {
+        let (a, b) = Socket::pair(Domain::UNIX, Type::DGRAM.nonblocking().cloexec(), None)?;
+        Ok((
+            UnixDatagram {
+                fd: SharedFd::new(OwnedFd::from(a)),
+            },
+            UnixDatagram {
+                fd: SharedFd::new(OwnedFd::from(b)),
+            },
+        ))
+    }
+
+    /// Sends one datagram to the socket at `path`.
+    pub async fn send_to<B: IoBuf>(&self, buf: B, path: impl AsRef<Path>) -> BufResult<usize, B> {
+        match SockAddr::unix(path) {
+            Ok(addr) => Op::new(SendTo::new(&self.fd, buf, addr)).await,
+            Err(e) => (Err(e), buf),
+        }
+    }
+
+    /// Receives one datagram and its sender's address (unnamed for an unbound sender).
+    pub async fn recv_from<B: IoBufMut>(&self, buf: B) -> BufResult<(usize, SockAddr), B> {
+        Op::new(RecvFrom::new(&self.fd, buf)).await
+    }
+
+    /// Sends one datagram to the connected peer.
+    pub async fn send<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
+        Op::new(Send::new(&self.fd, buf, 0)).await
+    }
+
+    /// Receives one datagram from the connected peer.
+    pub async fn recv<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
+        Op::new(Recv::new(&self.fd, buf, 0)).await
+    }
+}
+
+fd_traits!(UnixDatagram);

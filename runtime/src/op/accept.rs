@@ -1,0 +1,162 @@
+//! `IORING_OP_ACCEPT`, single-shot and multishot: take connections from a listening socket.
+
+use super::sockaddr::AddrSlot;
+use super::{close_orphan_fd, Interest, MultishotOp, OpCode, Plan};
+use crate::fd::SharedFd;
+use io_uring::{opcode, squeue::Entry, types};
+use socket2::SockAddr;
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd};
+
+/// Flags of every accepted socket: close-on-exec, and non-blocking so that the same socket works
+/// on both drivers.
+const ACCEPT_FLAGS: i32 = libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK;
+
+fn adopt(fd: u32) -> SharedFd {
+    // SAFETY: a successful accept returns a new fd that nobody else owns.
+    SharedFd::new(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Accepts one connection and its peer address. An fd accepted after the future was dropped is
+/// closed.
+pub struct Accept {
+    listener: SharedFd,
+    /// Where the kernel writes the peer address; boxed so it stays put.
+    addr: Box<AddrSlot>,
+}
+
+impl Accept {
+    /// Accepts on `listener`.
+    pub fn new(listener: &SharedFd) -> Self {
+        Accept {
+            listener: listener.clone(),
+            addr: AddrSlot::new(),
+        }
+    }
+}
+
+// SAFETY: the SQE and `perform` point at `self.addr` (a heap box the op owns); the listener fd is
+// kept open by the SharedFd.
+unsafe impl OpCode for Accept {
+    type Output = io::Result<(SharedFd, SockAddr)>;
+
+    fn uring_entry(&mut self) -> Option<Entry> {
+        let (addr, len) = (self.addr.ptr(), self.addr.len_ptr());
+        Some(
+            opcode::Accept::new(types::Fd(self.listener.raw()), addr, len)
+                .flags(ACCEPT_FLAGS)
+                .build(),
+        )
+    }
+
+    fn plan(&self) -> Plan {
+        Plan::Readiness {
+            fd: self.listener.raw(),
+            interest: Interest::READABLE,
+        }
+    }
+
+    fn perform(&mut self) -> io::Result<u32> {
+        let (addr, len) = (self.addr.ptr(), self.addr.len_ptr());
+        // SAFETY: a live, writable address buffer and its length.
+        let fd = unsafe { libc::accept4(self.listener.raw(), addr, len, ACCEPT_FLAGS) };
+        super::at::cvt(fd as libc::c_long)
+    }
+
+    fn shared_fd(&self) -> Option<&SharedFd> {
+        Some(&self.listener)
+    }
+
+    fn complete(self, result: io::Result<u32>) -> io::Result<(SharedFd, SockAddr)> {
+        let fd = adopt(result?);
+        Ok((fd, self.addr.addr()))
+    }
+
+    fn orphaned(&mut self, res: i32, _flags: u32) {
+        close_orphan_fd(res);
+    }
+}
+
+/// Multishot accept: one SQE, a completion per connection (no peer address; ask the stream).
+pub struct AcceptMulti {
+    listener: SharedFd,
+}
+
+impl AcceptMulti {
+    /// Accepts on `listener` until cancelled.
+    pub fn new(listener: &SharedFd) -> Self {
+        AcceptMulti {
+            listener: listener.clone(),
+        }
+    }
+}
+
+// SAFETY: no pointers in the SQE; the listener fd is kept open by the SharedFd.
+unsafe impl OpCode for AcceptMulti {
+    type Output = io::Result<SharedFd>;
+
+    fn uring_entry(&mut self) -> Option<Entry> {
+        Some(
+            opcode::AcceptMulti::new(types::Fd(self.listener.raw()))
+                .flags(ACCEPT_FLAGS)
+                .build(),
+        )
+    }
+
+    fn plan(&self) -> Plan {
+        Plan::Readiness {
+            fd: self.listener.raw(),
+            interest: Interest::READABLE,
+        }
+    }
+
+    fn perform(&mut self) -> io::Result<u32> {
+        // SAFETY: null address pointers are allowed; nothing is written.
+        let fd = unsafe {
+            libc::accept4(
+                self.listener.raw(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                ACCEPT_FLAGS,
+            )
+        };
+        super::at::cvt(fd as libc::c_long)
+    }
+
+    fn shared_fd(&self) -> Option<&SharedFd> {
+        Some(&self.listener)
+    }
+
+    fn complete(self, result: io::Result<u32>) -> io::Result<SharedFd> {
+        result.map(adopt)
+    }
+
+    fn orphaned(&mut self, res: i32, _flags: u32) {
+        close_orphan_fd(res);
+    }
+}
+
+// SAFETY: as for `OpCode`; the SQE has no pointers, so every arming stays valid.
+unsafe impl MultishotOp for AcceptMulti {
+    type Item = io::Result<SharedFd>;
+
+    fn item(&mut self, res: io::Result<u32>, _flags: u32) -> io::Result<SharedFd> {
+        res.map(adopt)
+    }
+
+    fn after_final(&mut self, res: i32) -> super::AfterFinal {
+        match -res {
+            // Transient: out of fds or memory, the connection went away before it was accepted.
+            // Report it and re-arm (the caller backs off on EMFILE).
+            libc::EMFILE
+            | libc::ENFILE
+            | libc::ENOMEM
+            | libc::ENOBUFS
+            | libc::ECONNABORTED
+            | libc::EINTR => super::AfterFinal::YieldRearm,
+            _ if res >= 0 => super::AfterFinal::YieldRearm,
+            libc::ECANCELED => super::AfterFinal::End,
+            _ => super::AfterFinal::YieldEnd,
+        }
+    }
+}

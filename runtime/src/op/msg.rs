@@ -1,0 +1,169 @@
+//! `IORING_OP_SENDMSG` / `IORING_OP_RECVMSG` with one buffer and an address: datagram
+//! `send_to` / `recv_from`.
+
+use super::at::cvt;
+use super::sockaddr::AddrSlot;
+use super::{Interest, OpCode, Plan};
+use crate::buf::{BufResult, IoBuf, IoBufMut};
+use crate::fd::SharedFd;
+use io_uring::{opcode, squeue::Entry, types};
+use socket2::SockAddr;
+use std::io;
+
+/// Everything a `msghdr` points at, boxed together so the pointers stay valid.
+struct MsgParts {
+    hdr: libc::msghdr,
+    iov: libc::iovec,
+}
+
+fn zeroed_msghdr() -> libc::msghdr {
+    // SAFETY: msghdr is plain old data; all-zero is a valid (empty) header.
+    unsafe { std::mem::zeroed() }
+}
+
+/// Sends a buffer's initialised bytes to `addr` (`sendmsg(2)`, `MSG_NOSIGNAL` added).
+pub struct SendTo<B> {
+    fd: SharedFd,
+    buf: B,
+    addr: Box<SockAddr>,
+    parts: Box<MsgParts>,
+}
+
+impl<B: IoBuf> SendTo<B> {
+    /// Sends `buf` on `fd` to `addr`.
+    pub fn new(fd: &SharedFd, buf: B, addr: SockAddr) -> Self {
+        let addr = Box::new(addr);
+        let mut parts = Box::new(MsgParts {
+            hdr: zeroed_msghdr(),
+            iov: libc::iovec {
+                iov_base: buf.stable_ptr() as *mut libc::c_void,
+                iov_len: buf.bytes_init(),
+            },
+        });
+        parts.hdr.msg_name = addr.as_ptr() as *mut libc::c_void;
+        parts.hdr.msg_namelen = addr.len();
+        parts.hdr.msg_iov = &mut parts.iov;
+        parts.hdr.msg_iovlen = 1;
+        SendTo {
+            fd: fd.clone(),
+            buf,
+            addr,
+            parts,
+        }
+    }
+}
+
+// SAFETY: the msghdr, its iovec and the address are boxed in the op; the iovec points at the owned
+// buffer's stable memory.
+unsafe impl<B: IoBuf> OpCode for SendTo<B> {
+    type Output = BufResult<usize, B>;
+
+    fn uring_entry(&mut self) -> Option<Entry> {
+        let _ = &self.addr;
+        Some(
+            opcode::SendMsg::new(types::Fd(self.fd.raw()), &self.parts.hdr)
+                .flags(libc::MSG_NOSIGNAL as u32)
+                .build(),
+        )
+    }
+
+    fn plan(&self) -> Plan {
+        Plan::Readiness {
+            fd: self.fd.raw(),
+            interest: Interest::WRITABLE,
+        }
+    }
+
+    fn perform(&mut self) -> io::Result<u32> {
+        // SAFETY: a valid msghdr whose pointers are owned by the op.
+        cvt(unsafe {
+            libc::sendmsg(
+                self.fd.raw(),
+                &self.parts.hdr,
+                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+            )
+        } as libc::c_long)
+    }
+
+    fn shared_fd(&self) -> Option<&SharedFd> {
+        Some(&self.fd)
+    }
+
+    fn complete(self, result: io::Result<u32>) -> BufResult<usize, B> {
+        (result.map(|n| n as usize), self.buf)
+    }
+}
+
+/// Receives one datagram into a buffer and reports its sender (`recvmsg(2)`).
+pub struct RecvFrom<B> {
+    fd: SharedFd,
+    buf: B,
+    addr: Box<AddrSlot>,
+    parts: Box<MsgParts>,
+}
+
+impl<B: IoBufMut> RecvFrom<B> {
+    /// Receives into `buf` from `fd`.
+    pub fn new(fd: &SharedFd, mut buf: B) -> Self {
+        let mut addr = AddrSlot::new();
+        let mut parts = Box::new(MsgParts {
+            hdr: zeroed_msghdr(),
+            iov: libc::iovec {
+                iov_base: buf.stable_mut_ptr().cast(),
+                iov_len: buf.bytes_total(),
+            },
+        });
+        parts.hdr.msg_name = addr.ptr().cast();
+        // SAFETY: reading the initial length the slot was created with.
+        parts.hdr.msg_namelen = unsafe { *addr.len_ptr() };
+        parts.hdr.msg_iov = &mut parts.iov;
+        parts.hdr.msg_iovlen = 1;
+        RecvFrom {
+            fd: fd.clone(),
+            buf,
+            addr,
+            parts,
+        }
+    }
+}
+
+// SAFETY: as for `SendTo`; the kernel writes into the owned buffer and the boxed address slot.
+unsafe impl<B: IoBufMut> OpCode for RecvFrom<B> {
+    type Output = (io::Result<(usize, SockAddr)>, B);
+
+    fn uring_entry(&mut self) -> Option<Entry> {
+        Some(opcode::RecvMsg::new(types::Fd(self.fd.raw()), &mut self.parts.hdr).build())
+    }
+
+    fn plan(&self) -> Plan {
+        Plan::Readiness {
+            fd: self.fd.raw(),
+            interest: Interest::READABLE,
+        }
+    }
+
+    fn perform(&mut self) -> io::Result<u32> {
+        // SAFETY: a valid msghdr whose pointers are owned by the op.
+        cvt(
+            unsafe { libc::recvmsg(self.fd.raw(), &mut self.parts.hdr, libc::MSG_DONTWAIT) }
+                as libc::c_long,
+        )
+    }
+
+    fn shared_fd(&self) -> Option<&SharedFd> {
+        Some(&self.fd)
+    }
+
+    fn complete(mut self, result: io::Result<u32>) -> (io::Result<(usize, SockAddr)>, B) {
+        match result {
+            Ok(n) => {
+                // SAFETY: the kernel wrote `n` bytes from the buffer's start.
+                unsafe { self.buf.set_init(n as usize) };
+                self.addr.set_len(self.parts.hdr.msg_namelen);
+                let addr = self.addr.addr();
+                (Ok((n as usize, addr)), self.buf)
+            }
+            Err(e) => (Err(e), self.buf),
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! `IORING_OP_SEND` / `IORING_OP_RECV`: stream and connected-datagram I/O with owned buffers.
+
+use super::at::cvt;
+use super::{Interest, OpCode, Plan};
+use crate::buf::{BufResult, IoBuf, IoBufMut};
+use crate::fd::SharedFd;
+use io_uring::{opcode, squeue::Entry, types};
+use std::io;
+
+/// `send(2)` of a buffer's initialised bytes. `MSG_NOSIGNAL` is always added: a closed peer gives
+/// `EPIPE`, never a process-killing `SIGPIPE`.
+pub struct Send<B> {
+    fd: SharedFd,
+    buf: B,
+    flags: i32,
+}
+
+impl<B: IoBuf> Send<B> {
+    /// Sends `buf` on `fd` with `flags` (`MSG_*`).
+    pub fn new(fd: &SharedFd, buf: B, flags: i32) -> Self {
+        Send {
+            fd: fd.clone(),
+            buf,
+            flags: flags | libc::MSG_NOSIGNAL,
+        }
+    }
+}
+
+// SAFETY: the SQE and `perform` point at the owned buffer's stable memory (`bytes_init` bytes).
+unsafe impl<B: IoBuf> OpCode for Send<B> {
+    type Output = BufResult<usize, B>;
+
+    fn uring_entry(&mut self) -> Option<Entry> {
+        let len = self.buf.bytes_init().min(u32::MAX as usize) as u32;
+        Some(
+            opcode::Send::new(types::Fd(self.fd.raw()), self.buf.stable_ptr(), len)
+                .flags(self.flags)
+                .build(),
+        )
+    }
+
+    fn plan(&self) -> Plan {
+        Plan::Readiness {
+            fd: self.fd.raw(),
+            interest: Interest::WRITABLE,
+        }
+    }
+
+    fn perform(&mut self) -> io::Result<u32> {
+        let len = self.buf.bytes_init().min(u32::MAX as usize);
+        // SAFETY: `len` initialised bytes of the owned buffer.
+        cvt(unsafe {
+            libc::send(
+                self.fd.raw(),
+                self.buf.stable_ptr().cast(),
+                len,
+                self.flags | libc::MSG_DONTWAIT,
+            )
+        } as libc::c_long)
+    }
+
+    fn shared_fd(&self) -> Option<&SharedFd> {
+        Some(&self.fd)
+    }
+
+    fn complete(self, result: io::Result<u32>) -> BufResult<usize, B> {
+        (result.map(|n| n as usize), self.buf)
+    }
+}
+
+/// `recv(2)` into a buffer, from its start up to its capacity (`MSG_PEEK` to peek).
+pub struct Recv<B> {
+    fd: SharedFd,
+    buf: B,
+    flags: i32,
+}
+
+impl<B: IoBufMut> Recv<B> {
+    /// Receives into `buf` from `fd` with `flags` (`MSG_*`).
+    pub fn new(fd: &SharedFd, buf: B, flags: i32) -> Self {
+        Recv {
+            fd: fd.clone(),
+            buf,
+            flags,
+        }
+    }
+}
+
+// SAFETY: the SQE and `perform` point at the owned buffer's stable memory (`bytes_total` bytes).
+unsafe impl<B: IoBufMut> OpCode for Recv<B> {
+    type Output = BufResult<usize, B>;
+
+    fn uring_entry(&mut self) -> Option<Entry> {
+        let len = self.buf.bytes_total().min(u32::MAX as usize) as u32;
+        Some(
+            opcode::Recv::new(types::Fd(self.fd.raw()), self.buf.stable_mut_ptr(), len)
+                .flags(self.flags)
+                .build(),
+        )
+    }
+
+    fn plan(&self) -> Plan {
+        Plan::Readiness {
+            fd: self.fd.raw(),
+            interest: Interest::READABLE,
+        }
+    }
+
+    fn perform(&mut self) -> io::Result<u32> {
+        let len = self.buf.bytes_total().min(u32::MAX as usize);
+        // SAFETY: `len` writable bytes of the owned buffer.
+        cvt(unsafe {
+            libc::recv(
+                self.fd.raw(),
+                self.buf.stable_mut_ptr().cast(),
+                len,
+                self.flags | libc::MSG_DONTWAIT,
+            )
+        } as libc::c_long)
+    }
+
+    fn shared_fd(&self) -> Option<&SharedFd> {
+        Some(&self.fd)
+    }
+
+    fn complete(mut self, result: io::Result<u32>) -> BufResult<usize, B> {
+        match result {
+            Ok(n) => {
+                // SAFETY: the kernel wrote `n` bytes from the buffer's start.
+                unsafe { self.buf.set_init(n as usize) };
+                (Ok(n as usize), self.buf)
+            }
+            Err(e) => (Err(e), self.buf),
+        }
+    }
+}

@@ -1,0 +1,413 @@
+//! hoop::net on both drivers: TCP echo under 1000 connections, large transfers, half-close,
+//! resets, dropped receives, multishot accept churn, EMFILE back-off, UDP and Unix sockets.
+
+use futures_util::StreamExt;
+use hoop::net::{
+    Shutdown, TcpListener, TcpStream, UdpSocket, UnixDatagram, UnixListener, UnixStream,
+};
+use std::cell::Cell;
+use std::hash::{Hash, Hasher};
+use std::io::ErrorKind;
+use std::rc::Rc;
+use std::time::Duration;
+
+async fn echo_server(listener: TcpListener) {
+    let mut incoming = listener.incoming();
+    while let Some(conn) = incoming.next().await {
+        let Ok(stream) = conn else { continue };
+        hoop::spawn(async move {
+            let mut buf = Vec::with_capacity(8192);
+            loop {
+                buf.clear();
+                let (n, b) = stream.read(buf).await;
+                match n {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+                let (res, b) = stream.write_all(b).await;
+                if res.is_err() {
+                    return;
+                }
+                buf = b;
+            }
+        })
+        .detach();
+    }
+}
+
+fn hash(bytes: &[u8]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    h.finish()
+}
+
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain syscalls on a live local struct.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur = lim.rlim_max.min(65536);
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+    }
+}
+
+#[hoop::test]
+async fn echo_1000_concurrent_connections() {
+    raise_fd_limit();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    hoop::spawn(echo_server(listener)).detach();
+    let clients: Vec<_> = (0..1000u32)
+        .map(|i| {
+            hoop::spawn(async move {
+                let s = TcpStream::connect(addr).await.unwrap();
+                let msg: Vec<u8> = (0..1000 + i)
+                    .map(|j| (i.wrapping_mul(31) + j) as u8)
+                    .collect();
+                let sent = hash(&msg);
+                let (res, _) = s.write_all(msg).await;
+                res.unwrap();
+                let (res, back) = s.read_exact(vec![0u8; (1000 + i) as usize]).await;
+                res.unwrap();
+                assert_eq!(hash(&back), sent, "connection {i}: bytes differ");
+            })
+        })
+        .collect();
+    for c in clients {
+        c.await.unwrap();
+    }
+}
+
+#[hoop::test]
+async fn large_transfer_each_way() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    const SIZE: usize = 64 << 20;
+    let data: Rc<Vec<u8>> = Rc::new((0..SIZE).map(|i| (i * 7 + i / 4096) as u8).collect());
+    let expect = hash(&data);
+    let d = data.clone();
+    let server = hoop::spawn(async move {
+        let (s, _) = listener.accept().await.unwrap();
+        let (rd, wr) = s.into_split();
+        // Receive 64 MiB while sending 64 MiB, in two tasks.
+        let sender = hoop::spawn(async move {
+            wr.write_all(d.to_vec()).await.0.unwrap();
+            wr.shutdown().unwrap();
+            wr
+        });
+        let (res, got) = rd.read_exact(Vec::with_capacity(SIZE)).await;
+        res.unwrap();
+        let wr = sender.await.unwrap();
+        let _ = rd.reunite(wr).unwrap();
+        hash(&got)
+    });
+    let c = TcpStream::connect(addr).await.unwrap();
+    let (rd, wr) = c.into_split();
+    let send = hoop::spawn(async move { wr.write_all(data.to_vec()).await.0.unwrap() });
+    let mut total = Vec::with_capacity(SIZE);
+    loop {
+        let chunk = Vec::with_capacity(1 << 20);
+        let (n, chunk) = rd.read(chunk).await;
+        if n.unwrap() == 0 {
+            break;
+        }
+        total.extend_from_slice(&chunk);
+    }
+    send.await.unwrap();
+    assert_eq!(total.len(), SIZE);
+    assert_eq!(hash(&total), expect);
+    assert_eq!(server.await.unwrap(), expect);
+}
+
+#[hoop::test]
+async fn half_close_still_answers() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = hoop::spawn(async move {
+        let (s, _) = listener.accept().await.unwrap();
+        let mut all = Vec::new();
+        loop {
+            let (n, b) = s.read(Vec::with_capacity(64)).await;
+            if n.unwrap() == 0 {
+                break; // the client's FIN
+            }
+            all.extend_from_slice(&b);
+        }
+        s.write_all(format!("got {} bytes", all.len()).into_bytes())
+            .await
+            .0
+            .unwrap();
+    });
+    let c = TcpStream::connect(addr).await.unwrap();
+    c.write_all(b"hello".to_vec()).await.0.unwrap();
+    c.shutdown(Shutdown::Write).unwrap();
+    let (res, buf) = c.read_exact(vec![0u8; 11]).await;
+    res.unwrap();
+    assert_eq!(buf, b"got 5 bytes");
+    server.await.unwrap();
+    let (n, _) = c.read(Vec::with_capacity(8)).await;
+    assert_eq!(n.unwrap(), 0);
+}
+
+/// A peer that resets (SO_LINGER 0) gives clear errors on read and on write, never a panic.
+#[hoop::test]
+async fn peer_reset_during_read_and_write() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accept = hoop::spawn(async move { listener.accept().await.unwrap().0 });
+    let c = TcpStream::connect(addr).await.unwrap();
+    let s = accept.await.unwrap();
+    let reader = hoop::spawn(async move {
+        let (n, _) = s.read(Vec::with_capacity(64)).await;
+        (n, s)
+    });
+    hoop::time::sleep(Duration::from_millis(10)).await;
+    c.socket().set_linger(Some(Duration::ZERO)).unwrap();
+    drop(c); // RST
+    let (n, s) = reader.await.unwrap();
+    match n {
+        Ok(0) => {}
+        Err(e) => assert_eq!(e.kind(), ErrorKind::ConnectionReset),
+        Ok(n) => panic!("read {n} bytes from a reset connection"),
+    }
+    // Writing to the reset connection fails with EPIPE/ECONNRESET, without SIGPIPE.
+    let mut err = None;
+    for _ in 0..10 {
+        let (res, _) = s.write_all(vec![1u8; 65536]).await;
+        if let Err(e) = res {
+            err = Some(e);
+            break;
+        }
+    }
+    let err = err.expect("writes to a reset peer fail");
+    assert!(
+        matches!(
+            err.kind(),
+            ErrorKind::BrokenPipe | ErrorKind::ConnectionReset
+        ),
+        "{err}"
+    );
+}
+
+#[hoop::test]
+async fn dropping_a_pending_recv_loses_nothing() {
+    let (a, b) = UnixStream::pair().unwrap();
+    let r = hoop::time::timeout(Duration::from_millis(5), b.read(Vec::with_capacity(16))).await;
+    assert!(r.is_err(), "nothing was sent");
+    a.write_all(b"after".to_vec()).await.0.unwrap();
+    let (res, buf) = b.read_exact(vec![0u8; 5]).await;
+    res.unwrap();
+    assert_eq!(buf, b"after", "the cancelled recv consumed nothing");
+}
+
+#[hoop::test]
+async fn multishot_accept_under_churn() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Rc::new(Cell::new(0));
+    let acc = accepted.clone();
+    let server = hoop::spawn(async move {
+        let mut incoming = listener.incoming();
+        while let Some(conn) = incoming.next().await {
+            let s = conn.unwrap();
+            acc.set(acc.get() + 1);
+            hoop::spawn(async move {
+                let (n, b) = s.read(Vec::with_capacity(4)).await;
+                if n.unwrap_or(0) > 0 {
+                    let _ = s.write_all(b).await;
+                }
+            })
+            .detach();
+        }
+    });
+    for round in 0..20 {
+        let conns: Vec<_> = (0..25)
+            .map(|i| {
+                hoop::spawn(async move {
+                    let c = TcpStream::connect(addr).await.unwrap();
+                    if i % 3 == 0 {
+                        return; // connect and leave at once
+                    }
+                    c.write_all(vec![round as u8; 4]).await.0.unwrap();
+                    let (res, b) = c.read_exact(vec![0u8; 4]).await;
+                    res.unwrap();
+                    assert_eq!(b, vec![round as u8; 4]);
+                })
+            })
+            .collect();
+        for c in conns {
+            c.await.unwrap();
+        }
+    }
+    for _ in 0..100 {
+        if accepted.get() == 500 {
+            break;
+        }
+        hoop::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(accepted.get(), 500);
+    server.abort();
+}
+
+/// At the fd limit, `incoming()` backs off instead of spinning, and recovers once fds are free.
+#[test]
+fn accept_at_the_fd_limit_backs_off_and_recovers() {
+    // A child process: lowering RLIMIT_NOFILE must not disturb the other tests.
+    if std::env::var_os("HOOP_EMFILE_CHILD").is_none() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "accept_at_the_fd_limit_backs_off_and_recovers",
+                "--nocapture",
+            ])
+            .env("HOOP_EMFILE_CHILD", "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    for driver in [hoop::Driver::IoUring, hoop::Driver::Epoll] {
+        let rt = hoop::Runtime::builder()
+            .workers(1)
+            .driver(driver)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            // Connect from a thread so its fds do not count against the limit we set below.
+            let clients = std::thread::spawn(move || {
+                (0..8)
+                    .map(|_| std::net::TcpStream::connect(addr).unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .join()
+            .unwrap();
+            // Use up every fd.
+            let mut hog = Vec::new();
+            let cur = std::fs::read_dir("/proc/self/fd").unwrap().count() as u64 + 4;
+            let lim = libc::rlimit {
+                rlim_cur: cur,
+                rlim_max: cur.max(65536),
+            };
+            // SAFETY: a plain syscall on a live local struct.
+            unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
+            while let Ok(f) = std::fs::File::open("/dev/null") {
+                hog.push(f);
+            }
+            let polls_before = hoop::metrics().unwrap().tasks_polled;
+            let mut incoming = listener.incoming();
+            let first = hoop::time::timeout(Duration::from_millis(200), incoming.next()).await;
+            assert!(first.is_err(), "nothing can be accepted without a free fd");
+            let polls = hoop::metrics().unwrap().tasks_polled - polls_before;
+            assert!(polls < 200, "the accept loop spun: {polls} polls in 200 ms");
+            drop(hog);
+            let mut got = 0;
+            while got < 8 {
+                let s = hoop::time::timeout(Duration::from_secs(5), incoming.next())
+                    .await
+                    .expect("recovered after fds were freed")
+                    .unwrap()
+                    .unwrap();
+                drop(s);
+                got += 1;
+            }
+            drop(clients);
+        });
+    }
+}
+
+#[hoop::test]
+async fn udp_round_trips() {
+    let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..50u8 {
+        let (res, _) = a
+            .send_to(vec![i; 100 + i as usize], b.local_addr().unwrap())
+            .await;
+        assert_eq!(res.unwrap(), 100 + i as usize);
+        let (res, buf) = b.recv_from(Vec::with_capacity(1500)).await;
+        let (n, from) = res.unwrap();
+        assert_eq!((n, from), (100 + i as usize, a.local_addr().unwrap()));
+        assert!(buf.iter().all(|&x| x == i));
+    }
+    b.connect(a.local_addr().unwrap()).await.unwrap();
+    b.send(b"connected".to_vec()).await.0.unwrap();
+    let (res, buf) = a.recv(Vec::with_capacity(64)).await;
+    assert_eq!(&buf[..res.unwrap()], b"connected");
+}
+
+#[hoop::test]
+async fn unix_stream_and_datagram() {
+    let dir = std::env::temp_dir().join(format!(
+        "hoop-unix-{}-{}",
+        std::process::id(),
+        hoop::runtime_info().unwrap().driver
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let listener = UnixListener::bind(dir.join("s.sock")).unwrap();
+    let path = dir.join("s.sock");
+    let server = hoop::spawn(async move {
+        let (s, _) = listener.accept().await.unwrap();
+        let (res, buf) = s.read_exact(vec![0u8; 3]).await;
+        res.unwrap();
+        s.write_all(buf).await.0.unwrap();
+    });
+    let c = UnixStream::connect(&path).await.unwrap();
+    c.write_all(b"abc".to_vec()).await.0.unwrap();
+    let (res, buf) = c.read_exact(vec![0u8; 3]).await;
+    res.unwrap();
+    assert_eq!(buf, b"abc");
+    server.await.unwrap();
+    let d1 = UnixDatagram::bind(dir.join("d1")).unwrap();
+    let d2 = UnixDatagram::unbound().unwrap();
+    d2.send_to(b"dgram".to_vec(), dir.join("d1"))
+        .await
+        .0
+        .unwrap();
+    let (res, buf) = d1.recv_from(Vec::with_capacity(64)).await;
+    let (n, _from) = res.unwrap();
+    assert_eq!(&buf[..n], b"dgram");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[hoop::test]
+async fn connect_refused_is_a_clear_error() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let err = TcpStream::connect(("127.0.0.1", port)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
+}
+
+#[hoop::test]
+async fn peek_does_not_consume() {
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    drop(a);
+    drop(b);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accept = hoop::spawn(async move { listener.accept().await.unwrap().0 });
+    let c = TcpStream::connect(addr).await.unwrap();
+    let s = accept.await.unwrap();
+    c.write_all(b"peekaboo".to_vec()).await.0.unwrap();
+    let (n, buf) = s.peek(Vec::with_capacity(4)).await;
+    assert_eq!(&buf[..n.unwrap()], b"peek");
+    let (res, buf) = s.read_exact(vec![0u8; 8]).await;
+    res.unwrap();
+    assert_eq!(buf, b"peekaboo");
+    assert!(c.nodelay().is_ok());
+    c.set_nodelay(true).unwrap();
+    assert!(c.nodelay().unwrap());
+    assert_eq!(c.peer_addr().unwrap(), addr);
+}
