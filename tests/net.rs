@@ -382,10 +382,11 @@ async fn unix_stream_and_datagram() {
 
 #[hoop::test]
 async fn connect_refused_is_a_clear_error() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    // A bound TCP socket that does not listen holds the port (nobody else can take it meanwhile)
+    // and refuses connections.
+    let holder = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    holder.bind(&"127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap().into()).unwrap();
+    let port = holder.local_addr().unwrap().as_socket().unwrap().port();
     let err = TcpStream::connect(("127.0.0.1", port)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
 }
