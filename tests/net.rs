@@ -385,7 +385,14 @@ async fn connect_refused_is_a_clear_error() {
     // A bound TCP socket that does not listen holds the port (nobody else can take it meanwhile)
     // and refuses connections.
     let holder = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    holder.bind(&"127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap().into()).unwrap();
+    holder
+        .bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
     let port = holder.local_addr().unwrap().as_socket().unwrap().port();
     let err = TcpStream::connect(("127.0.0.1", port)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
