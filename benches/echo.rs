@@ -1,0 +1,249 @@
+//! Echo ping-pong load: hoop's echo server against the same server on tokio (current_thread),
+//! one after the other in one run, each server pinned to CPU 0 and the load generator (a hoop
+//! runtime) pinned to CPU 1. Prints requests/s, p99 latency and the server's CPU time per request.
+//!
+//! Run: `cargo bench --bench echo` (`-- --secs N --rounds R` to change the defaults: 3 s, 3
+//! rounds; the median of the rounds is reported).
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// CPU time (user + system) of one thread, from /proc.
+fn thread_cpu(tid: i32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may contain spaces, inside parentheses).
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
+        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+    // SAFETY: sysconf has no memory arguments.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_nanos(ticks * 1_000_000_000 / hz)
+}
+
+fn gettid() -> i32 {
+    // SAFETY: gettid has no arguments.
+    unsafe { libc::syscall(libc::SYS_gettid) as i32 }
+}
+
+fn pin(cpu: usize) {
+    // SAFETY: a local cpu_set_t the kernel only reads.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu % num_cpus(), &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Starts the hoop echo server on its own pinned thread; returns its address and thread id.
+fn start_hoop_server() -> (SocketAddr, i32) {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        pin(0);
+        let rt = hoop::Runtime::builder().workers(1).build().unwrap();
+        rt.block_on(async move {
+            let listener = hoop::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            tx.send((listener.local_addr().unwrap(), gettid())).unwrap();
+            let mut incoming = listener.incoming();
+            while let Some(Ok(s)) = futures_util::StreamExt::next(&mut incoming).await {
+                hoop::spawn(async move {
+                    let _ = s.set_nodelay(true);
+                    let mut buf = Vec::with_capacity(16 * 1024);
+                    loop {
+                        buf.clear();
+                        let (n, b) = s.read(buf).await;
+                        if !matches!(n, Ok(n) if n > 0) {
+                            return;
+                        }
+                        let (r, b) = s.write_all(b).await;
+                        if r.is_err() {
+                            return;
+                        }
+                        buf = b;
+                    }
+                })
+                .detach();
+            }
+        });
+    });
+    rx.recv().unwrap()
+}
+
+/// The same server on tokio's current_thread runtime.
+fn start_tokio_server() -> (SocketAddr, i32) {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        pin(0);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send((listener.local_addr().unwrap(), gettid())).unwrap();
+            loop {
+                let (mut s, _) = listener.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let _ = s.set_nodelay(true);
+                    let mut buf = vec![0u8; 16 * 1024];
+                    loop {
+                        let n = match s.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        if s.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+    });
+    rx.recv().unwrap()
+}
+
+struct Sample {
+    rps: f64,
+    p99_us: f64,
+    cpu_ns_per_req: f64,
+}
+
+/// Drives `conns` connections of `size`-byte ping-pongs for `secs` from a hoop client pinned to
+/// CPU 1.
+fn load(
+    addr: SocketAddr,
+    server_tid: i32,
+    conns: usize,
+    size: usize,
+    secs: f64,
+) -> io::Result<Sample> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        pin(1);
+        let rt = hoop::Runtime::builder().workers(1).build().unwrap();
+        let res = rt.block_on(async move {
+            let mut streams = Vec::new();
+            for _ in 0..conns {
+                let s = hoop::net::TcpStream::connect(addr).await?;
+                s.set_nodelay(true)?;
+                streams.push(s);
+            }
+            // Warm up, then measure.
+            let warm = Instant::now() + Duration::from_millis(300);
+            let end = warm + Duration::from_secs_f64(secs);
+            let tasks: Vec<_> = streams
+                .into_iter()
+                .map(|s| {
+                    hoop::spawn(async move {
+                        let mut lat = Vec::new();
+                        let (mut out, mut back) = (vec![7u8; size], vec![0u8; size]);
+                        let mut count = 0u64;
+                        loop {
+                            let t = Instant::now();
+                            if t >= end {
+                                return Ok::<_, io::Error>((count, lat));
+                            }
+                            let (r, o) = s.write_all(out).await;
+                            r?;
+                            out = o;
+                            let (r, b) = s.read_exact(back).await;
+                            r?;
+                            back = b;
+                            if t >= warm {
+                                count += 1;
+                                lat.push(t.elapsed().as_micros() as u32);
+                            }
+                        }
+                    })
+                })
+                .collect();
+            let cpu0 = thread_cpu(server_tid);
+            let mut total = 0;
+            let mut lats = Vec::new();
+            for t in tasks {
+                let (c, l) = t.await??;
+                total += c;
+                lats.extend(l);
+            }
+            let cpu = thread_cpu(server_tid).saturating_sub(cpu0);
+            lats.sort_unstable();
+            let p99 = lats.get(lats.len() * 99 / 100).copied().unwrap_or(0) as f64;
+            Ok::<_, io::Error>(Sample {
+                rps: total as f64 / secs,
+                p99_us: p99,
+                cpu_ns_per_req: cpu.as_nanos() as f64 / total.max(1) as f64,
+            })
+        });
+        let _ = tx.send(res);
+    });
+    rx.recv().unwrap()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn main() -> io::Result<()> {
+    let mut secs = 3.0;
+    let mut rounds = 3;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--secs" => secs = args.next().and_then(|v| v.parse().ok()).unwrap_or(secs),
+            "--rounds" => rounds = args.next().and_then(|v| v.parse().ok()).unwrap_or(rounds),
+            _ => {} // cargo bench passes --bench
+        }
+    }
+    let hoop_server = start_hoop_server();
+    let tokio_server = start_tokio_server();
+    let scenarios = [(64, 64), (64, 4096), (500, 1024)];
+    println!(
+        "echo ping-pong, server on CPU 0, client on CPU 1, {secs} s x {rounds} rounds (medians)"
+    );
+    println!(
+        "{:<16} {:>12} {:>12} {:>8} {:>10} {:>10} {:>12} {:>12} {:>8}",
+        "conns x size",
+        "hoop req/s",
+        "tokio req/s",
+        "ratio",
+        "hoop p99",
+        "tokio p99",
+        "hoop cpu/req",
+        "tokio cpu/req",
+        "ratio"
+    );
+    for (conns, size) in scenarios {
+        let (mut h, mut t) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            h.push(load(hoop_server.0, hoop_server.1, conns, size, secs)?);
+            t.push(load(tokio_server.0, tokio_server.1, conns, size, secs)?);
+        }
+        let hr = median(h.iter().map(|s| s.rps).collect());
+        let tr = median(t.iter().map(|s| s.rps).collect());
+        let hp = median(h.iter().map(|s| s.p99_us).collect());
+        let tp = median(t.iter().map(|s| s.p99_us).collect());
+        let hc = median(h.iter().map(|s| s.cpu_ns_per_req).collect());
+        let tc = median(t.iter().map(|s| s.cpu_ns_per_req).collect());
+        println!(
+            "{:<16} {:>12.0} {:>12.0} {:>7.2}x {:>8.0}us {:>8.0}us {:>10.0}ns {:>10.0}ns {:>7.2}x",
+            format!("{conns} x {size} B"),
+            hr,
+            tr,
+            hr / tr,
+            hp,
+            tp,
+            hc,
+            tc,
+            hc / tc
+        );
+    }
+    Ok(())
+}
