@@ -1,9 +1,12 @@
 //! The op layer on both drivers: nop, pipes, readiness of foreign fds, multishot, cancellation
 //! and buffer ownership, SQ pressure, batching.
 
+mod common;
+use common::Tracked;
+
 use futures_util::StreamExt;
 use hoop::io::Interest;
-use hoop::{IoBuf, IoBufMut};
+use hoop::IoBuf;
 use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Duration;
@@ -100,46 +103,13 @@ async fn multishot_readiness_stream() {
     hoop::io::nop().await.unwrap();
 }
 
-/// A buffer that counts its owners, to see when the runtime lets go of it.
-struct Tracked {
-    data: Vec<u8>,
-    _owner: Arc<()>,
-}
-
-// SAFETY: delegates to the Vec, whose heap allocation is stable.
-unsafe impl IoBuf for Tracked {
-    fn stable_ptr(&self) -> *const u8 {
-        self.data.stable_ptr()
-    }
-    fn bytes_init(&self) -> usize {
-        self.data.bytes_init()
-    }
-    fn bytes_total(&self) -> usize {
-        self.data.bytes_total()
-    }
-}
-
-// SAFETY: delegates to the Vec.
-unsafe impl IoBufMut for Tracked {
-    fn stable_mut_ptr(&mut self) -> *mut u8 {
-        self.data.stable_mut_ptr()
-    }
-    unsafe fn set_init(&mut self, pos: usize) {
-        // SAFETY: forwarded contract.
-        unsafe { self.data.set_init(pos) }
-    }
-}
-
 /// Dropping an in-flight read keeps its buffer alive until the kernel is done with it; the
 /// data that arrives later does not land in freed memory, and the buffer is freed afterwards.
 #[hoop::test]
 async fn dropped_read_keeps_its_buffer_until_completion() {
     let (r, w) = hoop::io::pipe().unwrap();
     let owner = Arc::new(());
-    let buf = Tracked {
-        data: Vec::with_capacity(64),
-        _owner: owner.clone(),
-    };
+    let buf = Tracked::new(64, &owner);
     {
         let mut read = Box::pin(r.read(buf));
         // Poll once: the read is submitted and waits for data.

@@ -2,7 +2,10 @@
 //! while the kernel may write into it. Tests here count `/proc/self/fd`, so they run one at a
 //! time.
 
-use hoop::{Driver, IoBuf, IoBufMut, Runtime};
+mod common;
+use common::Tracked;
+
+use hoop::{Driver, Runtime};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -29,35 +32,6 @@ fn assert_no_fd_leak(baseline: usize, what: &str) {
 
 const DRIVERS: [Driver; 2] = [Driver::IoUring, Driver::Epoll];
 
-struct Tracked {
-    data: Vec<u8>,
-    _owner: Arc<()>,
-}
-
-// SAFETY: delegates to the Vec, whose heap allocation is stable.
-unsafe impl IoBuf for Tracked {
-    fn stable_ptr(&self) -> *const u8 {
-        self.data.stable_ptr()
-    }
-    fn bytes_init(&self) -> usize {
-        self.data.bytes_init()
-    }
-    fn bytes_total(&self) -> usize {
-        self.data.bytes_total()
-    }
-}
-
-// SAFETY: delegates to the Vec.
-unsafe impl IoBufMut for Tracked {
-    fn stable_mut_ptr(&mut self) -> *mut u8 {
-        self.data.stable_mut_ptr()
-    }
-    unsafe fn set_init(&mut self, pos: usize) {
-        // SAFETY: forwarded contract.
-        unsafe { self.data.set_init(pos) }
-    }
-}
-
 /// 10k reads on pipes that never get data, spawned as tasks; then the runtime is dropped.
 #[test]
 fn drop_runtime_with_10k_reads_in_flight() {
@@ -77,10 +51,7 @@ fn drop_runtime_with_10k_reads_in_flight() {
                 let pipes = std::rc::Rc::new(pipes);
                 for i in 0..10_000 {
                     let pipes = pipes.clone();
-                    let buf = Tracked {
-                        data: Vec::with_capacity(16),
-                        _owner: o.clone(),
-                    };
+                    let buf = Tracked::new(16, &o);
                     hoop::spawn(async move {
                         let _ = pipes[i % 100].0.read(buf).await;
                     })
@@ -121,10 +92,7 @@ fn dropping_in_flight_ops_releases_everything() {
             let (r, _w) = hoop::io::pipe().unwrap();
             let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
             for _ in 0..1000 {
-                let buf = Tracked {
-                    data: Vec::with_capacity(8),
-                    _owner: o.clone(),
-                };
+                let buf = Tracked::new(8, &o);
                 let read = r.read(buf);
                 let poll = hoop::io::wait_ready(
                     std::os::fd::AsFd::as_fd(&a),
@@ -179,10 +147,7 @@ fn op_future_outliving_its_runtime() {
             let o = owner.clone();
             rt.block_on(async move {
                 let (r, w) = hoop::io::pipe().unwrap();
-                let buf = Tracked {
-                    data: Vec::with_capacity(8),
-                    _owner: o,
-                };
+                let buf = Tracked::new(8, &o);
                 let reader = std::rc::Rc::new(r);
                 let r2 = reader.clone();
                 let mut fut = Box::pin(async move { r2.read(buf).await.0.map(|_| ()) });

@@ -68,6 +68,7 @@ unsafe impl<B: IoBufMut> IoBufMut for Slice<B> {
         // SAFETY: `begin <= bytes_total()` was checked in `IoBuf::slice`.
         unsafe { self.buf.stable_mut_ptr().add(self.begin) }
     }
+    // SAFETY: the caller upholds `IoBufMut::set_init`'s contract for the slice's range.
     unsafe fn set_init(&mut self, pos: usize) {
         // A read into a slice that starts past the initialised part would leave a gap of
         // uninitialised bytes, so the inner buffer only grows when there is no gap.
