@@ -1,0 +1,338 @@
+//! An HTTP/1.1 static file server: GET and HEAD, keep-alive, `Content-Length`, `Content-Type` by
+//! extension, single `Range` requests (206, 416), `index.html` for directories, and 400, 403,
+//! 404, 405 with a short body. Every path is resolved through `hoop::fs::Dir`, i.e. by the kernel
+//! beneath the root (`openat2` with `RESOLVE_BENEATH`): `..`, `%2e%2e`, absolute paths and
+//! symlinks leading outside are refused.
+//!
+//! ```sh
+//! cargo run --release --example fileserver -- [--root DIR] [--addr 127.0.0.1:8080] [--workers N] [--verbose]
+//! curl -v http://127.0.0.1:8080/
+//! ```
+
+use futures_util::StreamExt;
+use hoop::fs::{Dir, File, OpenOptions};
+use hoop::net::{TcpListener, TcpStream};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+const MAX_HEAD: usize = 16 * 1024;
+const CHUNK: usize = 256 * 1024;
+
+struct Request {
+    method: String,
+    target: String,
+    keep_alive: bool,
+    range: Option<String>,
+}
+
+/// Parses the request head; `None` if it is malformed.
+fn parse_head(head: &[u8]) -> Option<Request> {
+    let text = std::str::from_utf8(head).ok()?;
+    let mut lines = text.split("\r\n");
+    let mut first = lines.next()?.split(' ');
+    let (method, target, version) = (first.next()?, first.next()?, first.next()?);
+    if first.next().is_some() || !version.starts_with("HTTP/1.") {
+        return None;
+    }
+    let mut keep_alive = version == "HTTP/1.1";
+    let mut range = None;
+    for line in lines.filter(|l| !l.is_empty()) {
+        let (name, value) = line.split_once(':')?;
+        let value = value.trim();
+        match name.trim().to_ascii_lowercase().as_str() {
+            "connection" if value.eq_ignore_ascii_case("close") => keep_alive = false,
+            "connection" if value.eq_ignore_ascii_case("keep-alive") => keep_alive = true,
+            "range" => range = Some(value.to_string()),
+            _ => {}
+        }
+    }
+    Some(Request {
+        method: method.to_string(),
+        target: target.to_string(),
+        keep_alive,
+        range,
+    })
+}
+
+/// Percent-decodes the path of a request target; `None` for bad escapes or a NUL byte.
+fn decode_path(target: &str) -> Option<PathBuf> {
+    let path = target.split(['?', '#']).next()?;
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    if out.contains(&0) {
+        return None;
+    }
+    let decoded = String::from_utf8(out).ok()?;
+    // Relative to the root: strip the leading slashes; empty means the root itself.
+    Some(PathBuf::from(decoded.trim_start_matches('/')))
+}
+
+/// A single byte range of a `len`-byte body: `Ok(None)` for the whole body, `Err(())` if
+/// unsatisfiable.
+fn parse_range(header: &str, len: u64) -> Result<Option<(u64, u64)>, ()> {
+    let Some(spec) = header.strip_prefix("bytes=") else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None); // multiple ranges: serve the whole body
+    }
+    let (a, b) = spec.split_once('-').ok_or(())?;
+    let (start, end) = match (a.trim(), b.trim()) {
+        ("", n) => {
+            let n: u64 = n.parse().map_err(|_| ())?;
+            if n == 0 || len == 0 {
+                return Err(());
+            }
+            (len.saturating_sub(n), len - 1)
+        }
+        (s, "") => (s.parse().map_err(|_| ())?, len.saturating_sub(1)),
+        (s, e) => {
+            let (s, e): (u64, u64) = (s.parse().map_err(|_| ())?, e.parse().map_err(|_| ())?);
+            (s, e.min(len.saturating_sub(1)))
+        }
+    };
+    if start >= len || start > end {
+        return Err(());
+    }
+    Ok(Some((start, end)))
+}
+
+fn content_type(path: &Path) -> &'static str {
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("html" | "htm") => "text/html; charset=utf-8",
+        Some("txt" | "md" | "rs" | "toml") => "text/plain; charset=utf-8",
+        Some("css") => "text/css",
+        Some("js") => "text/javascript",
+        Some("json") => "application/json",
+        Some("png") => "image/png",
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("gif") => "image/gif",
+        Some("svg") => "image/svg+xml",
+        Some("pdf") => "application/pdf",
+        Some("wasm") => "application/wasm",
+        _ => "application/octet-stream",
+    }
+}
+
+async fn send_error(stream: &TcpStream, status: &str, keep_alive: bool) -> io::Result<()> {
+    let body = format!("{status}\n");
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n{body}",
+        body.len(),
+        if keep_alive { "keep-alive" } else { "close" }
+    );
+    stream.write_all(head.into_bytes()).await.0
+}
+
+/// Opens the file a request names: a regular file, or `index.html` of a directory.
+async fn open_target(root: &Dir, rel: &Path) -> io::Result<(File, PathBuf)> {
+    let read = OpenOptions::new().read(true).clone();
+    let meta = root
+        .metadata(if rel.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            rel
+        })
+        .await?;
+    let path = if meta.is_dir() {
+        rel.join("index.html")
+    } else {
+        rel.to_path_buf()
+    };
+    let file = root.open_file(&path, &read).await?;
+    if !file.metadata().await?.is_file() {
+        return Err(io::ErrorKind::NotFound.into());
+    }
+    Ok((file, path))
+}
+
+/// Serves one request; returns whether the connection stays open.
+async fn respond(stream: &TcpStream, root: &Dir, req: &Request, verbose: bool) -> io::Result<bool> {
+    let keep = req.keep_alive;
+    let status = |s: &str| {
+        if verbose {
+            println!("{} {} -> {s}", req.method, req.target);
+        }
+    };
+    if req.method != "GET" && req.method != "HEAD" {
+        status("405");
+        send_error(stream, "405 Method Not Allowed", keep).await?;
+        return Ok(keep);
+    }
+    let Some(rel) = decode_path(&req.target) else {
+        status("400");
+        send_error(stream, "400 Bad Request", keep).await?;
+        return Ok(keep);
+    };
+    let (file, path) = match open_target(root, &rel).await {
+        Ok(f) => f,
+        Err(e) => {
+            let code = match e.kind() {
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => "404 Not Found",
+                io::ErrorKind::InvalidInput => "400 Bad Request",
+                _ => "403 Forbidden", // permission, or a path that escapes the root
+            };
+            status(code);
+            send_error(stream, code, keep).await?;
+            return Ok(keep);
+        }
+    };
+    let len = file.metadata().await?.len();
+    let range = match req.range.as_deref().map(|r| parse_range(r, len)) {
+        None | Some(Ok(None)) => None,
+        Some(Ok(Some(r))) => Some(r),
+        Some(Err(())) => {
+            status("416");
+            let head = format!(
+                "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{len}\r\nContent-Length: 0\r\nConnection: {}\r\n\r\n",
+                if keep { "keep-alive" } else { "close" }
+            );
+            stream.write_all(head.into_bytes()).await.0?;
+            return Ok(keep);
+        }
+    };
+    let (start, end) = range.unwrap_or((0, len.saturating_sub(1)));
+    let body_len = if len == 0 { 0 } else { end - start + 1 };
+    let mut head = match range {
+        Some(_) => {
+            format!("HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {start}-{end}/{len}\r\n")
+        }
+        None => "HTTP/1.1 200 OK\r\n".to_string(),
+    };
+    head.push_str(&format!(
+        "Content-Type: {}\r\nContent-Length: {body_len}\r\nAccept-Ranges: bytes\r\nConnection: {}\r\n\r\n",
+        content_type(&path),
+        if keep { "keep-alive" } else { "close" }
+    ));
+    status(if range.is_some() { "206" } else { "200" });
+    stream.write_all(head.into_bytes()).await.0?;
+    if req.method == "HEAD" {
+        return Ok(keep);
+    }
+    let mut buf = Vec::with_capacity(CHUNK.min(body_len as usize).max(1));
+    let mut pos = start;
+    let stop = start + body_len;
+    while pos < stop {
+        buf.clear();
+        let want = ((stop - pos) as usize).min(CHUNK);
+        let (res, b) = file.read_at(hoop::IoBuf::slice(buf, ..want), pos).await;
+        let n = res?;
+        if n == 0 {
+            return Ok(false); // truncated meanwhile: the body cannot be completed
+        }
+        let mut b = b.into_inner();
+        b.truncate(n);
+        let (res, b) = stream.write_all(b).await;
+        res?;
+        buf = b;
+        pos += n as u64;
+    }
+    Ok(keep)
+}
+
+async fn connection(stream: TcpStream, root: Rc<Dir>, verbose: bool) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut pending: Vec<u8> = Vec::new();
+    loop {
+        let head_end = loop {
+            if let Some(i) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            if pending.len() > MAX_HEAD {
+                send_error(&stream, "400 Bad Request", false).await?;
+                return Ok(());
+            }
+            let (n, chunk) = stream.read(Vec::with_capacity(8192)).await;
+            if n? == 0 {
+                return Ok(());
+            }
+            pending.extend_from_slice(&chunk);
+        };
+        let head: Vec<u8> = pending.drain(..head_end).collect();
+        let Some(req) = parse_head(&head[..head.len() - 4]) else {
+            send_error(&stream, "400 Bad Request", false).await?;
+            return Ok(());
+        };
+        if !respond(&stream, &root, &req, verbose).await? {
+            return Ok(());
+        }
+    }
+}
+
+fn main() -> io::Result<()> {
+    let mut root = PathBuf::from(".");
+    let mut addr = "127.0.0.1:8080".to_string();
+    let mut workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut verbose = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--verbose" => verbose = true,
+            "--root" => root = args.next().map(PathBuf::from).unwrap_or(root),
+            "--addr" => addr = args.next().unwrap_or(addr),
+            "--workers" => workers = args.next().and_then(|v| v.parse().ok()).unwrap_or(workers),
+            _ => {
+                eprintln!(
+                    "usage: fileserver [--root DIR] [--addr HOST:PORT] [--workers N] [--verbose]"
+                );
+                std::process::exit(2);
+            }
+        }
+    }
+    // Resolve the address (and port 0) once, so that every worker binds the same one.
+    let local = std::net::TcpListener::bind(&addr)?.local_addr()?;
+    let rt = hoop::Runtime::builder().workers(workers).build()?;
+    let driver = rt.info().driver;
+    let results = rt.run(move |worker| {
+        let root = root.clone();
+        async move {
+            let listener = TcpListener::bind_reuseport(local)?;
+            let dir = Rc::new(Dir::open(&root).await?);
+            if worker == 0 {
+                println!(
+                    "fileserver: serving {} on http://{local}/ with {workers} worker(s) on {driver} (try: curl -v http://{local}/)",
+                    root.display()
+                );
+            }
+            let mut incoming = listener.incoming();
+            while let Some(conn) = incoming.next().await {
+                match conn {
+                    Ok(stream) => {
+                        let dir = dir.clone();
+                        hoop::spawn(async move {
+                            if let Err(e) = connection(stream, dir, verbose).await {
+                                if verbose {
+                                    eprintln!("fileserver: connection: {e}");
+                                }
+                            }
+                        })
+                        .detach();
+                    }
+                    Err(e) => eprintln!("fileserver: accept: {e}"),
+                }
+            }
+            Ok::<_, io::Error>(())
+        }
+    });
+    for r in results {
+        r?;
+    }
+    Ok(())
+}
