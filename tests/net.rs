@@ -419,3 +419,36 @@ async fn peek_does_not_consume() {
     assert!(c.nodelay().unwrap());
     assert_eq!(c.peer_addr().unwrap(), addr);
 }
+
+/// fds passed over a Unix socket arrive as working, close-on-exec fds; peer credentials are ours.
+#[hoop::test]
+async fn unix_fd_passing_and_peer_credentials() {
+    use std::os::fd::{AsFd, AsRawFd};
+    let (a, b) = UnixStream::pair().unwrap();
+    let (pid, uid, _gid) = b.peer_cred().unwrap();
+    assert_eq!(pid as u32, std::process::id());
+    // SAFETY: getuid has no preconditions.
+    assert_eq!(uid, unsafe { libc::getuid() });
+    let (pr, pw) = std::os::unix::net::UnixStream::pair().unwrap();
+    let file = std::fs::File::open("/proc/self/status").unwrap();
+    let (res, _) = a
+        .send_with_fds(b"two fds".to_vec(), &[pw.as_fd(), file.as_fd()])
+        .await;
+    assert_eq!(res.unwrap(), 7);
+    drop(pw); // the receiver's copy keeps the socket open
+    let (res, buf) = b.recv_with_fds(Vec::with_capacity(32), 8).await;
+    let (n, fds) = res.unwrap();
+    assert_eq!(&buf[..n], b"two fds");
+    assert_eq!(fds.len(), 2);
+    // SAFETY: F_GETFD on an fd we own.
+    let flags = unsafe { libc::fcntl(fds[0].as_raw_fd(), libc::F_GETFD) };
+    assert!(
+        flags & libc::FD_CLOEXEC != 0,
+        "received fds are close-on-exec"
+    );
+    let mut passed = std::os::unix::net::UnixStream::from(fds.into_iter().next().unwrap());
+    std::io::Write::write_all(&mut passed, b"via passed fd").unwrap();
+    let mut got = [0u8; 13];
+    std::io::Read::read_exact(&mut &pr, &mut got).unwrap();
+    assert_eq!(&got, b"via passed fd");
+}

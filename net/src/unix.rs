@@ -5,6 +5,7 @@ use hoop_runtime::buf::{BufResult, IoBuf, IoBufMut};
 use hoop_runtime::fd::SharedFd;
 use hoop_runtime::op::accept::Accept;
 use hoop_runtime::op::connect::Connect;
+use hoop_runtime::op::fd_passing::{peer_credentials, RecvWithFds, SendWithFds};
 use hoop_runtime::op::msg::{RecvFrom, SendTo};
 use hoop_runtime::op::send_recv::{Recv, Send};
 use hoop_runtime::op::Op;
@@ -134,6 +135,51 @@ impl UnixStream {
     /// Shuts down one or both directions.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         SockRef::from(self).shutdown(how)
+    }
+
+    /// Sends `buf` together with `fds` (`SCM_RIGHTS`, at most 253). The fds are duplicated, so
+    /// the caller keeps its own.
+    ///
+    /// ```
+    /// # hoop_runtime::block_on(async {
+    /// use std::os::fd::AsFd;
+    /// let (a, b) = hoop_net::UnixStream::pair().unwrap();
+    /// let file = std::fs::File::open("/proc/self/status").unwrap();
+    /// a.send_with_fds(b"here".to_vec(), &[file.as_fd()]).await.0.unwrap();
+    /// let (res, buf) = b.recv_with_fds(Vec::with_capacity(16), 4).await;
+    /// let (n, fds) = res.unwrap();
+    /// assert_eq!((&buf[..n], fds.len()), (&b"here"[..], 1));
+    /// # });
+    /// ```
+    pub async fn send_with_fds<B: IoBuf>(
+        &self,
+        buf: B,
+        fds: &[BorrowedFd<'_>],
+    ) -> BufResult<usize, B> {
+        let owned: io::Result<Vec<OwnedFd>> = fds.iter().map(|f| f.try_clone_to_owned()).collect();
+        let owned = match owned {
+            Ok(o) => o,
+            Err(e) => return (Err(e), buf),
+        };
+        match SendWithFds::new(&self.fd, buf, owned) {
+            Ok(op) => Op::new(op).await,
+            Err((e, buf)) => (Err(e), buf),
+        }
+    }
+
+    /// Receives into `buf` and up to `max_fds` passed fds (close-on-exec). Extra fds beyond
+    /// `max_fds` are closed by the kernel.
+    pub async fn recv_with_fds<B: IoBufMut>(
+        &self,
+        buf: B,
+        max_fds: usize,
+    ) -> BufResult<(usize, Vec<OwnedFd>), B> {
+        Op::new(RecvWithFds::new(&self.fd, buf, max_fds)).await
+    }
+
+    /// The peer's process id, user id and group id at connect time (`SO_PEERCRED`).
+    pub fn peer_cred(&self) -> io::Result<(i32, u32, u32)> {
+        peer_credentials(&self.fd)
     }
 
     /// The peer's address.

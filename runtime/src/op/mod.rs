@@ -18,6 +18,7 @@ pub mod at;
 pub mod close;
 pub mod connect;
 pub mod dir_ops;
+pub mod fd_passing;
 pub mod file_space;
 pub mod fsync;
 pub mod msg;
