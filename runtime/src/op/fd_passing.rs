@@ -1,6 +1,7 @@
 //! `IORING_OP_SENDMSG` / `IORING_OP_RECVMSG` with `SCM_RIGHTS`: passing fds over Unix sockets.
 
 use super::at::cvt;
+use super::msghdr::MsgParts;
 use super::{Interest, OpCode, Plan};
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::fd::SharedFd;
@@ -16,64 +17,13 @@ fn cmsg_space(fds: usize) -> usize {
     unsafe { libc::CMSG_SPACE((fds * std::mem::size_of::<RawFd>()) as u32) as usize }
 }
 
-/// Everything a `msghdr` points at, boxed together so the pointers stay valid.
-struct Parts {
-    hdr: libc::msghdr,
-    iov: libc::iovec,
-    /// Control data, 8-byte aligned as `cmsghdr` requires.
-    control: Vec<u64>,
-}
-
-impl Parts {
-    fn new(ptr: *mut u8, len: usize, control_bytes: usize) -> Box<Parts> {
-        let mut p = Box::new(Parts {
-            // SAFETY: msghdr is plain old data; all-zero is an empty header.
-            hdr: unsafe { std::mem::zeroed() },
-            iov: libc::iovec {
-                iov_base: ptr.cast(),
-                iov_len: len,
-            },
-            control: vec![0u64; control_bytes.div_ceil(8)],
-        });
-        p.hdr.msg_iov = &mut p.iov;
-        p.hdr.msg_iovlen = 1;
-        if control_bytes > 0 {
-            p.hdr.msg_control = p.control.as_mut_ptr().cast();
-            p.hdr.msg_controllen = control_bytes;
-        }
-        p
-    }
-
-    /// The fds of the `SCM_RIGHTS` messages the kernel wrote into the control buffer.
-    fn received_fds(&self) -> Vec<RawFd> {
-        let mut out = Vec::new();
-        // SAFETY: the CMSG macros walk the control buffer the kernel filled, within
-        // `msg_controllen`; each SCM_RIGHTS payload is an array of ints.
-        unsafe {
-            let mut c = libc::CMSG_FIRSTHDR(&self.hdr);
-            while !c.is_null() {
-                if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                    let data = libc::CMSG_DATA(c) as *const RawFd;
-                    let n = ((*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize)
-                        / std::mem::size_of::<RawFd>();
-                    for i in 0..n {
-                        out.push(std::ptr::read_unaligned(data.add(i)));
-                    }
-                }
-                c = libc::CMSG_NXTHDR(&self.hdr, c);
-            }
-        }
-        out
-    }
-}
-
 /// Sends a buffer's bytes together with fds (`SCM_RIGHTS`). The op holds duplicates of the fds
 /// until the completion, so the caller may close its own at once.
 pub struct SendWithFds<B> {
     fd: SharedFd,
     buf: B,
     _fds: Vec<OwnedFd>,
-    parts: Box<Parts>,
+    parts: Box<MsgParts>,
 }
 
 impl<B: IoBuf> SendWithFds<B> {
@@ -89,7 +39,7 @@ impl<B: IoBuf> SendWithFds<B> {
         } else {
             cmsg_space(fds.len())
         };
-        let mut parts = Parts::new(buf.stable_ptr() as *mut u8, buf.bytes_init(), space);
+        let mut parts = MsgParts::new(buf.stable_ptr() as *mut u8, buf.bytes_init(), space);
         if !fds.is_empty() {
             // SAFETY: the control buffer has CMSG_SPACE(n) bytes; the header and the n ints fit.
             unsafe {
@@ -159,14 +109,14 @@ unsafe impl<B: IoBuf> OpCode for SendWithFds<B> {
 pub struct RecvWithFds<B> {
     fd: SharedFd,
     buf: B,
-    parts: Box<Parts>,
+    parts: Box<MsgParts>,
 }
 
 impl<B: IoBufMut> RecvWithFds<B> {
     /// Receives into `buf` and up to `max_fds` (at most [`MAX_FDS`]) fds from `fd`.
     pub fn new(fd: &SharedFd, mut buf: B, max_fds: usize) -> Self {
         let space = cmsg_space(max_fds.clamp(1, MAX_FDS));
-        let parts = Parts::new(buf.stable_mut_ptr(), buf.bytes_total(), space);
+        let parts = MsgParts::new(buf.stable_mut_ptr(), buf.bytes_total(), space);
         RecvWithFds {
             fd: fd.clone(),
             buf,

@@ -22,6 +22,7 @@ pub mod fd_passing;
 pub mod file_space;
 pub mod fsync;
 pub mod msg;
+mod msghdr;
 pub mod nop;
 pub mod open;
 pub mod path_ops;

@@ -2,6 +2,7 @@
 //! `send_to` / `recv_from`.
 
 use super::at::cvt;
+use super::msghdr::MsgParts;
 use super::sockaddr::AddrSlot;
 use super::{Interest, OpCode, Plan};
 use crate::buf::{BufResult, IoBuf, IoBufMut};
@@ -9,17 +10,6 @@ use crate::fd::SharedFd;
 use io_uring::{opcode, squeue::Entry, types};
 use socket2::SockAddr;
 use std::io;
-
-/// Everything a `msghdr` points at, boxed together so the pointers stay valid.
-struct MsgParts {
-    hdr: libc::msghdr,
-    iov: libc::iovec,
-}
-
-fn zeroed_msghdr() -> libc::msghdr {
-    // SAFETY: msghdr is plain old data; all-zero is a valid (empty) header.
-    unsafe { std::mem::zeroed() }
-}
 
 /// Sends a buffer's initialised bytes to `addr` (`sendmsg(2)`, `MSG_NOSIGNAL` added).
 pub struct SendTo<B> {
@@ -33,17 +23,8 @@ impl<B: IoBuf> SendTo<B> {
     /// Sends `buf` on `fd` to `addr`.
     pub fn new(fd: &SharedFd, buf: B, addr: SockAddr) -> Self {
         let addr = Box::new(addr);
-        let mut parts = Box::new(MsgParts {
-            hdr: zeroed_msghdr(),
-            iov: libc::iovec {
-                iov_base: buf.stable_ptr() as *mut libc::c_void,
-                iov_len: buf.bytes_init(),
-            },
-        });
-        parts.hdr.msg_name = addr.as_ptr() as *mut libc::c_void;
-        parts.hdr.msg_namelen = addr.len();
-        parts.hdr.msg_iov = &mut parts.iov;
-        parts.hdr.msg_iovlen = 1;
+        let mut parts = MsgParts::new(buf.stable_ptr() as *mut u8, buf.bytes_init(), 0);
+        parts.set_name(addr.as_ptr() as *mut libc::c_void, addr.len());
         SendTo {
             fd: fd.clone(),
             buf,
@@ -106,18 +87,10 @@ impl<B: IoBufMut> RecvFrom<B> {
     /// Receives into `buf` from `fd`.
     pub fn new(fd: &SharedFd, mut buf: B) -> Self {
         let mut addr = AddrSlot::new();
-        let mut parts = Box::new(MsgParts {
-            hdr: zeroed_msghdr(),
-            iov: libc::iovec {
-                iov_base: buf.stable_mut_ptr().cast(),
-                iov_len: buf.bytes_total(),
-            },
-        });
-        parts.hdr.msg_name = addr.ptr().cast();
+        let mut parts = MsgParts::new(buf.stable_mut_ptr(), buf.bytes_total(), 0);
         // SAFETY: reading the initial length the slot was created with.
-        parts.hdr.msg_namelen = unsafe { *addr.len_ptr() };
-        parts.hdr.msg_iov = &mut parts.iov;
-        parts.hdr.msg_iovlen = 1;
+        let len = unsafe { *addr.len_ptr() };
+        parts.set_name(addr.ptr().cast(), len);
         RecvFrom {
             fd: fd.clone(),
             buf,
