@@ -16,6 +16,20 @@ pub enum XattrTarget {
     Fd(SharedFd),
 }
 
+/// The buffer after the kernel wrote `result` bytes into its spare capacity.
+fn filled(mut buf: Vec<u8>, result: io::Result<u32>) -> (io::Result<usize>, Vec<u8>) {
+    match result {
+        Ok(n) => {
+            let n = (n as usize).min(buf.capacity());
+            // SAFETY: the kernel wrote `n` bytes from the start, never more than the capacity it
+            // was given (the buffer was empty, so all of them are new).
+            unsafe { buf.set_len(n) };
+            (Ok(n), buf)
+        }
+        Err(e) => (Err(e), buf),
+    }
+}
+
 /// `getxattr(2)` / `fgetxattr(2)` into a buffer of the buffer's capacity; `ERANGE` if too small.
 /// A zero-capacity buffer asks for the value's size.
 pub struct GetXattr {
@@ -70,16 +84,8 @@ unsafe impl OpCode for GetXattr {
         } as libc::c_long)
     }
 
-    fn complete(mut self, result: io::Result<u32>) -> (io::Result<usize>, Vec<u8>) {
-        match result {
-            Ok(n) => {
-                let n = (n as usize).min(self.buf.capacity());
-                // SAFETY: the kernel wrote `n` bytes (never more than the capacity it was given).
-                unsafe { self.buf.set_len(n) };
-                (Ok(n), self.buf)
-            }
-            Err(e) => (Err(e), self.buf),
-        }
+    fn complete(self, result: io::Result<u32>) -> (io::Result<usize>, Vec<u8>) {
+        filled(self.buf, result)
     }
 }
 
@@ -184,16 +190,8 @@ unsafe impl OpCode for ListXattr {
         } as libc::c_long)
     }
 
-    fn complete(mut self, result: io::Result<u32>) -> (io::Result<usize>, Vec<u8>) {
-        match result {
-            Ok(n) => {
-                let n = (n as usize).min(self.buf.capacity());
-                // SAFETY: the kernel wrote `n` bytes within the capacity.
-                unsafe { self.buf.set_len(n) };
-                (Ok(n), self.buf)
-            }
-            Err(e) => (Err(e), self.buf),
-        }
+    fn complete(self, result: io::Result<u32>) -> (io::Result<usize>, Vec<u8>) {
+        filled(self.buf, result)
     }
 }
 
