@@ -9,13 +9,13 @@
 
 use crate::error::with_path;
 use crate::metadata::{Metadata, STATX_MASK};
+use crate::openat::openat2;
 use crate::read_dir::ReadDir;
 use crate::xattr::{self, Target};
 use crate::{File, OpenOptions};
 use hoop_runtime::fd::SharedFd;
 use hoop_runtime::op::at::{c_path, At};
 use hoop_runtime::op::dir_ops::ReadLinkAt;
-use hoop_runtime::op::open::OpenAt2;
 use hoop_runtime::op::path_ops::{LinkAt, MkDirAt, RenameAt, SymlinkAt, UnlinkAt};
 use hoop_runtime::op::statx::Statx;
 use hoop_runtime::op::{Op, OpCode};
@@ -96,14 +96,14 @@ impl Dir {
     /// given to the `Dir` afterwards).
     pub async fn open(path: impl AsRef<Path>) -> io::Result<Dir> {
         let path = path.as_ref();
-        let c = c_path(path).map_err(with_path("opendir", path))?;
-        let fd = Op::new(OpenAt2::new(
-            At::cwd(),
-            c,
+        let fd = openat2(
+            &At::cwd(),
+            path,
             libc::O_RDONLY | libc::O_DIRECTORY,
             0,
             0,
-        ))
+            None,
+        )
         .await
         .map_err(with_path("opendir", path))?;
         Ok(Dir {
@@ -180,14 +180,15 @@ impl Dir {
     }
 
     async fn open_beneath(&self, rel: &Path, flags: i32) -> io::Result<SharedFd> {
-        let c = c_path(rel)?;
-        self.op(OpenAt2::new(
-            At::dir(&self.fd),
-            c,
+        let at = At::dir(&self.fd);
+        openat2(
+            &at,
+            rel,
             flags,
             0,
             self.resolve.flags(),
-        ))
+            self.creds.as_ref(),
+        )
         .await
     }
 

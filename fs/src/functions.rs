@@ -2,12 +2,12 @@
 
 use crate::error::with_path;
 use crate::metadata::{Metadata, STATX_MASK};
+use crate::openat::openat2;
 use crate::read_dir::ReadDir;
 use crate::xattr::{self, Target};
 use crate::{File, OpenOptions};
 use hoop_runtime::op::at::{c_path, At};
 use hoop_runtime::op::dir_ops::{ChmodAt, ReadLinkAt};
-use hoop_runtime::op::open::OpenAt2;
 use hoop_runtime::op::path_ops::{LinkAt, MkDirAt, RenameAt, SymlinkAt, UnlinkAt};
 use hoop_runtime::op::statx::Statx;
 use hoop_runtime::op::Op;
@@ -227,14 +227,14 @@ pub async fn read_link(path: impl AsRef<Path>) -> io::Result<PathBuf> {
 /// ```
 pub async fn read_dir(path: impl AsRef<Path>) -> io::Result<ReadDir> {
     let path = path.as_ref();
-    let c = c_path(path).map_err(with_path("opendir", path))?;
-    let fd = Op::new(OpenAt2::new(
-        At::cwd(),
-        c,
+    let fd = openat2(
+        &At::cwd(),
+        path,
         libc::O_RDONLY | libc::O_DIRECTORY,
         0,
         0,
-    ))
+        None,
+    )
     .await
     .map_err(with_path("opendir", path))?;
     Ok(ReadDir::new(fd, path))

@@ -26,6 +26,7 @@ mod file;
 mod functions;
 mod metadata;
 mod open_options;
+mod openat;
 mod read_dir;
 mod xattr;
 

@@ -1,10 +1,9 @@
 //! [`OpenOptions`]: how to open a file, like `std::fs::OpenOptions`, plus `openat2` resolve flags.
 
 use crate::error::with_path;
+use crate::openat::openat2;
 use crate::File;
-use hoop_runtime::op::at::{c_path, At};
-use hoop_runtime::op::open::OpenAt2;
-use hoop_runtime::op::Op;
+use hoop_runtime::op::at::At;
 use hoop_runtime::Credentials;
 use std::io;
 use std::path::Path;
@@ -163,10 +162,16 @@ impl OpenOptions {
         creds: Option<&Credentials>,
     ) -> io::Result<File> {
         let flags = self.flags()?;
-        let c = c_path(path)?;
         let creds = self.creds.as_ref().or(creds).cloned();
-        let op = OpenAt2::new(at, c, flags, self.mode, self.resolve | resolve);
-        let fd = Op::new(op).with_credentials(creds.clone()).await?;
+        let fd = openat2(
+            &at,
+            path,
+            flags,
+            self.mode,
+            self.resolve | resolve,
+            creds.as_ref(),
+        )
+        .await?;
         Ok(File::from_shared(fd, Some(path)).with_credentials(creds))
     }
 }
