@@ -3,7 +3,8 @@
 //! and real errors reported instead of hidden.
 
 use hoop::{Driver, DriverKind, Runtime};
-use std::process::Command;
+
+mod common;
 
 fn kind_with(driver: Driver) -> std::io::Result<(DriverKind, String)> {
     let rt = Runtime::builder().workers(1).driver(driver).build()?;
@@ -74,34 +75,17 @@ fn auto_falls_back_only_when_io_uring_is_unavailable() {
     assert!(err.to_string().contains("unavailable"), "{err}");
 }
 
-fn run_child(test: &str, env: &[(&str, &str)]) {
-    let exe = std::env::current_exe().unwrap();
-    let mut cmd = Command::new(exe);
-    cmd.args(["--exact", test, "--nocapture", "--test-threads=1"]);
-    cmd.env_remove("HOOP_DRIVER");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "child {test} {env:?} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn env_var_forces_the_driver() {
-    run_child(
+    common::run_child(
         "child_reports_env_choice",
         &[("HOOP_DRIVER", "epoll"), ("EXPECT", "epoll")],
     );
-    run_child(
+    common::run_child(
         "child_reports_env_choice",
         &[("HOOP_DRIVER", "io_uring"), ("EXPECT", "io_uring")],
     );
-    run_child(
+    common::run_child(
         "child_reports_env_choice",
         &[("HOOP_DRIVER", "bogus"), ("EXPECT", "error")],
     );
@@ -131,8 +115,8 @@ fn child_reports_env_choice() {
 /// runtime falls back to epoll and works.
 #[test]
 fn seccomp_denied_io_uring_falls_back_to_epoll() {
-    run_child("child_under_seccomp", &[("SECCOMP_ERRNO", "EPERM")]);
-    run_child("child_under_seccomp", &[("SECCOMP_ERRNO", "ENOSYS")]);
+    common::run_child("child_under_seccomp", &[("SECCOMP_ERRNO", "EPERM")]);
+    common::run_child("child_under_seccomp", &[("SECCOMP_ERRNO", "ENOSYS")]);
 }
 
 #[test]
@@ -142,7 +126,7 @@ fn child_under_seccomp() {
         Ok("ENOSYS") => libc::ENOSYS,
         _ => return,
     };
-    deny_io_uring_setup(errno);
+    common::deny_syscall(libc::SYS_io_uring_setup, errno);
     let rt = Runtime::builder().workers(2).build().unwrap();
     assert_eq!(rt.info().driver, DriverKind::Epoll);
     assert!(rt.info().reason.contains("unavailable"));
@@ -160,88 +144,4 @@ fn child_under_seccomp() {
         .unwrap_err();
     assert_eq!(err.raw_os_error(), None, "wrapped with context: {err}");
     assert!(err.to_string().contains("unavailable"));
-}
-
-/// Installs a seccomp filter that fails `io_uring_setup` with `errno` in this process.
-fn deny_io_uring_setup(errno: i32) {
-    #[repr(C)]
-    struct SockFilter {
-        code: u16,
-        jt: u8,
-        jf: u8,
-        k: u32,
-    }
-    #[repr(C)]
-    struct SockFprog {
-        len: u16,
-        filter: *const SockFilter,
-    }
-    const LD_W_ABS: u16 = 0x20; // BPF_LD (0) | BPF_W (0) | BPF_ABS (0x20)
-    const JEQ_K: u16 = 0x15; // BPF_JMP (5) | BPF_JEQ (0x10) | BPF_K (0)
-    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
-    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
-    const RET_ALLOW: u32 = 0x7fff_0000;
-    const RET_ERRNO: u32 = 0x0005_0000;
-    let filter = [
-        SockFilter {
-            code: LD_W_ABS,
-            jt: 0,
-            jf: 0,
-            k: 4,
-        }, // arch
-        SockFilter {
-            code: JEQ_K,
-            jt: 1,
-            jf: 0,
-            k: AUDIT_ARCH_X86_64,
-        },
-        SockFilter {
-            code: RET_K,
-            jt: 0,
-            jf: 0,
-            k: RET_ALLOW,
-        },
-        SockFilter {
-            code: LD_W_ABS,
-            jt: 0,
-            jf: 0,
-            k: 0,
-        }, // syscall number
-        SockFilter {
-            code: JEQ_K,
-            jt: 0,
-            jf: 1,
-            k: libc::SYS_io_uring_setup as u32,
-        },
-        SockFilter {
-            code: RET_K,
-            jt: 0,
-            jf: 0,
-            k: RET_ERRNO | errno as u32,
-        },
-        SockFilter {
-            code: RET_K,
-            jt: 0,
-            jf: 0,
-            k: RET_ALLOW,
-        },
-    ];
-    let prog = SockFprog {
-        len: filter.len() as u16,
-        filter: filter.as_ptr(),
-    };
-    // SAFETY: plain prctl calls; `prog` and `filter` outlive the call, which copies them.
-    unsafe {
-        assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
-        assert_eq!(
-            libc::prctl(
-                libc::PR_SET_SECCOMP,
-                libc::SECCOMP_MODE_FILTER,
-                &prog as *const SockFprog
-            ),
-            0,
-            "seccomp: {}",
-            std::io::Error::last_os_error()
-        );
-    }
 }

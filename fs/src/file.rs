@@ -4,11 +4,12 @@ use crate::error::with_path;
 use crate::metadata::{Metadata, STATX_MASK};
 use crate::xattr::{self, Target};
 use crate::OpenOptions;
-use hoop_runtime::buf::{BufResult, IoBuf, IoBufMut};
+use hoop_runtime::buf::{AlignedBuf, BufResult, FixedBuf, IoBuf, IoBufMut};
 use hoop_runtime::fd::SharedFd;
 use hoop_runtime::op::at::At;
 use hoop_runtime::op::close::Close;
 use hoop_runtime::op::file_space::{Fadvise, Fallocate, Ftruncate};
+use hoop_runtime::op::fixed::{ReadFixed, WriteFixed};
 use hoop_runtime::op::fsync::Fsync;
 use hoop_runtime::op::rw::{FdKind, Read, Write};
 use hoop_runtime::op::statx::Statx;
@@ -194,6 +195,55 @@ impl File {
             slice = buf.slice(done..total);
         }
         (Ok(()), slice.into_inner())
+    }
+
+    /// Reads up to the buffer's capacity at `pos` into a registered buffer
+    /// (`IORING_OP_READ_FIXED`), replacing its contents; saving the kernel the per-call page pinning. Where the pool
+    /// is not registered (epoll driver, old kernel, memlock limit) this is a plain read.
+    ///
+    /// ```
+    /// # hoop_runtime::block_on(async {
+    /// # let path = std::env::temp_dir().join(format!("hoop-doc-fixed-{}", std::process::id()));
+    /// # std::fs::write(&path, b"registered").unwrap();
+    /// let pool = hoop_runtime::buf::FixedBufPool::new(2, 4096).unwrap();
+    /// let file = hoop_fs::File::open(&path).await.unwrap();
+    /// let (res, buf) = file.read_fixed_at(pool.try_get().unwrap(), 0).await;
+    /// assert_eq!(&buf[..res.unwrap()], b"registered");
+    /// # std::fs::remove_file(&path).unwrap();
+    /// # });
+    /// ```
+    pub async fn read_fixed_at(&self, mut buf: FixedBuf, pos: u64) -> BufResult<usize, FixedBuf> {
+        buf.clear();
+        let (res, buf) = match buf.fixed_index() {
+            Some(index) => self.op(ReadFixed::new(&self.fd, buf, index, pos)).await,
+            None => self.op(Read::new(&self.fd, buf, pos, FdKind::File)).await,
+        };
+        (res.map_err(self.ctx("read")), buf)
+    }
+
+    /// Writes a registered buffer's initialised bytes at `pos` (`IORING_OP_WRITE_FIXED`; a
+    /// plain write where the pool is not registered). May write only some of them.
+    pub async fn write_fixed_at(&self, buf: FixedBuf, pos: u64) -> BufResult<usize, FixedBuf> {
+        let (res, buf) = match buf.fixed_index() {
+            Some(index) => self.op(WriteFixed::new(&self.fd, buf, index, pos)).await,
+            None => self.op(Write::new(&self.fd, buf, pos, FdKind::File)).await,
+        };
+        (res.map_err(self.ctx("write")), buf)
+    }
+
+    /// An empty buffer of at least `capacity` bytes aligned for `O_DIRECT` I/O on this file:
+    /// memory aligned to the `STATX_DIOALIGN` memory alignment and capacity rounded to the
+    /// offset alignment. Where the kernel or filesystem does not report them, a 4 KiB alignment
+    /// (which satisfies every common device) is used.
+    ///
+    /// Direct I/O also needs the file offset aligned; reads and writes of the buffer's full
+    /// capacity at multiples of [`AlignedBuf::align`] are.
+    pub async fn direct_io_buf(&self, capacity: usize) -> io::Result<AlignedBuf> {
+        let align = match self.metadata().await?.dio_alignment() {
+            Some((mem, offset)) => mem.max(offset) as usize,
+            None => 4096,
+        };
+        AlignedBuf::new(capacity, align.max(1))
     }
 
     /// Reads at `pos` into several buffers in turn (`preadv`); returns the total read.

@@ -7,10 +7,16 @@
 //!
 //! [`IoBuf`] is a buffer the kernel may read from (writes, sends); [`IoBufMut`] one it may write
 //! into (reads, receives). [`Slice`] narrows an owned buffer to a sub-range without copying.
+//! [`AlignedBuf`] is aligned for `O_DIRECT`; [`FixedBufPool`] lends [`FixedBuf`]s registered with
+//! the ring, for `READ_FIXED`/`WRITE_FIXED`.
 
+mod aligned;
+mod fixed;
 mod io_buf;
 mod slice;
 
+pub use aligned::AlignedBuf;
+pub use fixed::{FixedBuf, FixedBufPool};
 pub use io_buf::{IoBuf, IoBufMut};
 pub use slice::Slice;
 

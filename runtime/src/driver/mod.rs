@@ -10,6 +10,7 @@
 //!   within the runtime's shutdown timeout — leaks their memory and the ring with it.
 
 mod epoll;
+mod fixed_table;
 pub(crate) mod lifecycle;
 mod select;
 mod uring;

@@ -7,6 +7,7 @@
 //! operation's memory. CQ overflow (`IORING_SQ_CQ_OVERFLOW`) makes the next enter flush the
 //! kernel's backlog, which the io-uring crate does by adding `GETEVENTS`.
 
+use super::fixed_table::FixedTable;
 use super::lifecycle::{Arrival, Completion, Ops};
 use super::DriverStats;
 use crate::creds::{self, Credentials};
@@ -37,6 +38,8 @@ pub(crate) struct UringDriver {
     /// Registered personalities by identity, with a weak reference to tell when no
     /// `Credentials` for them is left (then they are unregistered).
     personalities: HashMap<creds::Inner, (Weak<creds::Inner>, u16)>,
+    /// Registered buffers of this worker's pools.
+    fixed: FixedTable,
     /// Human-readable setup flags, for `RuntimeInfo`.
     pub(crate) setup: String,
 }
@@ -91,6 +94,7 @@ impl UringDriver {
             doorbell_armed: false,
             closing: false,
             personalities: HashMap::new(),
+            fixed: FixedTable::default(),
             setup: setup.to_string(),
         })
     }
@@ -121,6 +125,22 @@ impl UringDriver {
         self.personalities
             .insert(creds.key().clone(), (creds.weak(), id));
         Ok(id)
+    }
+
+    /// Registers buffers for `READ_FIXED`/`WRITE_FIXED`; returns the first slot's index.
+    ///
+    /// # Safety
+    ///
+    /// As [`FixedTable::register`]: the memory stays allocated until `unregister_fixed` of the
+    /// range succeeded.
+    pub(crate) unsafe fn register_fixed(&mut self, iovecs: &[libc::iovec]) -> io::Result<u16> {
+        // SAFETY: forwarded to the caller.
+        unsafe { self.fixed.register(&self.ring.submitter(), iovecs) }
+    }
+
+    /// Empties the slots `register_fixed` gave.
+    pub(crate) fn unregister_fixed(&mut self, base: u16, n: usize) -> io::Result<()> {
+        self.fixed.unregister(&self.ring.submitter(), base, n)
     }
 
     pub(crate) fn doorbell_armed(&self) -> bool {

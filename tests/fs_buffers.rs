@@ -1,0 +1,179 @@
+//! Registered buffers (`read_fixed_at`/`write_fixed_at`) and O_DIRECT with aligned buffers, on
+//! both drivers.
+
+use hoop::buf::{AlignedBuf, FixedBufPool};
+use hoop::fs::{File, OpenOptions};
+use hoop::DriverKind;
+use std::path::PathBuf;
+
+fn scratch(name: &str) -> PathBuf {
+    let driver = hoop::runtime_info().map_or("none".into(), |i| i.driver.to_string());
+    let dir =
+        std::env::temp_dir().join(format!("hoop-bufs-{name}-{}-{driver}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn on_uring() -> bool {
+    hoop::runtime_info().unwrap().driver == DriverKind::IoUring
+}
+
+#[hoop::test]
+async fn fixed_buffers_round_trip() {
+    let dir = scratch("fixed");
+    let path = dir.join("f");
+    let pool = FixedBufPool::new(4, 10_000).unwrap();
+    assert_eq!(pool.is_registered(), on_uring(), "{pool:?}");
+    assert_eq!(pool.buffer_size(), 12_288, "rounded up to pages");
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .open(&path)
+        .await
+        .unwrap();
+
+    let mut buf = pool.try_get().unwrap();
+    let data: Vec<u8> = (0..pool.buffer_size()).map(|i| (i * 7) as u8).collect();
+    buf.extend_from_slice(&data);
+    if on_uring() {
+        assert!(buf.fixed_index().is_some());
+    }
+    let (n, buf) = file.write_fixed_at(buf, 100).await;
+    assert_eq!(n.unwrap(), data.len());
+    drop(buf);
+    assert_eq!(&std::fs::read(&path).unwrap()[100..], &data[..]);
+
+    let (n, buf) = file.read_fixed_at(pool.try_get().unwrap(), 100).await;
+    assert_eq!(n.unwrap(), data.len());
+    assert!(buf[..] == data[..]);
+    // Past the end: a short read, then zero.
+    let (n, buf) = file.read_fixed_at(buf, 100 + data.len() as u64 - 5).await;
+    assert_eq!(n.unwrap(), 5);
+    assert!(
+        buf[..] == data[data.len() - 5..],
+        "a read replaces the contents"
+    );
+    let (n, _) = file.read_fixed_at(buf, 1 << 20).await;
+    assert_eq!(n.unwrap(), 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[hoop::test]
+async fn many_pools_share_and_reuse_the_ring_table() {
+    let dir = scratch("pools");
+    let path = dir.join("f");
+    std::fs::write(&path, b"abc").unwrap();
+    let file = File::open(&path).await.unwrap();
+    // Two live pools at once, then far more buffers over time than the table has slots.
+    let a = FixedBufPool::new(8, 4096).unwrap();
+    let b = FixedBufPool::new(8, 4096).unwrap();
+    assert_eq!(a.is_registered(), on_uring());
+    assert_eq!(b.is_registered(), on_uring());
+    for _ in 0..100 {
+        let p = FixedBufPool::new(64, 4096).unwrap();
+        assert_eq!(p.is_registered(), on_uring());
+        let (n, buf) = file.read_fixed_at(p.try_get().unwrap(), 0).await;
+        assert_eq!(n.unwrap(), 3);
+        assert_eq!(&buf[..], b"abc");
+    }
+    for pool in [&a, &b] {
+        let (n, buf) = file.read_fixed_at(pool.try_get().unwrap(), 1).await;
+        assert_eq!(n.unwrap(), 2);
+        assert_eq!(&buf[..], b"bc");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[hoop::test]
+async fn pool_get_waits_for_a_returned_buffer() {
+    let pool = FixedBufPool::new(1, 4096).unwrap();
+    let held = pool.get().await;
+    assert!(pool.try_get().is_none());
+    let p2 = pool.clone();
+    let waiter = hoop::spawn(async move { p2.get().await.capacity() });
+    // A second waiter that gives up must not strand the buffer.
+    let p3 = pool.clone();
+    let quitter = hoop::spawn(async move { p3.get().await.capacity() });
+    hoop::yield_now().await;
+    quitter.abort();
+    hoop::yield_now().await;
+    drop(held);
+    assert_eq!(waiter.await.unwrap(), 4096);
+    assert_eq!(pool.available(), 1);
+}
+
+#[hoop::test]
+async fn pool_bad_input_is_an_error() {
+    assert!(FixedBufPool::new(0, 4096).is_err());
+    assert!(FixedBufPool::new(1 << 15, 4096).is_err());
+    assert!(FixedBufPool::new(1, 0).is_err());
+}
+
+#[test]
+fn pool_outside_a_runtime_is_an_error() {
+    assert!(FixedBufPool::new(1, 4096).is_err());
+}
+
+#[hoop::test]
+async fn o_direct_with_aligned_buffers() {
+    let dir = scratch("direct");
+    let path = dir.join("f");
+    let opened = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(&path)
+        .await;
+    let file = match opened {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            eprintln!("skipped: the temp filesystem refuses O_DIRECT");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let meta = file.metadata().await.unwrap();
+    let mut buf = file.direct_io_buf(8192).await.unwrap();
+    if let Some((mem, off)) = meta.dio_alignment() {
+        assert_eq!(buf.as_ptr() as usize % mem as usize, 0);
+        assert_eq!(buf.capacity() % off as usize, 0);
+    }
+    let pattern: Vec<u8> = (0..buf.capacity()).map(|i| (i % 251) as u8).collect();
+    buf.extend_from_slice(&pattern);
+    let at = buf.align() as u64 * 3;
+    let (r, _) = file.write_all_at(buf, at).await;
+    r.unwrap();
+
+    let back = AlignedBuf::new(pattern.len(), 4096).unwrap();
+    let (r, back) = file.read_exact_at(back, at).await;
+    r.unwrap();
+    assert_eq!(&back[..], &pattern[..]);
+
+    // Registered pool buffers are page aligned, so they work with O_DIRECT too.
+    let pool = FixedBufPool::new(1, 8192).unwrap();
+    let (n, fixed) = file.read_fixed_at(pool.try_get().unwrap(), at).await;
+    assert_eq!(n.unwrap(), 8192);
+    assert_eq!(&fixed[..], &pattern[..8192]);
+
+    // A misaligned buffer is refused by the kernel with a clear error, not silently copied.
+    let mut odd = Vec::with_capacity(4097);
+    odd.push(0u8);
+    let (r, _) = file.read_at(odd.slice_tail(), at).await;
+    assert_eq!(hoop::fs::os_error(&r.unwrap_err()), Some(libc::EINVAL));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+trait SliceTail: Sized {
+    fn slice_tail(self) -> hoop::Slice<Self>;
+}
+
+impl SliceTail for Vec<u8> {
+    /// A view starting one byte into the allocation: misaligned for O_DIRECT.
+    fn slice_tail(self) -> hoop::Slice<Self> {
+        use hoop::IoBuf;
+        self.slice(1..4097)
+    }
+}
