@@ -6,6 +6,8 @@ use hoop::fs::{File, OpenOptions};
 use hoop::DriverKind;
 use std::path::PathBuf;
 
+mod common;
+
 fn scratch(name: &str) -> PathBuf {
     let driver = hoop::runtime_info().map_or("none".into(), |i| i.driver.to_string());
     let dir =
@@ -175,5 +177,80 @@ impl SliceTail for Vec<u8> {
     fn slice_tail(self) -> hoop::Slice<Self> {
         use hoop::IoBuf;
         self.slice(1..4097)
+    }
+}
+
+/// Without CAP_IPC_LOCK and with `RLIMIT_MEMLOCK` at zero the kernel refuses to pin registered
+/// buffers (`ENOMEM`): the pool falls back to plain reads and writes, which still work.
+#[test]
+fn memlock_limit_falls_back_to_plain_io() {
+    common::run_child("child_with_no_memlock", &[("HOOP_CHILD", "memlock")]);
+}
+
+#[test]
+fn child_with_no_memlock() {
+    if std::env::var("HOOP_CHILD").as_deref() != Ok("memlock") {
+        return;
+    }
+    drop_ipc_lock();
+    let rt = hoop::Runtime::builder()
+        .driver(hoop::Driver::IoUring)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        // The limit is read when buffers are pinned; the ring itself was created before.
+        let zero = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: a plain setrlimit with a valid struct.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &zero) }, 0);
+        let pool = FixedBufPool::new(2, 64 * 1024).unwrap();
+        assert!(!pool.is_registered(), "pinning must have been refused");
+        let dir = scratch("memlock");
+        std::fs::write(dir.join("f"), b"still works").unwrap();
+        let file = File::open(dir.join("f")).await.unwrap();
+        let buf = pool.try_get().unwrap();
+        assert_eq!(buf.fixed_index(), None);
+        let (n, buf) = file.read_fixed_at(buf, 0).await;
+        assert_eq!(&buf[..n.unwrap()], b"still works");
+        std::fs::remove_dir_all(&dir).unwrap();
+    });
+}
+
+/// Removes CAP_IPC_LOCK from this process's effective set (io_uring then charges pinned memory
+/// to RLIMIT_MEMLOCK).
+fn drop_ipc_lock() {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    const CAP_IPC_LOCK: u32 = 14;
+    let mut header = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let mut data = [Data::default(); 2];
+    // SAFETY: capget/capset with a v3 header and two data words, as the ABI requires.
+    unsafe {
+        assert_eq!(
+            libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()),
+            0
+        );
+        data[0].effective &= !(1 << CAP_IPC_LOCK);
+        data[0].permitted &= !(1 << CAP_IPC_LOCK);
+        assert_eq!(
+            libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()),
+            0
+        );
     }
 }

@@ -125,9 +125,17 @@ pub async fn remove_dir(path: impl AsRef<Path>) -> io::Result<()> {
     unlink(path.as_ref(), libc::AT_REMOVEDIR, "rmdir").await
 }
 
-/// Removes a directory and everything in it. Symlinks are removed, never followed.
+/// Removes a directory and everything in it. Symlinks are removed, never followed (a symlink
+/// given as `path` is removed itself); a file as `path` is an error (`NotADirectory`), as with
+/// `std::fs::remove_dir_all`.
 pub async fn remove_dir_all(path: impl AsRef<Path>) -> io::Result<()> {
-    remove_tree(path.as_ref().to_path_buf()).await
+    let path = path.as_ref();
+    let meta = symlink_metadata(path).await?;
+    if !meta.is_dir() && !meta.is_symlink() {
+        let e = io::Error::from_raw_os_error(libc::ENOTDIR);
+        return Err(with_path("rmdir", path)(e));
+    }
+    remove_tree(path.to_path_buf()).await
 }
 
 fn remove_tree(path: PathBuf) -> Pin<Box<dyn Future<Output = io::Result<()>>>> {
@@ -158,31 +166,40 @@ pub async fn create_dir(path: impl AsRef<Path>) -> io::Result<()> {
         .map_err(with_path("mkdir", path))
 }
 
-/// Creates a directory and its missing parents; an existing directory is fine.
+/// Creates a directory and its missing parents; an existing directory is fine. Errors are
+/// those of `std::fs::create_dir_all` (e.g. `AlreadyExists` if a file is in the way).
 pub async fn create_dir_all(path: impl AsRef<Path>) -> io::Result<()> {
+    async fn is_dir(p: &Path) -> bool {
+        metadata(p).await.is_ok_and(|m| m.is_dir())
+    }
     let path = path.as_ref();
+    // Like std: try the deepest directory first and climb only past missing parents, so an
+    // existing tree costs one mkdir.
     let mut missing = Vec::new();
-    let mut cur = Some(path);
-    while let Some(p) = cur {
-        if p.as_os_str().is_empty() {
+    let mut cur = path;
+    loop {
+        if cur.as_os_str().is_empty() {
             break;
         }
-        match metadata(p).await {
-            Ok(m) if m.is_dir() => break,
-            Ok(_) => {
-                let e = io::Error::from_raw_os_error(libc::ENOTDIR);
-                return Err(with_path("mkdir", p)(e));
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => missing.push(p),
+        match create_dir(cur).await {
+            Ok(()) => break,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => missing.push(cur),
+            Err(_) if is_dir(cur).await => break,
             Err(e) => return Err(e),
         }
-        cur = p.parent();
+        match cur.parent() {
+            Some(parent) => cur = parent,
+            None => {
+                let e = io::Error::other("failed to create whole tree");
+                return Err(with_path("mkdir", path)(e));
+            }
+        }
     }
     for p in missing.into_iter().rev() {
         match create_dir(p).await {
             Ok(()) => {}
             // Created concurrently by someone else: fine if it is a directory.
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && metadata(p).await?.is_dir() => {}
+            Err(_) if is_dir(p).await => {}
             Err(e) => return Err(e),
         }
     }

@@ -11,7 +11,10 @@
 //! - free functions like `std::fs` / `tokio::fs`: [`read()`], [`write()`], [`metadata()`],
 //!   [`rename`], [`read_dir`], [`copy`], …;
 //! - [`Dir`]: a directory capability whose paths can never escape it (`openat2` with
-//!   `RESOLVE_BENEATH`);
+//!   `RESOLVE_BENEATH`; where `openat2` is missing or denied by seccomp, a component-by-component
+//!   `O_NOFOLLOW` walk with the same answers);
+//! - registered buffers ([`File::read_fixed_at`] with a `hoop::buf::FixedBufPool`) and aligned
+//!   buffers for `O_DIRECT` ([`File::direct_io_buf`]);
 //! - [`Metadata`] from `statx`, including the direct-I/O alignment.
 //!
 //! Errors are `std::io::Error`s with their kind kept; path functions wrap the OS error in an
