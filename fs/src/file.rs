@@ -132,6 +132,12 @@ impl File {
         self
     }
 
+    /// The file's fd as the runtime's operations hold it (for building operations on it, such
+    /// as `hoop_runtime::io::send_file`).
+    pub fn shared_fd(&self) -> &SharedFd {
+        &self.fd
+    }
+
     /// Reads up to `buf.bytes_total()` bytes at `pos`; `Ok(0)` at end of file.
     pub async fn read_at<B: IoBufMut>(&self, buf: B, pos: u64) -> BufResult<usize, B> {
         let (res, buf) = self.op(Read::new(&self.fd, buf, pos, FdKind::File)).await;

@@ -1,9 +1,12 @@
 //! Owned-buffer stream I/O on a socket fd, shared by TCP and Unix streams and their halves.
 
+use hoop_runtime::buf::BufRing;
 use hoop_runtime::buf::{BufResult, IoBuf, IoBufMut};
 use hoop_runtime::fd::SharedFd;
+use hoop_runtime::io::RecvStream;
 use hoop_runtime::op::rw::{FdKind, CURRENT_POSITION};
 use hoop_runtime::op::send_recv::{Recv, Send};
+use hoop_runtime::op::send_zc::SendZc;
 use hoop_runtime::op::vectored::{Readv, Writev};
 use hoop_runtime::op::Op;
 use std::io;
@@ -64,4 +67,21 @@ pub(crate) async fn write_all<B: IoBuf>(fd: &SharedFd, buf: B) -> BufResult<(), 
         slice = buf.slice(done..total);
     }
     (Ok(()), slice.into_inner())
+}
+
+pub(crate) async fn send_zc<B: IoBuf>(fd: &SharedFd, buf: B) -> BufResult<usize, B> {
+    Op::new(SendZc::new(fd, buf)).await
+}
+
+pub(crate) fn recv_stream(fd: &SharedFd, ring: &BufRing) -> RecvStream {
+    RecvStream::new(fd, ring)
+}
+
+pub(crate) async fn send_file(
+    fd: &SharedFd,
+    file: &hoop_fs::File,
+    offset: u64,
+    len: u64,
+) -> io::Result<u64> {
+    hoop_runtime::io::send_file(file.shared_fd(), offset, len, fd).await
 }

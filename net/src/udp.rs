@@ -6,6 +6,7 @@ use hoop_runtime::fd::SharedFd;
 use hoop_runtime::op::connect::Connect;
 use hoop_runtime::op::msg::{RecvFrom, SendTo};
 use hoop_runtime::op::send_recv::{Recv, Send};
+use hoop_runtime::op::send_zc::{SendToZc, SendZc};
 use hoop_runtime::op::Op;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use std::fmt;
@@ -64,6 +65,26 @@ impl UdpSocket {
             Err(e) => return (Err(e), buf),
         };
         Op::new(SendTo::new(&self.fd, buf, addr.into())).await
+    }
+
+    /// Sends one datagram to `addr` without copying `buf` into the kernel
+    /// (`IORING_OP_SENDMSG_ZC`); the buffer comes back after the kernel's notification. A plain
+    /// `sendmsg` on the epoll driver.
+    pub async fn send_to_zc<B: IoBuf>(
+        &self,
+        buf: B,
+        addr: impl ToSocketAddrs,
+    ) -> BufResult<usize, B> {
+        let addr = match one_addr(addr) {
+            Ok(a) => a,
+            Err(e) => return (Err(e), buf),
+        };
+        Op::new(SendToZc::new(&self.fd, buf, addr.into())).await
+    }
+
+    /// Sends one datagram to the connected peer without copying (`IORING_OP_SEND_ZC`).
+    pub async fn send_zc<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
+        Op::new(SendZc::new(&self.fd, buf)).await
     }
 
     /// Receives one datagram into `buf`; returns its length and sender.

@@ -2,7 +2,8 @@
 
 use super::TcpStream;
 use crate::stream_io;
-use hoop_runtime::buf::{BufResult, IoBuf, IoBufMut};
+use hoop_runtime::buf::{BufResult, BufRing, IoBuf, IoBufMut};
+use hoop_runtime::io::RecvStream;
 use std::fmt;
 use std::io;
 use std::net::Shutdown;
@@ -27,6 +28,13 @@ impl OwnedReadHalf {
     /// Reads into `buf`; `Ok(0)` when the peer closed.
     pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
         stream_io::read(self.stream.shared(), buf).await
+    }
+
+    /// A stream of received chunks in buffers of `ring` (multishot receive with provided
+    /// buffers on io_uring): no buffer is tied up while the connection is idle. See
+    /// [`RecvStream`](hoop_runtime::io::RecvStream).
+    pub fn recv_stream(&self, ring: &BufRing) -> RecvStream {
+        stream_io::recv_stream(self.stream.shared(), ring)
     }
 
     /// Fills `buf` to its capacity.
@@ -63,6 +71,21 @@ impl OwnedWriteHalf {
     /// Writes all of `buf`.
     pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
         stream_io::write_all(self.stream.shared(), buf).await
+    }
+
+    /// Sends `buf` without copying it into the kernel (`IORING_OP_SEND_ZC`); the buffer comes
+    /// back only after the kernel's notification that it no longer references it. Worth it for
+    /// large buffers (tens of KiB and up) on real NICs; small messages and loopback are faster
+    /// with [`write`](Self::write), which stays the default. A plain send on the epoll driver.
+    pub async fn send_zc<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
+        stream_io::send_zc(self.stream.shared(), buf).await
+    }
+
+    /// Sends `len` bytes of `file` from `offset` through the kernel (`splice`), without copying
+    /// them through user space; returns the bytes sent (fewer only if the file ends first). See
+    /// [`hoop_runtime::io::send_file`].
+    pub async fn send_file(&self, file: &hoop_fs::File, offset: u64, len: u64) -> io::Result<u64> {
+        stream_io::send_file(self.stream.shared(), file, offset, len).await
     }
 
     /// Shuts the write side down (sends FIN).

@@ -3,8 +3,9 @@
 use super::split::{OwnedReadHalf, OwnedWriteHalf};
 use super::{new_socket, to_socket_addr};
 use crate::stream_io;
-use hoop_runtime::buf::{BufResult, IoBuf, IoBufMut};
+use hoop_runtime::buf::{BufResult, BufRing, IoBuf, IoBufMut};
 use hoop_runtime::fd::SharedFd;
+use hoop_runtime::io::RecvStream;
 use hoop_runtime::op::connect::Connect;
 use hoop_runtime::op::Op;
 use socket2::SockRef;
@@ -70,9 +71,31 @@ impl TcpStream {
         stream_io::read(&self.fd, buf).await
     }
 
+    /// A stream of received chunks in buffers of `ring` (multishot receive with provided
+    /// buffers on io_uring): no buffer is tied up while the connection is idle. See
+    /// [`RecvStream`](hoop_runtime::io::RecvStream).
+    pub fn recv_stream(&self, ring: &BufRing) -> RecvStream {
+        stream_io::recv_stream(&self.fd, ring)
+    }
+
     /// Fills `buf` to its capacity; `UnexpectedEof` if the peer closes first.
     pub async fn read_exact<B: IoBufMut>(&self, buf: B) -> BufResult<(), B> {
         stream_io::read_exact(&self.fd, buf).await
+    }
+
+    /// Sends `buf` without copying it into the kernel (`IORING_OP_SEND_ZC`); the buffer comes
+    /// back only after the kernel's notification that it no longer references it. Worth it for
+    /// large buffers (tens of KiB and up) on real NICs; small messages and loopback are faster
+    /// with [`write`](Self::write), which stays the default. A plain send on the epoll driver.
+    pub async fn send_zc<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
+        stream_io::send_zc(&self.fd, buf).await
+    }
+
+    /// Sends `len` bytes of `file` from `offset` through the kernel (`splice`), without copying
+    /// them through user space; returns the bytes sent (fewer only if the file ends first). See
+    /// [`hoop_runtime::io::send_file`].
+    pub async fn send_file(&self, file: &hoop_fs::File, offset: u64, len: u64) -> io::Result<u64> {
+        stream_io::send_file(&self.fd, file, offset, len).await
     }
 
     /// Reads like [`read`](Self::read) without consuming the data (`MSG_PEEK`).

@@ -8,14 +8,17 @@
 //! [`IoBuf`] is a buffer the kernel may read from (writes, sends); [`IoBufMut`] one it may write
 //! into (reads, receives). [`Slice`] narrows an owned buffer to a sub-range without copying.
 //! [`AlignedBuf`] is aligned for `O_DIRECT`; [`FixedBufPool`] lends [`FixedBuf`]s registered with
-//! the ring, for `READ_FIXED`/`WRITE_FIXED`.
+//! the ring, for `READ_FIXED`/`WRITE_FIXED`; [`BufRing`] is a provided-buffer ring that receives
+//! pick buffers from only when data arrives, yielding [`RingBuf`]s.
 
 mod aligned;
+mod buf_ring;
 mod fixed;
 mod io_buf;
 mod slice;
 
 pub use aligned::AlignedBuf;
+pub use buf_ring::{BufRing, RingBuf, RingBufMut};
 pub use fixed::{FixedBuf, FixedBufPool};
 pub use io_buf::{IoBuf, IoBufMut};
 pub use slice::Slice;

@@ -217,6 +217,15 @@ impl IoDriver {
         }
     }
 
+    /// Completions of `user_data` flagged `F_MORE` that arrived so far (for single-shot ops
+    /// with two completions, such as zero-copy sends).
+    pub(crate) fn take_more(&mut self, user_data: u64) -> std::collections::VecDeque<Completion> {
+        self.ops
+            .get_mut(user_data)
+            .map(|slot| std::mem::take(&mut slot.more))
+            .unwrap_or_default()
+    }
+
     /// The next completion of a multishot operation and whether it is the last of its arming.
     pub(crate) fn next_multishot(
         &mut self,

@@ -40,6 +40,9 @@ pub(crate) struct UringDriver {
     personalities: HashMap<creds::Inner, (Weak<creds::Inner>, u16)>,
     /// Registered buffers of this worker's pools.
     fixed: FixedTable,
+    /// Buffer group ids of unregistered provided-buffer rings, for reuse, and the next new one.
+    free_bgids: Vec<u16>,
+    next_bgid: u16,
     /// Human-readable setup flags, for `RuntimeInfo`.
     pub(crate) setup: String,
 }
@@ -95,6 +98,8 @@ impl UringDriver {
             closing: false,
             personalities: HashMap::new(),
             fixed: FixedTable::default(),
+            free_bgids: Vec::new(),
+            next_bgid: 0,
             setup: setup.to_string(),
         })
     }
@@ -141,6 +146,42 @@ impl UringDriver {
     /// Empties the slots `register_fixed` gave.
     pub(crate) fn unregister_fixed(&mut self, base: u16, n: usize) -> io::Result<()> {
         self.fixed.unregister(&self.ring.submitter(), base, n)
+    }
+
+    /// Registers a provided-buffer ring of `entries` at `addr` under a fresh group id.
+    ///
+    /// # Safety
+    ///
+    /// `addr` is page aligned memory for `entries` `io_uring_buf`s that stays allocated, with
+    /// the buffers it names, until `unregister_buf_ring` of the returned id succeeded.
+    pub(crate) unsafe fn register_buf_ring(&mut self, addr: u64, entries: u16) -> io::Result<u16> {
+        let bgid = match self.free_bgids.pop() {
+            Some(id) => id,
+            None if self.next_bgid < u16::MAX => {
+                self.next_bgid += 1;
+                self.next_bgid - 1
+            }
+            None => return Err(io::Error::from_raw_os_error(libc::ENOSPC)),
+        };
+        // SAFETY: forwarded to the caller.
+        match unsafe {
+            self.ring
+                .submitter()
+                .register_buf_ring_with_flags(addr, entries, bgid, 0)
+        } {
+            Ok(()) => Ok(bgid),
+            Err(e) => {
+                self.free_bgids.push(bgid);
+                Err(e)
+            }
+        }
+    }
+
+    /// Unregisters a provided-buffer ring; its id is reused afterwards.
+    pub(crate) fn unregister_buf_ring(&mut self, bgid: u16) -> io::Result<()> {
+        self.ring.submitter().unregister_buf_ring(bgid)?;
+        self.free_bgids.push(bgid);
+        Ok(())
     }
 
     pub(crate) fn doorbell_armed(&self) -> bool {

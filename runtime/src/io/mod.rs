@@ -2,11 +2,15 @@
 
 mod pipe;
 mod ready;
+mod recv_stream;
+mod send_file;
 
 pub use crate::op::poll::Ready;
 pub use crate::op::Interest;
 pub use pipe::{pipe, PipeReader, PipeWriter};
 pub use ready::{ready_stream, wait_ready, ReadyStream};
+pub use recv_stream::RecvStream;
+pub use send_file::send_file;
 
 use crate::op::{nop::Nop, Op};
 

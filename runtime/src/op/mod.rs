@@ -29,9 +29,12 @@ pub mod open;
 pub mod open_walk;
 pub mod path_ops;
 pub mod poll;
+pub mod recv_multi;
 pub mod rw;
 pub mod send_recv;
+pub mod send_zc;
 mod sockaddr;
+pub mod splice;
 pub mod statx;
 pub mod vectored;
 pub mod xattr;
@@ -124,6 +127,10 @@ pub unsafe trait OpCode: 'static {
 
     /// Builds the output from the result, giving back owned buffers.
     fn complete(self, result: io::Result<u32>) -> Self::Output;
+
+    /// A completion flagged `IORING_CQE_F_MORE` before the final one of a single-shot operation
+    /// (the result of a zero-copy send, whose final completion is the buffer's release).
+    fn more(&mut self, _res: i32, _flags: u32) {}
 
     /// Called for each completion that arrives after the future was dropped; closes an fd the
     /// operation returned, recycles a provided buffer it selected. It runs inside the driver and

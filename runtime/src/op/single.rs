@@ -138,7 +138,12 @@ impl<T: OpCode> Op<T> {
                 let data = self.take_data();
                 self.start(&driver, &mut d, data, cx)
             }
-            State::Ring { user_data, .. } => {
+            State::Ring {
+                user_data, data, ..
+            } => {
+                for c in d.take_more(*user_data) {
+                    data.more(c.res, c.flags);
+                }
                 let Some((c, _)) = d.take_completion(*user_data, cx.waker()) else {
                     return Step::Wait;
                 };

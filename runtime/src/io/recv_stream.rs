@@ -1,0 +1,142 @@
+//! [`RecvStream`]: chunks received on a socket into a [`BufRing`].
+
+use crate::buf::{BufRing, RingBuf, RingBufMut};
+use crate::fd::SharedFd;
+use crate::op::recv_multi::RecvRing;
+use crate::op::send_recv::Recv;
+use crate::op::{MultiOp, Op};
+use futures_core::Stream;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+/// A stream of received chunks, each in a buffer of a [`BufRing`] that goes back to the ring
+/// when the chunk is dropped. Ends (`None`) when the peer closes its side; an error ends it too.
+///
+/// On io_uring with a registered ring this is one multishot receive (one SQE for any number of
+/// chunks, re-armed when the kernel ends it). When the ring runs dry the kernel ends the receive
+/// with `ENOBUFS`; the data stays in the socket, and the stream waits until a buffer is given back
+/// before arming again — nothing is lost or duplicated, and nothing spins. Elsewhere (epoll, an
+/// unregistered ring) each chunk is a plain receive into a buffer taken from the ring.
+///
+/// Dropping the stream discards chunks the kernel already received into ring buffers but the
+/// stream had not yielded yet (their buffers return to the ring).
+#[must_use = "streams do nothing unless polled"]
+pub struct RecvStream {
+    fd: SharedFd,
+    ring: BufRing,
+    state: State,
+    exhausted: u64,
+}
+
+enum State {
+    Idle,
+    /// A multishot receive, armed when the ring had seen `gen` buffers returned.
+    Multi(MultiOp<RecvRing>, u64),
+    Plain(Op<Recv<RingBufMut>>),
+    /// Out of buffers: wait for one returned after generation `gen`.
+    WaitBuffers(u64),
+    Done,
+}
+
+impl RecvStream {
+    /// Receives on `fd` (a stream socket) into `ring`.
+    pub fn new(fd: &SharedFd, ring: &BufRing) -> Self {
+        RecvStream {
+            fd: fd.clone(),
+            ring: ring.clone(),
+            state: State::Idle,
+            exhausted: 0,
+        }
+    }
+
+    /// How many times the ring ran out of buffers under this stream (each time it waited for a
+    /// buffer to come back, then went on without losing data).
+    pub fn times_exhausted(&self) -> u64 {
+        self.exhausted
+    }
+}
+
+impl Stream for RecvStream {
+    type Item = io::Result<RingBuf>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            match &mut this.state {
+                State::Done => return Poll::Ready(None),
+                State::Idle => {
+                    let gen = this.ring.returned_count();
+                    this.state = match this.ring.bgid() {
+                        Some(bgid) => State::Multi(
+                            MultiOp::new(RecvRing::new(&this.fd, &this.ring, bgid)),
+                            gen,
+                        ),
+                        None => match this.ring.try_take() {
+                            Some(buf) => State::Plain(Op::new(Recv::new(&this.fd, buf, 0))),
+                            None => {
+                                this.exhausted += 1;
+                                State::WaitBuffers(gen)
+                            }
+                        },
+                    };
+                }
+                State::WaitBuffers(gen) => {
+                    ready!(this.ring.poll_returned_since(*gen, cx));
+                    this.state = State::Idle;
+                }
+                State::Multi(op, gen) => match ready!(Pin::new(op).poll_next(cx)) {
+                    Some(Ok(Some(chunk))) => return Poll::Ready(Some(Ok(chunk))),
+                    Some(Err(e)) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                        this.exhausted += 1;
+                        this.state = State::WaitBuffers(*gen);
+                    }
+                    Some(Err(e)) => {
+                        this.state = State::Done;
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                    Some(Ok(None)) | None => {
+                        this.state = State::Done;
+                        return Poll::Ready(None);
+                    }
+                },
+                State::Plain(op) => {
+                    let (res, buf) = ready!(Pin::new(op).poll(cx));
+                    match res {
+                        Ok(0) => {
+                            this.state = State::Done;
+                            return Poll::Ready(None);
+                        }
+                        Ok(_) => {
+                            this.state = State::Idle;
+                            return Poll::Ready(Some(Ok(buf.into_filled())));
+                        }
+                        Err(e) => {
+                            this.state = State::Done;
+                            return Poll::Ready(Some(Err(e)));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Debug for RecvStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Idle => "idle",
+            State::Multi(..) => "multishot receive armed",
+            State::Plain(_) => "receive in flight",
+            State::WaitBuffers(_) => "waiting for a buffer",
+            State::Done => "ended",
+        };
+        f.debug_struct("RecvStream")
+            .field("fd", &self.fd.raw())
+            .field("ring", &self.ring)
+            .field("state", &state)
+            .finish()
+    }
+}

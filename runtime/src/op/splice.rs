@@ -1,0 +1,100 @@
+//! `IORING_OP_SPLICE`: move bytes between a file or socket and a pipe inside the kernel.
+
+use super::at::cvt;
+use super::{Interest, OpCode, Plan};
+use crate::fd::SharedFd;
+use io_uring::{opcode, squeue::Entry, types};
+use std::io;
+
+/// `splice(2)` of up to `len` bytes from `fd_in` to `fd_out` (one of them a pipe).
+pub struct Splice {
+    fd_in: SharedFd,
+    off_in: Option<u64>,
+    fd_out: SharedFd,
+    len: u32,
+    flags: u32,
+    plan: Plan,
+}
+
+impl Splice {
+    /// From a file at `offset` into a pipe; on the epoll driver this runs on the blocking pool
+    /// (a page-cache miss blocks).
+    pub fn file_to_pipe(file: &SharedFd, offset: u64, pipe_in: &SharedFd, len: u32) -> Self {
+        Splice {
+            fd_in: file.clone(),
+            off_in: Some(offset),
+            fd_out: pipe_in.clone(),
+            len,
+            flags: libc::SPLICE_F_MOVE,
+            plan: Plan::Blocking,
+        }
+    }
+
+    /// From a pipe into a (non-blocking) socket; on the epoll driver this waits for the socket
+    /// to be writable.
+    pub fn pipe_to_socket(pipe_out: &SharedFd, socket: &SharedFd, len: u32) -> Self {
+        Splice {
+            fd_in: pipe_out.clone(),
+            off_in: None,
+            fd_out: socket.clone(),
+            len,
+            flags: libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
+            plan: Plan::Readiness {
+                fd: socket.raw(),
+                interest: Interest::WRITABLE,
+            },
+        }
+    }
+}
+
+// SAFETY: no pointers in the SQE; `perform` passes a pointer to the op's own offset copy. Both
+// fds are kept open by their `SharedFd`s.
+unsafe impl OpCode for Splice {
+    type Output = io::Result<usize>;
+
+    fn uring_entry(&mut self) -> Option<Entry> {
+        let off_in = self.off_in.map_or(-1, |o| o as i64);
+        Some(
+            opcode::Splice::new(
+                types::Fd(self.fd_in.raw()),
+                off_in,
+                types::Fd(self.fd_out.raw()),
+                -1,
+                self.len,
+            )
+            .flags(self.flags)
+            .build(),
+        )
+    }
+
+    fn plan(&self) -> Plan {
+        self.plan
+    }
+
+    fn perform(&mut self) -> io::Result<u32> {
+        let mut off = self.off_in.map(|o| o as i64);
+        let off_ptr = off.as_mut().map_or(std::ptr::null_mut(), |o| o as *mut i64);
+        // SAFETY: `off_ptr` is null or points at a local i64; the fds are open.
+        cvt(unsafe {
+            libc::splice(
+                self.fd_in.raw(),
+                off_ptr,
+                self.fd_out.raw(),
+                std::ptr::null_mut(),
+                self.len as usize,
+                self.flags,
+            )
+        } as libc::c_long)
+    }
+
+    fn shared_fd(&self) -> Option<&SharedFd> {
+        match self.plan {
+            Plan::Readiness { .. } => Some(&self.fd_out),
+            _ => None,
+        }
+    }
+
+    fn complete(self, result: io::Result<u32>) -> io::Result<usize> {
+        result.map(|n| n as usize)
+    }
+}
