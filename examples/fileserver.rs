@@ -2,7 +2,8 @@
 //! extension, single `Range` requests (206, 416), `index.html` for directories, and 400, 403,
 //! 404, 405 with a short body. Every path is resolved through `hoop::fs::Dir`, i.e. by the kernel
 //! beneath the root (`openat2` with `RESOLVE_BENEATH`): `..`, `%2e%2e`, absolute paths and
-//! symlinks leading outside are refused.
+//! symlinks leading outside are refused. Bodies go out through `TcpStream::send_file` (reads
+//! and sends on io_uring, `splice` on epoll: whichever measured faster, see `benches/sendfile.rs`).
 //!
 //! ```sh
 //! cargo run --release --example fileserver -- [--root DIR] [--addr 127.0.0.1:8080] [--workers N] [--verbose]
@@ -17,7 +18,6 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 const MAX_HEAD: usize = 16 * 1024;
-const CHUNK: usize = 256 * 1024;
 
 struct Request {
     method: String,
@@ -226,23 +226,10 @@ async fn respond(stream: &TcpStream, root: &Dir, req: &Request, verbose: bool) -
     if req.method == "HEAD" {
         return Ok(keep);
     }
-    let mut buf = Vec::with_capacity(CHUNK.min(body_len as usize).max(1));
-    let mut pos = start;
-    let stop = start + body_len;
-    while pos < stop {
-        buf.clear();
-        let want = ((stop - pos) as usize).min(CHUNK);
-        let (res, b) = file.read_at(hoop::IoBuf::slice(buf, ..want), pos).await;
-        let n = res?;
-        if n == 0 {
-            return Ok(false); // truncated meanwhile: the body cannot be completed
-        }
-        let mut b = b.into_inner();
-        b.truncate(n);
-        let (res, b) = stream.write_all(b).await;
-        res?;
-        buf = b;
-        pos += n as u64;
+    // The body goes out by the fastest way the driver has (see `hoop::io::send_file`).
+    let sent = stream.send_file(&file, start, body_len).await?;
+    if sent < body_len {
+        return Ok(false); // truncated meanwhile: the body cannot be completed
     }
     Ok(keep)
 }

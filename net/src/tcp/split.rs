@@ -27,19 +27,19 @@ impl OwnedReadHalf {
 
     /// Reads into `buf`; `Ok(0)` when the peer closed.
     pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        stream_io::read(self.stream.shared(), buf).await
+        stream_io::read(self.stream.shared_fd(), buf).await
     }
 
     /// A stream of received chunks in buffers of `ring` (multishot receive with provided
     /// buffers on io_uring): no buffer is tied up while the connection is idle. See
     /// [`RecvStream`](hoop_runtime::io::RecvStream).
     pub fn recv_stream(&self, ring: &BufRing) -> RecvStream {
-        stream_io::recv_stream(self.stream.shared(), ring)
+        stream_io::recv_stream(self.stream.shared_fd(), ring)
     }
 
     /// Fills `buf` to its capacity.
     pub async fn read_exact<B: IoBufMut>(&self, buf: B) -> BufResult<(), B> {
-        stream_io::read_exact(self.stream.shared(), buf).await
+        stream_io::read_exact(self.stream.shared_fd(), buf).await
     }
 
     /// Puts the halves back together; gives them back if they are not of the same stream.
@@ -65,12 +65,12 @@ impl OwnedWriteHalf {
 
     /// Writes some of `buf`.
     pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        stream_io::write(self.stream.shared(), buf).await
+        stream_io::write(self.stream.shared_fd(), buf).await
     }
 
     /// Writes all of `buf`.
     pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
-        stream_io::write_all(self.stream.shared(), buf).await
+        stream_io::write_all(self.stream.shared_fd(), buf).await
     }
 
     /// Sends `buf` without copying it into the kernel (`IORING_OP_SEND_ZC`); the buffer comes
@@ -78,14 +78,14 @@ impl OwnedWriteHalf {
     /// large buffers (tens of KiB and up) on real NICs; small messages and loopback are faster
     /// with [`write`](Self::write), which stays the default. A plain send on the epoll driver.
     pub async fn send_zc<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        stream_io::send_zc(self.stream.shared(), buf).await
+        stream_io::send_zc(self.stream.shared_fd(), buf).await
     }
 
     /// Sends `len` bytes of `file` from `offset` through the kernel (`splice`), without copying
     /// them through user space; returns the bytes sent (fewer only if the file ends first). See
     /// [`hoop_runtime::io::send_file`].
     pub async fn send_file(&self, file: &hoop_fs::File, offset: u64, len: u64) -> io::Result<u64> {
-        stream_io::send_file(self.stream.shared(), file, offset, len).await
+        stream_io::send_file(self.stream.shared_fd(), file, offset, len).await
     }
 
     /// Shuts the write side down (sends FIN).

@@ -162,7 +162,8 @@ impl TcpStream {
         )
     }
 
-    pub(crate) fn shared(&self) -> &SharedFd {
+    /// The socket's fd as the runtime's operations hold it (for building operations on it).
+    pub fn shared_fd(&self) -> &SharedFd {
         &self.fd
     }
 

@@ -10,7 +10,7 @@ pub use crate::op::Interest;
 pub use pipe::{pipe, PipeReader, PipeWriter};
 pub use ready::{ready_stream, wait_ready, ReadyStream};
 pub use recv_stream::RecvStream;
-pub use send_file::send_file;
+pub use send_file::{send_file, splice_file};
 
 use crate::op::{nop::Nop, Op};
 

@@ -1,22 +1,83 @@
-//! [`send_file`]: a file's bytes to a socket without passing through user space.
+//! [`send_file`]: a file's bytes to a socket, by the fastest way the driver has.
 
+use crate::buf::IoBuf;
+use crate::driver::DriverKind;
 use crate::fd::SharedFd;
+use crate::op::rw::{FdKind, Read};
+use crate::op::send_recv::Send;
 use crate::op::splice::Splice;
 use crate::op::Op;
+
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 /// Bytes moved per splice pair; the pipe is grown to hold this much where allowed.
 const CHUNK: u32 = 1 << 20;
+/// Chunk size of the io_uring path.
+const BUF: usize = 256 * 1024;
 
 /// Sends `len` bytes of `file` from `offset` to the stream socket `socket`, and returns how many
 /// were sent (fewer only if the file ends first).
 ///
-/// The bytes go file → pipe → socket with two `splice` calls per chunk of up to 1 MiB, so they
-/// are never copied to user space (on io_uring both are `IORING_OP_SPLICE`; on epoll the file
-/// side runs on the blocking pool and the socket side waits for writability). Each call uses its
-/// own pipe, so a cancelled transfer leaves nothing behind.
+/// The way is chosen by measurement (`cargo bench --bench sendfile`, in the README): on
+/// io_uring, a 256 KiB read then a send per chunk — 1.3–2× faster than `IORING_OP_SPLICE`,
+/// which the kernel runs on its io-wq worker threads (a thread hop per splice). On epoll the
+/// bytes go file → pipe → socket with two `splice(2)` calls per chunk of up to 1 MiB (the file
+/// side on the blocking pool), never through user space, on par with or better than a read on
+/// the pool plus a write.
 pub async fn send_file(
+    file: &SharedFd,
+    offset: u64,
+    len: u64,
+    socket: &SharedFd,
+) -> io::Result<u64> {
+    let on_uring =
+        crate::rt::context::with_core(|c| c.info.driver == DriverKind::IoUring).unwrap_or(false);
+    if on_uring {
+        read_send(file, offset, len, socket).await
+    } else {
+        splice_file(file, offset, len, socket).await
+    }
+}
+
+/// Reads up to [`BUF`] bytes at a time and sends each chunk before the next read.
+async fn read_send(file: &SharedFd, offset: u64, len: u64, socket: &SharedFd) -> io::Result<u64> {
+    let mut buf = Vec::with_capacity(BUF.min(len as usize).max(1));
+    let mut sent = 0u64;
+    while sent < len {
+        buf.clear();
+        let want = (len - sent).min(buf.capacity() as u64) as usize;
+        let (res, s) = Op::new(Read::new(
+            file,
+            buf.slice(..want),
+            offset + sent,
+            FdKind::File,
+        ))
+        .await;
+        buf = s.into_inner();
+        let n = res?;
+        if n == 0 {
+            break; // end of file
+        }
+        buf.truncate(n);
+        let mut done = 0;
+        while done < n {
+            let (res, s) = Op::new(Send::new(socket, buf.slice(done..n), 0)).await;
+            buf = s.into_inner();
+            match res? {
+                0 => return Err(io::ErrorKind::WriteZero.into()),
+                m => done += m,
+            }
+        }
+        sent += n as u64;
+    }
+    Ok(sent)
+}
+
+/// [`send_file`] through `splice(2)` on every driver: file → pipe → socket, two splices per chunk
+/// of up to 1 MiB, never through user space. Each call uses its own pipe, so a cancelled
+/// transfer leaves nothing behind.
+pub async fn splice_file(
     file: &SharedFd,
     offset: u64,
     len: u64,
