@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod owned_io;
 mod stream_io;
 mod tcp;
 mod udp;

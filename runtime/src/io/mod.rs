@@ -1,5 +1,9 @@
-//! Low-level I/O on fds: pipes, readiness of foreign fds, and the no-op operation.
+//! I/O building blocks: the owned-buffer traits ([`AsyncReadOwned`], [`AsyncWriteOwned`]) with
+//! [`BufReader`], [`BufWriter`] and [`copy`]; pipes; receiving into buffer rings
+//! ([`RecvStream`]); [`send_file`]; readiness of foreign fds; the no-op operation.
 
+mod buffered;
+mod owned;
 mod pipe;
 mod ready;
 mod recv_stream;
@@ -7,6 +11,8 @@ mod send_file;
 
 pub use crate::op::poll::Ready;
 pub use crate::op::Interest;
+pub use buffered::{BufReader, BufWriter};
+pub use owned::{copy, AsyncReadOwned, AsyncWriteOwned};
 pub use pipe::{pipe, PipeReader, PipeWriter};
 pub use ready::{ready_stream, wait_ready, ReadyStream};
 pub use recv_stream::RecvStream;

@@ -105,3 +105,20 @@ impl AsFd for PipeWriter {
         self.fd.as_fd()
     }
 }
+
+impl super::AsyncReadOwned for PipeReader {
+    async fn read<B: IoBufMut>(&mut self, buf: B) -> BufResult<usize, B> {
+        PipeReader::read(self, buf).await
+    }
+}
+
+impl super::AsyncWriteOwned for PipeWriter {
+    async fn write<B: IoBuf>(&mut self, buf: B) -> BufResult<usize, B> {
+        PipeWriter::write(self, buf).await
+    }
+
+    /// A pipe has no "shutdown"; drop the writer to signal the end.
+    async fn shutdown(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
