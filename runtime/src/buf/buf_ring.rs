@@ -24,6 +24,17 @@ use std::task::{Context, Poll, Waker};
 
 const PAGE: usize = 4096;
 
+/// The kernel's `struct io_uring_buf`; in the first entry, `resv` is the ring's tail.
+#[repr(C)]
+struct RawEntry {
+    addr: u64,
+    len: u32,
+    bid: u16,
+    resv: u16,
+}
+
+const _: () = assert!(std::mem::size_of::<RawEntry>() == std::mem::size_of::<BufRingEntry>());
+
 /// A ring of equally sized receive buffers shared by any number of receive streams of one
 /// worker (see `hoop::net::TcpStream::recv_stream`).
 ///
@@ -164,14 +175,18 @@ impl BufRing {
         if self.returned_count() > gen {
             return Poll::Ready(());
         }
-        self.inner.waiters.borrow_mut().push(cx.waker().clone());
+        let mut waiters = self.inner.waiters.borrow_mut();
+        if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
+            waiters.push(cx.waker().clone());
+        }
         Poll::Pending
     }
 
     /// The chunk the kernel put in buffer `bid` (`len` bytes), now owned by the application.
-    /// For ring-mode receives: `bid` comes from a completion of this ring's group.
-    pub fn take_filled(&self, bid: u16, len: usize) -> RingBuf {
-        debug_assert!(bid < self.inner.entries && len <= self.inner.buf_size);
+    /// Only for ids a completion of this ring's group just handed out (crate-private: a wrong or
+    /// repeated id would give the kernel a buffer the application is reading).
+    pub(crate) fn take_filled(&self, bid: u16, len: usize) -> RingBuf {
+        assert!(bid < self.inner.entries, "buffer id {bid} out of the ring");
         let inner = &self.inner;
         inner.available.set(inner.available.get().saturating_sub(1));
         RingBuf {
@@ -182,8 +197,8 @@ impl BufRing {
     }
 
     /// Gives buffer `bid` back to the kernel without handing it to the application (a
-    /// completion nobody will read).
-    pub fn recycle(&self, bid: u16) {
+    /// completion nobody will read). Only for ids the kernel just handed out.
+    pub(crate) fn recycle(&self, bid: u16) {
         if bid < self.inner.entries {
             // Never handed out, so never counted as taken.
             self.inner.give_back(bid, false);
@@ -239,15 +254,16 @@ impl Inner {
         };
         let mask = self.entries - 1;
         let slot = (tail.get() & mask) as usize;
-        let base = ring.stable_ptr() as *mut BufRingEntry;
+        let base = ring.stable_ptr() as *mut RawEntry;
         // SAFETY: `slot < entries`, inside the ring memory. The kernel only reads entries
         // between its head and the published tail, and this one is past the published tail.
-        // The first entry's `resv` field is the shared tail: `set_*` leave it alone.
+        // The fields are written through raw pointers, never a `&mut` to the entry: the first
+        // entry's `resv` field is the tail, which the kernel reads concurrently.
         unsafe {
-            let entry = &mut *base.add(slot);
-            entry.set_addr(self.buf_ptr(bid) as u64);
-            entry.set_len(self.buf_size as u32);
-            entry.set_bid(bid);
+            let entry = base.add(slot);
+            std::ptr::addr_of_mut!((*entry).addr).write(self.buf_ptr(bid) as u64);
+            std::ptr::addr_of_mut!((*entry).len).write(self.buf_size as u32);
+            std::ptr::addr_of_mut!((*entry).bid).write(bid);
         }
         tail.set(tail.get().wrapping_add(1));
     }
@@ -280,7 +296,9 @@ impl Inner {
             self.available.set(self.available.get() + 1);
         }
         self.returned.set(self.returned.get() + 1);
-        for w in self.waiters.borrow_mut().drain(..) {
+        // Woken outside the borrow: a waker may poll (and register) synchronously.
+        let waiters = std::mem::take(&mut *self.waiters.borrow_mut());
+        for w in waiters {
             w.wake();
         }
     }

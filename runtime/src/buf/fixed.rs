@@ -26,7 +26,7 @@ const PAGE: usize = 4096;
 /// pool when the [`FixedBuf`] is dropped. A pool belongs to the worker that created it (it is
 /// `!Send`); on that worker, files use `READ_FIXED`/`WRITE_FIXED` with its buffers. Where the
 /// buffers cannot be registered — the epoll driver, a kernel without sparse buffer tables
-/// (< 5.13), or `RLIMIT_MEMLOCK` too small to pin them — the pool still works and the same calls
+/// (< 5.19), or `RLIMIT_MEMLOCK` too small to pin them — the pool still works and the same calls
 /// do plain reads and writes; [`is_registered`](Self::is_registered) tells which.
 ///
 /// The memory is also marked `MADV_DONTFORK`, so a forked child never shares pages the kernel
@@ -75,9 +75,12 @@ impl FixedBufPool {
         let driver = context::driver().ok_or_else(crate::op::no_runtime)?;
         let mut bufs = Vec::with_capacity(count);
         for i in 0..count {
-            let buf = AlignedBuf::new(size, PAGE)?;
-            dont_fork(&buf, true);
-            bufs.push((i as u16, buf));
+            bufs.push((i as u16, AlignedBuf::new(size, PAGE)?));
+        }
+        // Only once every allocation succeeded: an early return above must not give pages
+        // still marked DONTFORK back to the allocator.
+        for (_, buf) in &bufs {
+            dont_fork(buf, true);
         }
         let buf_size = bufs[0].1.capacity();
         let registration = register(&driver, &bufs).map(|base| Registration { driver, base });
@@ -133,7 +136,10 @@ impl FixedBufPool {
         poll_fn(|cx| match self.try_get() {
             Some(buf) => Poll::Ready(buf),
             None => {
-                self.inner.waiters.borrow_mut().push(cx.waker().clone());
+                let mut waiters = self.inner.waiters.borrow_mut();
+                if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                    waiters.push(cx.waker().clone());
+                }
                 Poll::Pending
             }
         })
@@ -267,7 +273,9 @@ impl Drop for FixedBuf {
         let mut buf = unsafe { ManuallyDrop::take(&mut self.buf) };
         buf.clear();
         self.pool.free.borrow_mut().push((self.slot, buf));
-        for waker in self.pool.waiters.borrow_mut().drain(..) {
+        // Woken outside the borrow: a waker may poll (and register) synchronously.
+        let waiters = std::mem::take(&mut *self.pool.waiters.borrow_mut());
+        for waker in waiters {
             waker.wake();
         }
     }

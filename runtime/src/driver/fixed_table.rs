@@ -1,4 +1,4 @@
-//! A worker ring's table of registered buffers (`IORING_REGISTER_BUFFERS2`, sparse).
+//! A worker ring's table of registered buffers (`IORING_REGISTER_BUFFERS2`, sparse: 5.19).
 //!
 //! The kernel allows one buffer table per ring. Rather than letting the first pool own it, the
 //! ring registers an empty sparse table on first use and hands out contiguous ranges of slots,
@@ -44,11 +44,31 @@ impl FixedTable {
         }
         let used = self.used.as_mut().expect("registered above");
         let n = iovecs.len();
+        if n == 0 || n > SLOTS {
+            return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+        }
         let base = (0..=SLOTS.saturating_sub(n))
             .find(|&b| used[b..b + n].iter().all(|u| !u))
             .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOSPC))?;
-        // SAFETY: the caller keeps the memory alive until the slots are emptied again.
-        unsafe { submitter.register_buffers_update(base as u32, iovecs, None)? };
+        // One slot per call: for a batch the kernel reports how many it pinned only when that is
+        // not all of them, and the io-uring crate drops that count; a half-registered pool would
+        // then fail every fixed read with EFAULT. Pools are made rarely; correctness wins.
+        for (i, iov) in iovecs.iter().enumerate() {
+            // SAFETY: the caller keeps the memory alive until the slots are emptied again.
+            let res = unsafe {
+                submitter.register_buffers_update(
+                    (base + i) as u32,
+                    std::slice::from_ref(iov),
+                    None,
+                )
+            };
+            if let Err(e) = res {
+                // Undo the slots already filled; the caller then keeps the buffers unregistered.
+                let _ = self.unregister(submitter, base as u16, i);
+                return Err(e);
+            }
+        }
+        let used = self.used.as_mut().expect("registered above");
         used[base..base + n].iter_mut().for_each(|u| *u = true);
         Ok(base as u16)
     }

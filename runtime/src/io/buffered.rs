@@ -43,9 +43,10 @@ fn init_bytes<B: IoBuf>(buf: &B) -> &[u8] {
 /// ```
 pub struct BufReader<R> {
     inner: R,
-    /// `None` only while a read of the inner stream is in flight.
+    /// `None` only while a read of the inner stream is in flight (or after one was cancelled).
     buf: Option<Vec<u8>>,
     pos: usize,
+    capacity: usize,
 }
 
 impl<R: AsyncReadOwned> BufReader<R> {
@@ -56,10 +57,12 @@ impl<R: AsyncReadOwned> BufReader<R> {
 
     /// A reader with a buffer of `capacity` bytes.
     pub fn with_capacity(capacity: usize, inner: R) -> Self {
+        let capacity = capacity.max(1);
         BufReader {
             inner,
-            buf: Some(Vec::with_capacity(capacity.max(1))),
+            buf: Some(Vec::with_capacity(capacity)),
             pos: 0,
+            capacity,
         }
     }
 
@@ -87,7 +90,13 @@ impl<R: AsyncReadOwned> BufReader<R> {
     /// of the stream.
     pub async fn fill_buf(&mut self) -> io::Result<&[u8]> {
         if self.buffer().is_empty() {
-            let mut buf = self.buf.take().unwrap_or_default();
+            // A read cancelled earlier took the buffer with it (its bytes are lost with it, as
+            // for any cancelled read): start a fresh one.
+            let capacity = self.capacity;
+            let mut buf = self
+                .buf
+                .take()
+                .unwrap_or_else(|| Vec::with_capacity(capacity));
             buf.clear();
             self.pos = 0;
             let (res, buf) = self.inner.read(buf).await;
@@ -143,8 +152,7 @@ impl<R: AsyncReadOwned> BufReader<R> {
 impl<R: AsyncReadOwned> AsyncReadOwned for BufReader<R> {
     async fn read<B: IoBufMut>(&mut self, buf: B) -> BufResult<usize, B> {
         // Large reads with nothing buffered go straight to the stream.
-        let capacity = self.buf.as_ref().map_or(0, Vec::capacity);
-        if self.buffer().is_empty() && buf.bytes_total() >= capacity {
+        if self.buffer().is_empty() && buf.bytes_total() >= self.capacity {
             return self.inner.read(buf).await;
         }
         if let Err(e) = self.fill_buf().await {
@@ -170,7 +178,8 @@ impl<R: fmt::Debug> fmt::Debug for BufReader<R> {
 
 /// Buffers writes to an [`AsyncWriteOwned`]: small writes are gathered and go out together on
 /// [`flush`](AsyncWriteOwned::flush), when the buffer fills, or on `shutdown`. Bytes still
-/// buffered when the writer is dropped are lost: flush first.
+/// buffered when the writer is dropped are lost: flush first. A cancelled flush (or a cancelled
+/// write that was flushing) loses the bytes it was writing, some of which may have been sent.
 ///
 /// ```
 /// # hoop_runtime::block_on(async {
@@ -231,7 +240,9 @@ impl<W: AsyncWriteOwned> BufWriter<W> {
         if self.buffer().is_empty() {
             return Ok(());
         }
-        let buf = self.buf.take().expect("no write in flight");
+        let Some(buf) = self.buf.take() else {
+            return Ok(());
+        };
         let (res, mut buf) = self.inner.write_all(buf).await;
         buf.clear();
         self.buf = Some(buf);
@@ -250,9 +261,10 @@ impl<W: AsyncWriteOwned> AsyncWriteOwned for BufWriter<W> {
         if len >= self.capacity {
             return self.inner.write(buf).await;
         }
+        // A flush cancelled earlier took the buffer (and the bytes it was writing) with it.
+        let capacity = self.capacity;
         self.buf
-            .as_mut()
-            .expect("no write in flight")
+            .get_or_insert_with(|| Vec::with_capacity(capacity))
             .extend_from_slice(init_bytes(&buf));
         (Ok(len), buf)
     }

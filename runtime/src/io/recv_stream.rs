@@ -69,11 +69,8 @@ impl Stream for RecvStream {
                 State::Done => return Poll::Ready(None),
                 State::Idle => {
                     let gen = this.ring.returned_count();
-                    this.state = match this.ring.bgid() {
-                        Some(bgid) => State::Multi(
-                            MultiOp::new(RecvRing::new(&this.fd, &this.ring, bgid)),
-                            gen,
-                        ),
+                    this.state = match RecvRing::new(&this.fd, &this.ring) {
+                        Some(op) => State::Multi(MultiOp::new(op), gen),
                         None => match this.ring.try_take() {
                             Some(buf) => State::Plain(Op::new(Recv::new(&this.fd, buf, 0))),
                             None => {

@@ -31,7 +31,9 @@ const DIR_PATH: i32 = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
 /// Opens `path` under `at` like `openat2(at, path, {flags, mode, resolve})`, by walking the
 /// path component by component. Runs on the blocking pool on every driver.
 pub struct OpenWalk {
-    at: At,
+    /// Keeps the directory open while a pool thread uses `raw_at`.
+    _at: At,
+    raw_at: RawFd,
     path: CString,
     flags: i32,
     mode: u32,
@@ -42,7 +44,8 @@ impl OpenWalk {
     /// Same arguments as [`OpenAt2::new`](super::open::OpenAt2::new).
     pub fn new(at: At, path: CString, flags: i32, mode: u32, resolve: u64) -> Self {
         OpenWalk {
-            at,
+            raw_at: at.raw(),
+            _at: at,
             path,
             flags: flags | libc::O_CLOEXEC,
             mode,
@@ -74,9 +77,9 @@ unsafe impl OpCode for OpenWalk {
         };
         let fd = if self.resolve == 0 {
             // Nothing to enforce: the kernel's own resolution is exactly openat2's.
-            openat(self.at.raw(), &self.path, self.flags, self.mode)?
+            openat(self.raw_at, &self.path, self.flags, self.mode)?
         } else {
-            walk.open(self.at.raw(), self.path.as_bytes(), self.flags, self.mode)?
+            walk.open(self.raw_at, self.path.as_bytes(), self.flags, self.mode)?
         };
         Ok(fd.into_raw_fd() as u32)
     }
@@ -245,6 +248,18 @@ impl Walk {
             }
             let c = c_name(&name)?;
             let dir = cur(&stack);
+            if last && mount.is_some() {
+                // Check the mount before an open with the caller's flags can have effects
+                // (O_TRUNC, a FIFO's open) on a file of another mount.
+                if let Ok(probe) = openat(
+                    dir,
+                    &c,
+                    libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                    0,
+                ) {
+                    same_mount(probe.as_raw_fd())?;
+                }
+            }
             let opened = if last {
                 let mut f = flags | libc::O_NOFOLLOW;
                 if must_be_dir {

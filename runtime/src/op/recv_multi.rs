@@ -18,16 +18,17 @@ pub struct RecvRing {
 }
 
 impl RecvRing {
-    /// Receives on `fd` into `ring`, whose group id on this worker is `bgid`
-    /// ([`BufRing::bgid`]).
-    pub fn new(fd: &SharedFd, ring: &BufRing, bgid: u16) -> Self {
-        RecvRing {
+    /// Receives on `fd` into `ring`; `None` unless the ring is registered with this worker's
+    /// ring (then use plain receives into [`BufRing::try_take`] buffers).
+    pub fn new(fd: &SharedFd, ring: &BufRing) -> Option<Self> {
+        let bgid = ring.bgid()?;
+        Some(RecvRing {
             fd: fd.clone(),
             ring: ring.clone(),
             bgid,
             multishot: true,
             yielded: false,
-        }
+        })
     }
 }
 
@@ -98,7 +99,12 @@ unsafe impl MultishotOp for RecvRing {
                 }
                 Ok(None)
             }
-            Err(e) => Err(e),
+            Err(e) => {
+                if let Some(bid) = bid {
+                    self.ring.recycle(bid);
+                }
+                Err(e)
+            }
         }
     }
 

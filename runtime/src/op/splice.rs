@@ -5,12 +5,16 @@ use super::{Interest, OpCode, Plan};
 use crate::fd::SharedFd;
 use io_uring::{opcode, squeue::Entry, types};
 use std::io;
+use std::os::fd::RawFd;
 
 /// `splice(2)` of up to `len` bytes from `fd_in` to `fd_out` (one of them a pipe).
 pub struct Splice {
-    fd_in: SharedFd,
+    /// Keep the fds open while the kernel or a pool thread uses the raw numbers below.
+    _fd_in: SharedFd,
     off_in: Option<u64>,
     fd_out: SharedFd,
+    raw_in: RawFd,
+    raw_out: RawFd,
     len: u32,
     flags: u32,
     plan: Plan,
@@ -21,7 +25,9 @@ impl Splice {
     /// (a page-cache miss blocks).
     pub fn file_to_pipe(file: &SharedFd, offset: u64, pipe_in: &SharedFd, len: u32) -> Self {
         Splice {
-            fd_in: file.clone(),
+            raw_in: file.raw(),
+            raw_out: pipe_in.raw(),
+            _fd_in: file.clone(),
             off_in: Some(offset),
             fd_out: pipe_in.clone(),
             len,
@@ -34,7 +40,9 @@ impl Splice {
     /// to be writable.
     pub fn pipe_to_socket(pipe_out: &SharedFd, socket: &SharedFd, len: u32) -> Self {
         Splice {
-            fd_in: pipe_out.clone(),
+            raw_in: pipe_out.raw(),
+            raw_out: socket.raw(),
+            _fd_in: pipe_out.clone(),
             off_in: None,
             fd_out: socket.clone(),
             len,
@@ -56,9 +64,9 @@ unsafe impl OpCode for Splice {
         let off_in = self.off_in.map_or(-1, |o| o as i64);
         Some(
             opcode::Splice::new(
-                types::Fd(self.fd_in.raw()),
+                types::Fd(self.raw_in),
                 off_in,
-                types::Fd(self.fd_out.raw()),
+                types::Fd(self.raw_out),
                 -1,
                 self.len,
             )
@@ -77,9 +85,9 @@ unsafe impl OpCode for Splice {
         // SAFETY: `off_ptr` is null or points at a local i64; the fds are open.
         cvt(unsafe {
             libc::splice(
-                self.fd_in.raw(),
+                self.raw_in,
                 off_ptr,
-                self.fd_out.raw(),
+                self.raw_out,
                 std::ptr::null_mut(),
                 self.len as usize,
                 self.flags,
