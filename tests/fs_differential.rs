@@ -9,27 +9,14 @@ use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-/// xorshift64*: deterministic, so a failure names a reproducible seed and step.
-struct Rng(u64);
+mod common;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len())]
-    }
-    fn bytes(&mut self) -> Vec<u8> {
-        let len = [0, 1, 100, 4096, 5000, 70_000][self.below(6)];
-        let b = self.next() as u8;
-        (0..len).map(|i| b.wrapping_add(i as u8)).collect()
-    }
+use common::Rng;
+
+fn random_bytes(rng: &mut Rng) -> Vec<u8> {
+    let len = [0, 1, 100, 4096, 5000, 70_000][rng.below(6)];
+    let b = rng.next() as u8;
+    (0..len).map(|i| b.wrapping_add(i as u8)).collect()
 }
 
 /// A small namespace, so that operations collide often (existing targets, non-empty
@@ -65,8 +52,8 @@ fn random_step(rng: &mut Rng) -> Step {
     let a = rng.pick(NAMES).to_string();
     let b = rng.pick(NAMES).to_string();
     match rng.below(19) {
-        0 | 1 => Step::Write(a, rng.bytes()),
-        2 => Step::WriteAt(a, rng.below(10_000) as u64, rng.bytes()),
+        0 | 1 => Step::Write(a, random_bytes(rng)),
+        2 => Step::WriteAt(a, rng.below(10_000) as u64, random_bytes(rng)),
         3 => Step::SetLen(a, rng.below(100_000) as u64),
         4 => Step::CreateDir(a),
         5 => Step::CreateDirAll(a),
@@ -76,7 +63,11 @@ fn random_step(rng: &mut Rng) -> Step {
         9 => Step::Rename(a, b),
         10 => Step::HardLink(a, b),
         // Symlink targets are relative names: the same text works in both trees.
-        11 => Step::Symlink(rng.pick(&["f1", "d1", "../f2", "nope", "d1/f3"]).into(), a),
+        11 => Step::Symlink(
+            rng.pick(&["f1", "d1", "../f2", "nope", "d1/f3"])
+                .to_string(),
+            a,
+        ),
         12 => Step::SetMode(a, [0o600, 0o644, 0o755, 0o700, 0o444][rng.below(5)]),
         13 => Step::Copy(a, b),
         14 => Step::Read(a),
