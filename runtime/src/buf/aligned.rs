@@ -175,6 +175,8 @@ unsafe impl IoBufMut for AlignedBuf {
     fn stable_mut_ptr(&mut self) -> *mut u8 {
         self.ptr.as_ptr()
     }
+    // SAFETY (contract): callers only pass `pos` after writing the first `pos` bytes; the
+    // length is clamped to the capacity and never shrinks.
     unsafe fn set_init(&mut self, pos: usize) {
         self.len = self.len.max(pos.min(self.capacity()));
     }

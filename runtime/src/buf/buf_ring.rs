@@ -420,6 +420,8 @@ unsafe impl IoBufMut for RingBufMut {
     fn stable_mut_ptr(&mut self) -> *mut u8 {
         self.0.ring.buf_ptr(self.0.bid)
     }
+    // SAFETY (contract): callers only pass `pos` after writing the first `pos` bytes; the
+    // length is clamped to the capacity and never shrinks.
     unsafe fn set_init(&mut self, pos: usize) {
         self.0.len = self.0.len.max(pos.min(self.0.ring.buf_size));
     }

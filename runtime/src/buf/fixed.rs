@@ -322,6 +322,7 @@ unsafe impl IoBufMut for FixedBuf {
     fn stable_mut_ptr(&mut self) -> *mut u8 {
         self.buf.stable_mut_ptr()
     }
+    // SAFETY (contract): the caller's guarantee is passed on unchanged to the inner buffer.
     unsafe fn set_init(&mut self, pos: usize) {
         // SAFETY: forwarded to the caller.
         unsafe { self.buf.set_init(pos) }
