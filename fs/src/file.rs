@@ -416,3 +416,22 @@ impl fmt::Debug for File {
             .finish()
     }
 }
+
+impl hoop_runtime::io::CompatSource for File {
+    fn compat_fd(&self) -> &SharedFd {
+        &self.fd
+    }
+    fn compat_kind(&self) -> FdKind {
+        FdKind::File
+    }
+}
+
+impl File {
+    /// Wraps the file for the ecosystem's poll-based I/O traits (`futures::io`, `tokio::io` with
+    /// that feature), reading and writing at the file's position, which starts where the fd's
+    /// is (0 for a file just opened) and moves with `AsyncSeek`. See
+    /// [`Compat`](hoop_runtime::io::Compat).
+    pub fn compat(self) -> hoop_runtime::io::Compat<File> {
+        hoop_runtime::io::Compat::new(self)
+    }
+}

@@ -273,3 +273,20 @@ impl UnixDatagram {
 }
 
 fd_traits!(UnixDatagram);
+
+impl hoop_runtime::io::CompatSource for UnixStream {
+    fn compat_fd(&self) -> &SharedFd {
+        &self.fd
+    }
+    fn compat_kind(&self) -> hoop_runtime::op::rw::FdKind {
+        hoop_runtime::op::rw::FdKind::Stream
+    }
+}
+
+impl UnixStream {
+    /// Wraps the stream for the ecosystem's poll-based I/O traits; see
+    /// [`Compat`](hoop_runtime::io::Compat).
+    pub fn compat(self) -> hoop_runtime::io::Compat<UnixStream> {
+        hoop_runtime::io::Compat::new(self)
+    }
+}

@@ -204,3 +204,21 @@ impl fmt::Debug for TcpStream {
             .finish()
     }
 }
+
+impl hoop_runtime::io::CompatSource for TcpStream {
+    fn compat_fd(&self) -> &SharedFd {
+        &self.fd
+    }
+    fn compat_kind(&self) -> hoop_runtime::op::rw::FdKind {
+        hoop_runtime::op::rw::FdKind::Stream
+    }
+}
+
+impl TcpStream {
+    /// Wraps the stream for the ecosystem's poll-based I/O traits (`futures::io`, and
+    /// `tokio::io` / `hyper::rt` with those features); see [`Compat`](hoop_runtime::io::Compat)
+    /// for what the extra copy costs.
+    pub fn compat(self) -> hoop_runtime::io::Compat<TcpStream> {
+        hoop_runtime::io::Compat::new(self)
+    }
+}

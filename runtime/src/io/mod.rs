@@ -3,6 +3,7 @@
 //! ([`RecvStream`]); [`send_file`]; readiness of foreign fds; the no-op operation.
 
 mod buffered;
+mod compat;
 mod owned;
 mod pipe;
 mod ready;
@@ -12,6 +13,9 @@ mod send_file;
 pub use crate::op::poll::Ready;
 pub use crate::op::Interest;
 pub use buffered::{BufReader, BufWriter};
+pub use compat::{Compat, CompatSource};
+#[cfg(feature = "hyper")]
+pub use compat::{HyperExecutor, HyperTimer};
 pub use owned::{copy, AsyncReadOwned, AsyncWriteOwned};
 pub use pipe::{pipe, PipeReader, PipeWriter};
 pub use ready::{ready_stream, wait_ready, ReadyStream};

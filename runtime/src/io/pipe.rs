@@ -122,3 +122,21 @@ impl super::AsyncWriteOwned for PipeWriter {
         Ok(())
     }
 }
+
+impl super::CompatSource for PipeReader {
+    fn compat_fd(&self) -> &SharedFd {
+        &self.fd
+    }
+    fn compat_kind(&self) -> FdKind {
+        FdKind::Stream
+    }
+}
+
+impl super::CompatSource for PipeWriter {
+    fn compat_fd(&self) -> &SharedFd {
+        &self.fd
+    }
+    fn compat_kind(&self) -> FdKind {
+        FdKind::Stream
+    }
+}

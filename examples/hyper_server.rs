@@ -1,0 +1,169 @@
+//! hyper 1.x on hoop: an HTTP/1.1 and HTTP/2 (cleartext, prior knowledge) server on every worker,
+//! each with its own `SO_REUSEPORT` listener. Connections, their tasks and hyper's timers stay on
+//! the worker that accepted them; nothing needs to be `Send`.
+//!
+//! ```sh
+//! cargo run --release --features hyper --example hyper_server -- [--addr 127.0.0.1:3000] [--workers N]
+//! curl http://127.0.0.1:3000/hello.json
+//! curl --http2-prior-knowledge http://127.0.0.1:3000/stream
+//! ```
+//!
+//! Routes: `GET /hello.json` (a small JSON naming the worker and protocol), `GET /stream` (a
+//! chunked body of `?chunks=N` lines sent 1 ms apart), `POST /echo` (the request body back),
+//! anything else 404.
+
+use futures_util::StreamExt;
+use hoop::io::{Compat, HyperExecutor, HyperTimer};
+use hoop::net::{TcpListener, TcpStream};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Bytes, Frame, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::time::Duration;
+
+/// Bodies need not be `Send` on hoop: the streamed one waits on the worker's (`!Send`) timers.
+type Body = Pin<Box<dyn hyper::body::Body<Data = Bytes, Error = hyper::Error>>>;
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Box::pin(Full::new(bytes.into()).map_err(|never: Infallible| match never {}))
+}
+
+async fn handle(req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let response = match (req.method(), req.uri().path()) {
+        (&Method::GET, "/hello.json") => {
+            let json = format!(
+                "{{\"hello\":\"world\",\"worker\":{},\"version\":\"{:?}\"}}\n",
+                hoop::worker_index().unwrap_or(0),
+                req.version()
+            );
+            Response::builder()
+                .header("content-type", "application/json")
+                .body(full(json))
+        }
+        (&Method::GET, "/stream") => {
+            let chunks: usize = req
+                .uri()
+                .query()
+                .and_then(|q| q.strip_prefix("chunks="))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(5);
+            // A body produced over time: each chunk waits on the worker's timer.
+            let lines = futures_util::stream::unfold(0, move |i| async move {
+                if i == chunks {
+                    return None;
+                }
+                hoop::time::sleep(Duration::from_millis(1)).await;
+                let line = Bytes::from(format!("chunk {i}\n"));
+                Some((Ok(Frame::data(line)), i + 1))
+            });
+            Response::builder()
+                .header("content-type", "text/plain")
+                .body(Box::pin(StreamBody::new(lines)) as Body)
+        }
+        (&Method::POST, "/echo") => Response::builder().body(Box::pin(req.into_body()) as Body),
+        _ => Response::builder()
+            .status(StatusCode::NOT_FOUND)
+            .body(full("not found\n")),
+    };
+    Ok(response.expect("static headers are valid"))
+}
+
+/// HTTP/2 connections start with this preface; anything else is served as HTTP/1.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
+
+async fn is_http2(stream: &TcpStream) -> std::io::Result<bool> {
+    // Peek until the preface is decided (a client may send it in pieces).
+    for _ in 0..16 {
+        let (n, buf) = stream.peek(Vec::with_capacity(H2_PREFACE.len())).await;
+        let n = n?;
+        if n == 0 || !H2_PREFACE.starts_with(&buf[..n]) {
+            return Ok(false);
+        }
+        if n == H2_PREFACE.len() {
+            return Ok(true);
+        }
+        hoop::time::sleep(Duration::from_millis(1)).await;
+    }
+    Ok(false)
+}
+
+async fn serve(stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let http2 = match is_http2(&stream).await {
+        Ok(h2) => h2,
+        Err(_) => return,
+    };
+    let io = Compat::new(stream);
+    let service = hyper::service::service_fn(handle);
+    let result = if http2 {
+        hyper::server::conn::http2::Builder::new(HyperExecutor)
+            .timer(HyperTimer)
+            .serve_connection(io, service)
+            .await
+    } else {
+        hyper::server::conn::http1::Builder::new()
+            .timer(HyperTimer)
+            .header_read_timeout(Duration::from_secs(10))
+            .serve_connection(io, service)
+            .await
+    };
+    if let Err(e) = result {
+        if std::env::var_os("HOOP_VERBOSE").is_some() {
+            eprintln!("hyper_server: connection: {e}");
+        }
+    }
+}
+
+fn into_std(listener: TcpListener) -> std::io::Result<std::net::TcpListener> {
+    listener
+        .into_std()
+        .map_err(|_| std::io::Error::other("listener busy"))
+}
+
+fn main() -> std::io::Result<()> {
+    let mut addr = "127.0.0.1:3000".to_string();
+    let mut workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match (a.as_str(), args.next()) {
+            ("--addr", Some(v)) => addr = v,
+            ("--workers", Some(v)) => workers = v.parse().unwrap_or(workers),
+            _ => {
+                eprintln!("usage: hyper_server [--addr HOST:PORT] [--workers N]");
+                std::process::exit(2);
+            }
+        }
+    }
+    // Resolve port 0 with a plain bind (a SO_REUSEPORT bind to port 0 may share a port with
+    // another process's SO_REUSEPORT listener), then give every worker its own SO_REUSEPORT
+    // listener, bound here so that the address printed below already accepts.
+    let addr = std::net::TcpListener::bind(&addr)?.local_addr()?;
+    let listeners = (0..workers)
+        .map(|_| into_std(TcpListener::bind_reuseport(addr)?))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let listeners = std::sync::Mutex::new(listeners);
+    let rt = hoop::Runtime::builder().workers(workers).build()?;
+    println!(
+        "hyper_server: listening on http://{addr}/ with {workers} worker(s) on {}",
+        rt.info().driver
+    );
+    let results = rt.run(move |_worker| {
+        let listener = listeners.lock().unwrap().pop();
+        async move {
+            let listener = TcpListener::from_std(listener.expect("one listener per worker"))?;
+            let mut incoming = listener.incoming();
+            while let Some(conn) = incoming.next().await {
+                match conn {
+                    Ok(stream) => hoop::spawn(serve(stream)).detach(),
+                    Err(e) => eprintln!("hyper_server: accept: {e}"),
+                }
+            }
+            Ok::<(), std::io::Error>(())
+        }
+    });
+    for r in results {
+        r?;
+    }
+    Ok(())
+}
