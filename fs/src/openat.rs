@@ -63,7 +63,15 @@ pub(crate) async fn openat2(
                 tries += 1;
                 hoop_runtime::yield_now().await;
             }
-            Err(e) if openat2_unavailable(&e) => NO_OPENAT2.store(true, Ordering::Relaxed),
+            Err(e) if openat2_unavailable(&e) => {
+                if !NO_OPENAT2.swap(true, Ordering::Relaxed) {
+                    tracing::info!(
+                        target: "hoop",
+                        error = %e,
+                        "openat2 unavailable; resolving paths with an O_NOFOLLOW walk"
+                    );
+                }
+            }
             res => return res,
         }
     }

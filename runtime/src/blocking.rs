@@ -87,7 +87,7 @@ impl BlockingPool {
             match started {
                 Ok(_) => state.threads += 1,
                 Err(e) if state.threads == 0 => {
-                    crate::log::warn(format_args!("cannot start a blocking thread: {e}"));
+                    crate::log::warning!("cannot start a blocking thread: {e}");
                     let job = state.queue.pop_back().expect("pushed above");
                     return Err(job);
                 }

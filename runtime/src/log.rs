@@ -1,20 +1,18 @@
-//! Minimal diagnostics on stderr until the runtime reports through `tracing`.
+//! Diagnostics through [`tracing`], target `hoop`: the driver chosen and why, ring setup flags,
+//! fallbacks, recovered errors. Nothing is emitted on the hot path (per operation or per tick).
 //!
-//! Warnings (a fallback to epoll, a leaked ring) always print; debug lines print only when the
-//! environment variable `HOOP_LOG` is set. Nothing is printed on the hot path.
+//! Warnings — events that change how the runtime behaves, like a fallback to epoll or memory
+//! leaked at shutdown — also go to stderr when the process has no `tracing` subscriber, so they
+//! are never silent.
 
-use std::fmt::Arguments;
-use std::sync::OnceLock;
-
-/// Prints a warning that changes how the runtime behaves.
-pub(crate) fn warn(args: Arguments<'_>) {
-    eprintln!("hoop: warning: {args}");
+/// A warning: to the `tracing` subscriber if there is one, else to stderr.
+macro_rules! warning {
+    ($($arg:tt)+) => {{
+        if tracing::dispatcher::has_been_set() {
+            tracing::warn!(target: "hoop", $($arg)+);
+        } else {
+            eprintln!("hoop: warning: {}", format_args!($($arg)+));
+        }
+    }};
 }
-
-/// Prints a debug line if `HOOP_LOG` is set.
-pub(crate) fn debug(args: Arguments<'_>) {
-    static ENABLED: OnceLock<bool> = OnceLock::new();
-    if *ENABLED.get_or_init(|| std::env::var_os("HOOP_LOG").is_some()) {
-        eprintln!("hoop: {args}");
-    }
-}
+pub(crate) use warning;

@@ -60,6 +60,12 @@ impl Stream for Incoming {
                 Err(e) => match e.raw_os_error() {
                     Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::ENOBUFS) => {
                         let pause = self.next_backoff;
+                        tracing::warn!(
+                            target: "hoop",
+                            error = %e,
+                            pause_ms = pause.as_millis() as u64,
+                            "accept: out of resources; pausing the listener"
+                        );
                         self.next_backoff = (pause * 2).min(MAX_BACKOFF);
                         self.backoff = Some(Box::pin(sleep(pause)));
                     }

@@ -233,9 +233,7 @@ fn register(driver: &DriverRef, entries: u16) -> Option<(u16, AlignedBuf)> {
     match unsafe { uring.register_buf_ring(ring.stable_ptr() as u64, entries) } {
         Ok(bgid) => Some((bgid, ring)),
         Err(e) => {
-            crate::log::debug(format_args!(
-                "buffer ring not registered ({e}); receives take buffers in user space"
-            ));
+            tracing::debug!(target: "hoop", error = %e, "buffer ring not registered; receives take buffers in user space");
             None
         }
     }
@@ -320,9 +318,7 @@ impl Drop for Inner {
                     });
             if unregistered.is_none() {
                 // The kernel may still pick these buffers: never free them.
-                crate::log::warn(format_args!(
-                    "could not unregister a buffer ring; leaking it"
-                ));
+                crate::log::warning!("could not unregister a buffer ring; leaking it");
                 return;
             }
             // SAFETY: the kernel forgot the ring; dropped once, here.

@@ -164,9 +164,7 @@ fn register(driver: &DriverRef, bufs: &[(u16, AlignedBuf)]) -> Option<u16> {
     match unsafe { ring.register_fixed(&iovecs) } {
         Ok(base) => Some(base),
         Err(e) => {
-            crate::log::debug(format_args!(
-                "fixed buffers not registered ({e}); using plain reads and writes"
-            ));
+            tracing::debug!(target: "hoop", error = %e, "fixed buffers not registered; using plain reads and writes");
             None
         }
     }
@@ -199,9 +197,7 @@ impl Drop for PoolInner {
                 });
             if freed.is_none() {
                 // The kernel may still name these buffers: never give them back to the allocator.
-                crate::log::warn(format_args!(
-                    "could not unregister fixed buffers; leaking them"
-                ));
+                crate::log::warning!("could not unregister fixed buffers; leaking them");
                 std::mem::forget(bufs);
                 return;
             }

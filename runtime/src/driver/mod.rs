@@ -325,7 +325,7 @@ impl IoDriver {
             }
             let wait = (deadline - now).min(Duration::from_millis(10));
             if let Err(e) = self.turn(Some(wait)) {
-                crate::log::warn(format_args!("driver failed during shutdown: {e}"));
+                crate::log::warning!("driver failed during shutdown: {e}");
                 self.abandon();
                 break;
             }
@@ -347,10 +347,10 @@ impl IoDriver {
     }
 
     fn abandon(&mut self) {
-        crate::log::warn(format_args!(
+        crate::log::warning!(
             "shutdown timed out with {} operations in flight; leaking their memory",
             self.ops.in_flight() + self.pooled
-        ));
+        );
         self.ops.leak_all();
         if let Backend::Uring(ring) = &mut self.backend {
             ring.leak_doorbell();

@@ -130,7 +130,7 @@ pub(crate) fn select_backend(
             Err(e) if is_unavailable(&e) => {
                 let reason = format!("io_uring unavailable ({e})");
                 static WARNED: Once = Once::new();
-                WARNED.call_once(|| crate::log::warn(format_args!("{reason}; using epoll")));
+                WARNED.call_once(|| crate::log::warning!("{reason}; using epoll"));
                 epoll(reason)
             }
             Err(e) => Err(e),

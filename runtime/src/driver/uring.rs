@@ -89,6 +89,15 @@ impl UringDriver {
         }
         let mut probe = Box::new(Probe::new());
         ring.submitter().register_probe(&mut probe)?;
+        tracing::debug!(
+            target: "hoop",
+            setup,
+            sq_entries = ring.params().sq_entries(),
+            cq_entries = ring.params().cq_entries(),
+            fast_poll = ring.params().is_feature_fast_poll(),
+            rw_cur_pos = ring.params().is_feature_rw_cur_pos(),
+            "io_uring ready"
+        );
         Ok(UringDriver {
             ring,
             probe,
@@ -222,7 +231,7 @@ impl UringDriver {
             .build()
             .user_data(CANCEL);
         if let Err(e) = self.push(entry, ops, graveyard, stats) {
-            crate::log::warn(format_args!("could not submit a cancel: {e}"));
+            crate::log::warning!("could not submit a cancel: {e}");
         }
     }
 

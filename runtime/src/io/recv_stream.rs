@@ -87,6 +87,10 @@ impl Stream for RecvStream {
                 State::Multi(op, gen) => match ready!(Pin::new(op).poll_next(cx)) {
                     Some(Ok(Some(chunk))) => return Poll::Ready(Some(Ok(chunk))),
                     Some(Err(e)) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                        tracing::debug!(
+                            target: "hoop",
+                            "recv_stream: buffer ring empty (ENOBUFS); waiting for a buffer"
+                        );
                         this.exhausted += 1;
                         this.state = State::WaitBuffers(*gen);
                     }

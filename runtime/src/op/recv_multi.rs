@@ -115,6 +115,7 @@ unsafe impl MultishotOp for RecvRing {
             r if r > 0 => AfterFinal::YieldRearm,
             r if r == -libc::EINVAL && self.multishot && !self.yielded => {
                 // A kernel without multishot receive (< 6.0): one buffer-select recv per arming.
+                tracing::debug!(target: "hoop", "multishot recv refused (EINVAL); single-shot receives");
                 self.multishot = false;
                 AfterFinal::Rearm
             }

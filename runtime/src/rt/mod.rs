@@ -83,10 +83,14 @@ impl Runtime {
             uring_setup,
             workers: b.workers,
         };
-        crate::log::debug(format_args!(
-            "runtime: {} workers on {} ({}) {}",
-            info.workers, info.driver, info.reason, info.uring_setup
-        ));
+        tracing::info!(
+            target: "hoop",
+            workers = info.workers,
+            driver = %info.driver,
+            reason = %info.reason,
+            setup = %info.uring_setup,
+            "runtime started"
+        );
         let handle = Handle::new(shared.clone(), info.clone());
         if let Some(cpu) = cpu_of(0) {
             pin_current_thread(cpu)?;
@@ -213,7 +217,7 @@ impl Drop for Runtime {
     fn drop(&mut self) {
         for (i, shared) in self.handle.shared().iter().enumerate().skip(1) {
             if shared.push(Remote::Shutdown).is_err() {
-                crate::log::debug(format_args!("worker {i} already stopped"));
+                tracing::debug!(target: "hoop", worker = i, "worker already stopped");
             }
         }
         for t in self.threads.drain(..) {
