@@ -21,6 +21,7 @@
 //! [`FsError`] that names the operation and path (see [`os_error`] to get the errno back).
 
 #![forbid(unsafe_code)]
+#![warn(missing_debug_implementations)]
 #![warn(missing_docs)]
 
 mod dir;

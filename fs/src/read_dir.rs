@@ -22,6 +22,7 @@ const BATCH_BYTES: usize = 32 * 1024;
 /// The entries of a directory (without `.` and `..`), in the order the filesystem gives them.
 ///
 /// Use it as a `Stream`, or call [`ReadDir::next_entry`].
+#[must_use = "streams do nothing unless polled"]
 pub struct ReadDir {
     dir: SharedFd,
     path: Rc<Path>,

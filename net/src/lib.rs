@@ -7,6 +7,7 @@
 //! ([`TcpListener::bind_reuseport`]).
 
 #![forbid(unsafe_code)]
+#![warn(missing_debug_implementations)]
 #![warn(missing_docs)]
 
 mod owned_io;

@@ -9,6 +9,7 @@
 //! driver keeps that memory until the kernel's final completion. SQEs queued by the tasks of a
 //! tick are submitted with one `io_uring_enter`, which is also where the worker parks.
 
+#![warn(missing_debug_implementations)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 #![deny(unsafe_op_in_unsafe_fn)]
 

@@ -20,6 +20,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// Errors that only mean "not now" — out of fds (`EMFILE`, `ENFILE`) or memory — pause the stream
 /// (5 ms, doubling up to 1 s) instead of being yielded, so an accept loop never spins; a
 /// connection reset before it was accepted (`ECONNABORTED`) is skipped. Other errors are yielded.
+#[must_use = "streams do nothing unless polled"]
 pub struct Incoming {
     accept: Pin<Box<MultiOp<AcceptMulti>>>,
     backoff: Option<Pin<Box<Sleep>>>,

@@ -160,3 +160,5 @@ unsafe impl MultishotOp for AcceptMulti {
         }
     }
 }
+
+super::opaque_debug!(Accept, AcceptMulti);

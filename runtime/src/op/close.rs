@@ -62,3 +62,5 @@ impl Drop for Close {
         }
     }
 }
+
+super::opaque_debug!(Close);

@@ -75,3 +75,5 @@ unsafe impl OpCode for Connect {
         result.map(drop)
     }
 }
+
+super::opaque_debug!(Connect);

@@ -214,3 +214,5 @@ mod tests {
         );
     }
 }
+
+super::opaque_debug!(ReadLinkAt, ChmodAt, GetDents);

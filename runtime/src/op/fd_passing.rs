@@ -210,3 +210,5 @@ pub fn peer_credentials(fd: &SharedFd) -> io::Result<(i32, u32, u32)> {
     }
     Ok((cred.pid, cred.uid, cred.gid))
 }
+
+super::opaque_debug!(RecvWithFds<B>, SendWithFds<B>);

@@ -157,3 +157,5 @@ unsafe impl OpCode for Fadvise {
         result.map(drop)
     }
 }
+
+super::opaque_debug!(Fadvise, Ftruncate, Fallocate);

@@ -147,3 +147,5 @@ unsafe impl OpCode for WriteFixed {
         (result.map(|n| n as usize), self.buf)
     }
 }
+
+super::opaque_debug!(ReadFixed, WriteFixed);

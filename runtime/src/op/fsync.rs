@@ -60,3 +60,5 @@ unsafe impl OpCode for Fsync {
         result.map(drop)
     }
 }
+
+super::opaque_debug!(Fsync);

@@ -9,6 +9,19 @@
 //! one. Both are lazy (nothing happens before the first poll), never panic, and own the operation's
 //! data until its final completion, also when dropped (see `driver::lifecycle`).
 
+/// `Debug` for operation structs: their name only (their fields are raw pointers into buffers
+/// the kernel may be using, which `Debug` must not read).
+macro_rules! opaque_debug {
+    ($($name:ident $(<$($g:ident),*>)?),* $(,)?) => {$(
+        impl$(<$($g),*>)? std::fmt::Debug for $name$(<$($g),*>)? {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($name)).finish_non_exhaustive()
+            }
+        }
+    )*};
+}
+pub(crate) use opaque_debug;
+
 pub(crate) mod budget;
 mod multi;
 mod single;

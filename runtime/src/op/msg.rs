@@ -140,3 +140,5 @@ unsafe impl<B: IoBufMut> OpCode for RecvFrom<B> {
         }
     }
 }
+
+super::opaque_debug!(SendTo<B>, RecvFrom<B>);

@@ -79,3 +79,5 @@ unsafe impl OpCode for OpenAt2 {
         close_orphan_fd(res);
     }
 }
+
+super::opaque_debug!(OpenAt2);

@@ -370,3 +370,5 @@ pub fn openat2_works() -> bool {
     drop(unsafe { OwnedFd::from_raw_fd(fd as i32) });
     true
 }
+
+super::opaque_debug!(OpenWalk);

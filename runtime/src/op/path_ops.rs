@@ -233,3 +233,5 @@ unsafe impl OpCode for LinkAt {
         } as libc::c_long)
     }
 }
+
+super::opaque_debug!(MkDirAt, SymlinkAt, LinkAt, RenameAt, UnlinkAt);

@@ -125,3 +125,5 @@ unsafe impl MultishotOp for RecvRing {
         }
     }
 }
+
+super::opaque_debug!(RecvRing);

@@ -195,3 +195,5 @@ unsafe impl<B: IoBuf> OpCode for Write<B> {
         (result.map(|n| n as usize), self.buf)
     }
 }
+
+super::opaque_debug!(Write<B>, Read<B>);

@@ -134,3 +134,5 @@ unsafe impl<B: IoBufMut> OpCode for Recv<B> {
         }
     }
 }
+
+super::opaque_debug!(Send<B>, Recv<B>);

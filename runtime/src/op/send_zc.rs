@@ -172,3 +172,5 @@ unsafe impl<B: IoBuf> OpCode for SendToZc<B> {
         (self.result.finish(result).map(|n| n as usize), self.buf)
     }
 }
+
+super::opaque_debug!(SendToZc<B>, SendZc<B>);

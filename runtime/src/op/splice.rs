@@ -106,3 +106,5 @@ unsafe impl OpCode for Splice {
         result.map(|n| n as usize)
     }
 }
+
+super::opaque_debug!(Splice);

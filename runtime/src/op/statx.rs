@@ -67,3 +67,5 @@ unsafe impl OpCode for Statx {
         result.map(|_| *self.buf)
     }
 }
+
+super::opaque_debug!(Statx);

@@ -180,3 +180,5 @@ unsafe impl<B: IoBuf> OpCode for Writev<B> {
         (result.map(|n| n as usize), self.bufs)
     }
 }
+
+super::opaque_debug!(Writev<B>, Readv<B>);

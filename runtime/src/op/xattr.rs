@@ -9,6 +9,7 @@ use std::ffi::CString;
 use std::io;
 
 /// What an xattr operation applies to.
+#[derive(Debug)]
 pub enum XattrTarget {
     /// A path, resolved like `getxattr(2)` (following symlinks, relative to the current directory).
     Path(CString),
@@ -234,3 +235,5 @@ unsafe impl OpCode for RemoveXattr {
         result.map(drop)
     }
 }
+
+super::opaque_debug!(GetXattr, SetXattr, ListXattr, RemoveXattr);

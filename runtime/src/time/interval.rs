@@ -52,6 +52,7 @@ pub fn interval_at(start: Instant, period: Duration) -> Interval {
 
 /// Stream and future source of periodic ticks; see [`interval`].
 #[derive(Debug)]
+#[must_use = "streams do nothing unless polled"]
 pub struct Interval {
     sleep: Pin<Box<Sleep>>,
     period: Duration,

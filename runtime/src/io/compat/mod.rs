@@ -1,24 +1,4 @@
-//! [`Compat`]: the poll-based I/O traits of the ecosystem (`futures::io`, `tokio::io`, `hyper::rt`)
-//! on top of hoop's completion-based streams and files.
-//!
-//! The poll traits lend the caller's buffer for the duration of one `poll_read`, but io_uring
-//! writes into a buffer *after* the call returns. So `Compat` reads into a buffer of its own and
-//! copies out, and writes by copying into a buffer of its own that it submits behind the caller
-//! (write-behind, like a `BufWriter`). The costs and the rules that follow:
-//!
-//! - **one extra copy per byte** each way. For bulk transfers the owned-buffer API
-//!   ([`AsyncReadOwned`](super::AsyncReadOwned), `read(buf).await`) avoids it; `Compat` is for
-//!   code written against the poll traits: hyper, codecs, TLS, `tokio-util`;
-//! - **no data is lost to cancellation**: the read operation lives in the `Compat`, not in the
-//!   caller's future. If a `read()` future is dropped (a `select!`, a timeout) while the kernel
-//!   is filling the buffer, the bytes wait in the `Compat` for the next read;
-//! - **writes are accepted before they reach the kernel**: `poll_write` returns as soon as the
-//!   bytes are copied; the kernel's answer to them (an `EPIPE`, a reset) comes back from a later
-//!   `poll_write`, `poll_flush` or `poll_shutdown`. Flush (or shut down) before dropping a
-//!   `Compat`: bytes still in its buffer are dropped with it (the write already in the kernel
-//!   completes);
-//! - files are read and written at their current position (`IORING_OP_READ` at offset -1), so
-//!   `O_APPEND` works and [`poll_seek`](Compat::poll_seek) moves the position.
+//! [`Compat`]: the ecosystem's poll-based I/O traits over hoop's streams and files.
 
 mod futures_io;
 #[cfg(feature = "hyper")]
@@ -59,8 +39,26 @@ const MAX_READ: usize = 1 << 20;
 
 /// An I/O object with `futures::io::{AsyncRead, AsyncWrite, AsyncBufRead, AsyncSeek}`, and (with
 /// the `tokio` feature) `tokio::io::{AsyncRead, AsyncWrite, AsyncBufRead, AsyncSeek}`, and (with
-/// the `hyper` feature) `hyper::rt::{Read, Write}`. See the [module docs](self) for how it
-/// buffers and why no data is lost when a read is cancelled.
+/// the `hyper` feature) `hyper::rt::{Read, Write}`.
+///
+/// The poll traits lend the caller's buffer for the duration of one `poll_read`, but io_uring
+/// writes into a buffer *after* the call returns. So `Compat` reads into a buffer of its own and
+/// copies out, and writes by copying into a buffer of its own that it submits behind the caller
+/// (write-behind, like a `BufWriter`). The costs and the rules that follow:
+///
+/// - **one extra copy per byte** each way. For bulk transfers the owned-buffer API
+///   ([`AsyncReadOwned`](super::AsyncReadOwned), `read(buf).await`) avoids it; `Compat` is for
+///   code written against the poll traits: hyper, codecs, TLS, `tokio-util`;
+/// - **no data is lost to cancellation**: the read operation lives in the `Compat`, not in the
+///   caller's future. If a `read()` future is dropped (a `select!`, a timeout) while the kernel
+///   is filling the buffer, the bytes wait in the `Compat` for the next read;
+/// - **writes are accepted before they reach the kernel**: `poll_write` returns as soon as the
+///   bytes are copied; the kernel's answer to them (an `EPIPE`, a reset) comes back from a later
+///   `poll_write`, `poll_flush` or `poll_shutdown`. Flush (or shut down) before dropping a
+///   `Compat`: bytes still in its buffer are dropped with it (the write already in the kernel
+///   completes);
+/// - files are read and written at their current position (`IORING_OP_READ` at offset -1), so
+///   `O_APPEND` works and [`poll_seek`](Compat::poll_seek) moves the position.
 ///
 /// ```
 /// use futures_util::io::{AsyncReadExt, AsyncWriteExt};
