@@ -5,6 +5,9 @@
 //! Run: `cargo bench --bench echo` (`-- --secs N --rounds R` to change the defaults: 3 s, 3
 //! rounds; the median of the rounds is reported).
 
+#[path = "common/results.rs"]
+mod results;
+
 use std::io;
 use std::net::SocketAddr;
 use std::sync::mpsc;
@@ -220,6 +223,7 @@ fn main() -> io::Result<()> {
         "tokio cpu/req",
         "ratio"
     );
+    let mut rows = Vec::new();
     for (conns, size) in scenarios {
         let (mut h, mut t) = (Vec::new(), Vec::new());
         for _ in 0..rounds {
@@ -244,6 +248,20 @@ fn main() -> io::Result<()> {
             tc,
             hc / tc
         );
+        rows.push(results::Row {
+            workload: format!("echo {conns} conns x {size} B: req/s"),
+            unit: "req/s",
+            hoop: hr,
+            tokio: tr,
+            higher_is_better: true,
+        });
+        rows.push(results::Row {
+            workload: format!("echo {conns} conns x {size} B: server CPU/req"),
+            unit: "ns",
+            hoop: hc,
+            tokio: tc,
+            higher_is_better: false,
+        });
     }
-    Ok(())
+    results::write("echo", &rows)
 }

@@ -4,6 +4,7 @@
 
 use hoop::{Driver, DriverKind, Runtime};
 
+#[path = "common/mod.rs"]
 mod common;
 
 fn kind_with(driver: Driver) -> std::io::Result<(DriverKind, String)> {

@@ -6,6 +6,7 @@ use hoop::fs::{File, OpenOptions};
 use hoop::DriverKind;
 use std::path::PathBuf;
 
+#[path = "common/mod.rs"]
 mod common;
 
 fn scratch(name: &str) -> PathBuf {

@@ -9,6 +9,7 @@ use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+#[path = "common/mod.rs"]
 mod common;
 
 use common::Rng;

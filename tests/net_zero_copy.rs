@@ -2,6 +2,7 @@
 //! ring exhaustion), zero-copy sends (the buffer is held until the kernel's notification), and
 //! `send_file` (splice).
 
+#[path = "common/mod.rs"]
 mod common;
 
 use futures_util::StreamExt;

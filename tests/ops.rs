@@ -1,6 +1,7 @@
 //! The op layer on both drivers: nop, pipes, readiness of foreign fds, multishot, cancellation
 //! and buffer ownership, SQ pressure, batching.
 
+#[path = "common/mod.rs"]
 mod common;
 use common::Tracked;
 

@@ -2,6 +2,7 @@
 //! while the kernel may write into it. Tests here count `/proc/self/fd`, so they run one at a
 //! time.
 
+#[path = "common/mod.rs"]
 mod common;
 use common::Tracked;
 

@@ -284,6 +284,14 @@ impl hoop_runtime::io::CompatSource for UnixStream {
 }
 
 impl UnixStream {
+    /// Wraps a std stream (made non-blocking).
+    pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
+        stream.set_nonblocking(true)?;
+        Ok(UnixStream {
+            fd: SharedFd::new(OwnedFd::from(stream)),
+        })
+    }
+
     /// Wraps the stream for the ecosystem's poll-based I/O traits; see
     /// [`Compat`](hoop_runtime::io::Compat).
     pub fn compat(self) -> hoop_runtime::io::Compat<UnixStream> {

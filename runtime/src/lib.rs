@@ -26,10 +26,18 @@ mod rt;
 mod task;
 pub mod time;
 
+/// Test diagnostics, not a stable API.
+#[doc(hidden)]
+pub mod diagnostics {
+    pub use crate::driver::lifecycle::efault_completions;
+}
+
 pub use blocking::spawn_blocking;
 pub use buf::{BufResult, IoBuf, IoBufMut, Slice};
 pub use creds::Credentials;
-pub use driver::{Driver, DriverKind, RuntimeInfo};
+pub use driver::{Driver, DriverKind, OpClass, RuntimeInfo};
 pub use metrics::{metrics, WorkerMetrics};
-pub use rt::{block_on, runtime_info, worker_index, Builder, Handle, Runtime};
+pub use rt::{
+    block_on, runtime_info, worker_index, Builder, Handle, Runtime, DEFAULT_MAX_IN_FLIGHT,
+};
 pub use task::{spawn, yield_now, JoinError, JoinHandle};

@@ -19,6 +19,8 @@ pub struct WorkerMetrics {
     pub ops_completed: u64,
     /// Operations cancelled because their future was dropped.
     pub ops_cancelled: u64,
+    /// Times an operation waited for a slot ([`Builder::max_in_flight`](crate::Builder::max_in_flight)).
+    pub ops_throttled: u64,
     /// Operations waiting for a completion now.
     pub ops_in_flight: usize,
     /// Operations sent to the blocking pool.
@@ -54,6 +56,7 @@ pub fn metrics() -> Option<WorkerMetrics> {
             ops_submitted: d.stats.submitted,
             ops_completed: d.stats.completed,
             ops_cancelled: d.stats.cancelled,
+            ops_throttled: d.stats.throttled,
             ops_in_flight: d.ops.len(),
             ops_blocking: d.stats.blocking_ops,
             enters: d.stats.enters,

@@ -12,7 +12,25 @@
 use crate::op::DynOp;
 use slab::Slab;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Waker;
+
+/// Completions, in the whole process, that failed with `EFAULT`: the kernel found an address of
+/// the operation unmapped. hoop never hands the kernel an address it does not own, so under the
+/// quarantine allocator of `tests/quarantine.rs` (freed memory stays mapped `PROT_NONE`) a
+/// non-zero count means memory was freed before the kernel was done with it.
+static EFAULTS: AtomicU64 = AtomicU64::new(0);
+
+/// See [`EFAULTS`].
+pub fn efault_completions() -> u64 {
+    EFAULTS.load(Ordering::Relaxed)
+}
+
+fn note_fault(c: Completion) {
+    if c.res == -libc::EFAULT {
+        EFAULTS.fetch_add(1, Ordering::Relaxed);
+    }
+}
 
 /// One completion: the raw result (negative errno on failure) and the CQE flags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,6 +149,7 @@ impl Ops {
 
     /// Records a completion. `more` says whether further completions follow (multishot).
     pub(crate) fn complete(&mut self, user_data: u64, c: Completion, more: bool) -> Arrival {
+        note_fault(c);
         let Some(slot) = self.get_mut(user_data) else {
             return Arrival::Stale;
         };
@@ -173,6 +192,9 @@ impl Ops {
         c: Completion,
         mut data: Box<dyn DynOp>,
     ) -> Arrival {
+        if !matches!(self.get_mut(user_data), Some(slot) if matches!(slot.life, Life::Waiting(_))) {
+            note_fault(c);
+        }
         match self.get_mut(user_data) {
             Some(slot) if matches!(slot.life, Life::Waiting(_)) => {
                 slot.returned = Some(data);

@@ -12,11 +12,15 @@
 mod epoll;
 mod fixed_table;
 pub(crate) mod lifecycle;
+#[cfg(test)]
+mod lifecycle_props;
+pub mod restrict;
 mod select;
 mod uring;
 
 pub(crate) use epoll::{EpollDriver, Waiter};
 pub(crate) use lifecycle::Completion;
+pub use restrict::OpClass;
 pub(crate) use select::select_backend;
 pub use select::{Driver, DriverKind, RuntimeInfo};
 pub(crate) use uring::UringDriver;
@@ -56,6 +60,8 @@ enum Closed {
 /// Counters a worker's driver keeps (see [`crate::metrics`]).
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct DriverStats {
+    /// Operations that waited for a slot because `max_in_flight` were in flight.
+    pub(crate) throttled: u64,
     pub(crate) submitted: u64,
     pub(crate) completed: u64,
     pub(crate) cancelled: u64,
@@ -115,6 +121,19 @@ pub(crate) struct IoDriver {
     /// Operations on the blocking pool (they must come back before the driver closes).
     pooled: usize,
     pub(crate) stats: DriverStats,
+    /// At most this many operations in the kernel or on the pool at once.
+    max_in_flight: usize,
+    /// Futures waiting for a slot, woken when operations finish.
+    throttled: Vec<Waker>,
+}
+
+/// How a worker's driver is set up (from the [`Builder`](crate::Builder)).
+#[derive(Clone, Debug)]
+pub(crate) struct DriverConfig {
+    pub(crate) entries: u32,
+    /// The opcode allowlist of a restricted ring.
+    pub(crate) restrict: Option<Vec<u8>>,
+    pub(crate) max_in_flight: usize,
 }
 
 impl IoDriver {
@@ -122,8 +141,11 @@ impl IoDriver {
         backend: Backend,
         pool: Arc<BlockingPool>,
         worker: Arc<WorkerShared>,
+        max_in_flight: usize,
     ) -> Self {
         IoDriver {
+            max_in_flight: max_in_flight.max(1),
+            throttled: Vec::new(),
             ops: Ops::default(),
             backend,
             closed: None,
@@ -274,7 +296,36 @@ impl IoDriver {
 
     /// Submits what is queued and processes completions, waiting up to `timeout` (`None`: until
     /// something arrives) if `timeout` is not zero.
+    /// True if a new operation may start now; otherwise registers `waker` for when a slot
+    /// frees (the bound on in-flight operations, [`Builder::max_in_flight`]).
+    ///
+    /// [`Builder::max_in_flight`]: crate::Builder::max_in_flight
+    pub(crate) fn admit(&mut self, waker: &Waker) -> bool {
+        if self.ops.len() < self.max_in_flight {
+            return true;
+        }
+        self.stats.throttled += 1;
+        self.throttled.push(waker.clone());
+        false
+    }
+
+    /// Wakes every throttled future once there is room (each re-checks; a woken future that was
+    /// dropped meanwhile must not use up a turn, so all are woken).
+    fn wake_throttled(&mut self) {
+        if !self.throttled.is_empty() && self.ops.len() < self.max_in_flight {
+            for w in self.throttled.drain(..) {
+                w.wake();
+            }
+        }
+    }
+
     pub(crate) fn turn(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        let res = self.turn_backend(timeout);
+        self.wake_throttled();
+        res
+    }
+
+    fn turn_backend(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         match &mut self.backend {
             Backend::Uring(ring) => {
                 ring.turn(timeout, &mut self.ops, &mut self.graveyard, &mut self.stats)

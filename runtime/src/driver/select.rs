@@ -82,13 +82,13 @@ fn from_env() -> io::Result<Option<Driver>> {
 /// Builds the backend for one worker.
 pub(crate) fn select_backend(
     requested: Driver,
-    entries: u32,
+    config: &super::DriverConfig,
     doorbell: RawFd,
     fault: Option<i32>,
 ) -> io::Result<(Backend, String, String)> {
     let new_ring = || match fault {
         Some(errno) => Err(io::Error::from_raw_os_error(errno)),
-        None => UringDriver::new(entries, doorbell),
+        None => UringDriver::new(config.entries, doorbell, config.restrict.as_deref()),
     };
     let (wanted, why) = match requested {
         Driver::Auto => match from_env()? {

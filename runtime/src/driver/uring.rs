@@ -50,7 +50,11 @@ pub(crate) struct UringDriver {
 impl UringDriver {
     /// Creates a ring with `entries` SQ entries, with the most efficient setup flags the kernel
     /// accepts. Errors are returned as is: the caller decides what means "unavailable".
-    pub(crate) fn new(entries: u32, doorbell_fd: RawFd) -> io::Result<Self> {
+    pub(crate) fn new(
+        entries: u32,
+        doorbell_fd: RawFd,
+        restrict: Option<&[u8]>,
+    ) -> io::Result<Self> {
         let entries = entries.clamp(1, 32768).next_power_of_two();
         // Newest flags first; older kernels reject unknown flags with EINVAL.
         type Setup = (&'static str, fn(&mut io_uring::Builder));
@@ -72,9 +76,19 @@ impl UringDriver {
         for (name, apply) in attempts {
             let mut builder = IoUring::builder();
             builder.dontfork().setup_clamp();
+            if restrict.is_some() {
+                // Restrictions can only be registered on a ring that starts disabled.
+                builder.setup_r_disabled();
+            }
             apply(&mut builder);
             match builder.build(entries) {
-                Ok(ring) => return Self::with_ring(ring, name, doorbell_fd),
+                Ok(ring) => {
+                    let mut driver = Self::with_ring(ring, name, doorbell_fd)?;
+                    if let Some(opcodes) = restrict {
+                        driver.restrict(opcodes)?;
+                    }
+                    return Ok(driver);
+                }
                 Err(e) if e.raw_os_error() == Some(libc::EINVAL) => last = e,
                 Err(e) => return Err(e),
             }
@@ -111,6 +125,29 @@ impl UringDriver {
             next_bgid: 0,
             setup: setup.to_string(),
         })
+    }
+
+    /// Registers the opcode allowlist (and the register calls hoop uses), then enables the ring.
+    fn restrict(&mut self, opcodes: &[u8]) -> io::Result<()> {
+        use io_uring::register::Restriction;
+        use io_uring::squeue::Flags;
+        let mut list: Vec<Restriction> =
+            opcodes.iter().map(|&op| Restriction::sqe_op(op)).collect();
+        list.extend(
+            super::restrict::REGISTER_OPS
+                .iter()
+                .map(|&op| Restriction::register_op(op)),
+        );
+        // SQE flags the runtime sets (buffer select for provided-buffer receives).
+        list.push(Restriction::sqe_flags_allowed(
+            (Flags::BUFFER_SELECT | Flags::ASYNC).bits(),
+        ));
+        let submitter = self.ring.submitter();
+        submitter.register_restrictions(&mut list)?;
+        submitter.register_enable_rings()?;
+        self.setup.push_str("|R_DISABLED (restricted)");
+        tracing::debug!(target: "hoop", opcodes = opcodes.len(), "ring restricted to an opcode allowlist");
+        Ok(())
     }
 
     /// True if the kernel implements `opcode` (from `IORING_REGISTER_PROBE`).

@@ -119,6 +119,9 @@ impl<T: MultishotOp> MultiOp<T> {
             match &mut self.state {
                 State::Ended => return Poll::Ready(None),
                 State::Idle(_) => {
+                    if !d.admit(cx.waker()) {
+                        return Poll::Pending;
+                    }
                     let mut data = self.take_data();
                     let entry = match &d.backend {
                         Backend::Uring(ring) => data

@@ -135,6 +135,9 @@ impl<T: OpCode> Op<T> {
         }
         match &mut self.state {
             State::Idle(_) => {
+                if !d.admit(cx.waker()) {
+                    return Step::Wait;
+                }
                 let data = self.take_data();
                 self.start(&driver, &mut d, data, cx)
             }

@@ -2,6 +2,7 @@
 
 use super::Runtime;
 use crate::driver::Driver;
+use crate::driver::{DriverConfig, OpClass};
 use std::io;
 use std::time::Duration;
 
@@ -25,6 +26,8 @@ pub struct Builder {
     pub(crate) shutdown_timeout: Duration,
     /// Test hook: make io_uring setup fail with this errno.
     pub(crate) uring_fault: Option<i32>,
+    pub(crate) restrict: Option<Vec<OpClass>>,
+    pub(crate) max_in_flight: usize,
 }
 
 impl Default for Builder {
@@ -39,6 +42,8 @@ impl Default for Builder {
             blocking_keep_alive: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(10),
             uring_fault: None,
+            restrict: None,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
         }
     }
 }
@@ -108,7 +113,46 @@ impl Builder {
     }
 }
 
+/// The default bound on operations in flight per worker.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 65_536;
+
 impl Builder {
+    /// Creates every io_uring disabled, registers an allowlist of opcodes — the runtime's own
+    /// (eventfd read, cancel, poll, nop) plus those of `classes` — and only then enables it
+    /// (`IORING_REGISTER_RESTRICTIONS`, Linux 5.10). An operation outside the list fails with
+    /// `EACCES` instead of reaching the kernel code behind it: a sandboxed server narrows what
+    /// its rings can be made to do. Registered buffers, buffer rings and personalities stay
+    /// allowed. With [`Driver::IoUring`], a kernel that cannot restrict rings makes `build`
+    /// fail; with [`Driver::Auto`] it falls back to epoll (no io_uring at all). No effect on
+    /// epoll.
+    pub fn restrict_to(mut self, classes: &[OpClass]) -> Self {
+        self.restrict = Some(classes.to_vec());
+        self
+    }
+
+    /// Bounds the operations each worker has in the kernel or on the blocking pool at once
+    /// (default [`DEFAULT_MAX_IN_FLIGHT`]). Past it, a new operation waits until one finishes,
+    /// so a flood of clients cannot make the kernel allocate without limit; waits are counted in
+    /// [`WorkerMetrics::ops_throttled`](crate::WorkerMetrics::ops_throttled). Dropped operations
+    /// count until their final completion. Set it well above what one task needs at once: tasks
+    /// that wait for each other's operations (a reader and the writer that feeds it) could
+    /// otherwise wait forever. On epoll, sockets waiting for readiness take no slot.
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = n.max(1);
+        self
+    }
+
+    pub(crate) fn driver_config(&self) -> DriverConfig {
+        DriverConfig {
+            entries: self.entries,
+            restrict: self
+                .restrict
+                .as_deref()
+                .map(crate::driver::restrict::allowlist),
+            max_in_flight: self.max_in_flight,
+        }
+    }
+
     /// Fault injection for tests: io_uring setup fails with `errno` as if the kernel said so.
     #[doc(hidden)]
     pub fn uring_setup_fault(mut self, errno: i32) -> Self {

@@ -11,11 +11,13 @@ mod handle;
 pub(crate) mod shared;
 mod worker;
 
-pub use builder::Builder;
+pub use builder::{Builder, DEFAULT_MAX_IN_FLIGHT};
 pub use handle::Handle;
 
 use crate::blocking::BlockingPool;
-use crate::driver::{select_backend, Backend, Driver, DriverKind, IoDriver, RuntimeInfo};
+use crate::driver::{
+    select_backend, Backend, Driver, DriverConfig, DriverKind, IoDriver, RuntimeInfo,
+};
 use crate::time::timers::Timers;
 use context::Core;
 use shared::{Remote, WorkerShared};
@@ -38,7 +40,7 @@ pub struct Runtime {
 }
 
 struct WorkerConfig {
-    entries: u32,
+    driver: DriverConfig,
     pin: Option<usize>,
     shutdown_timeout: Duration,
 }
@@ -71,8 +73,12 @@ impl Runtime {
         let cpu_of = |i: usize| (!cpus.is_empty()).then(|| cpus[i % cpus.len()]);
 
         // Worker 0 chooses the backend; the others are told to use the same.
-        let (backend, reason, uring_setup) =
-            select_backend(b.driver, b.entries, shared[0].doorbell_fd(), b.uring_fault)?;
+        let (backend, reason, uring_setup) = select_backend(
+            b.driver,
+            &b.driver_config(),
+            shared[0].doorbell_fd(),
+            b.uring_fault,
+        )?;
         let kind = match backend {
             Backend::Uring(_) => DriverKind::IoUring,
             Backend::Epoll(_) => DriverKind::Epoll,
@@ -95,7 +101,7 @@ impl Runtime {
         if let Some(cpu) = cpu_of(0) {
             pin_current_thread(cpu)?;
         }
-        let local = assemble(backend, &shared[0], &pool, &handle);
+        let local = assemble(backend, &shared[0], &pool, &handle, b.max_in_flight);
 
         let forced = match kind {
             DriverKind::IoUring => Driver::IoUring,
@@ -107,7 +113,7 @@ impl Runtime {
             let (tx, ws) = (tx.clone(), worker_shared.clone());
             let (thread_pool, thread_handle) = (pool.clone(), handle.clone());
             let config = WorkerConfig {
-                entries: b.entries,
+                driver: b.driver_config(),
                 pin: cpu_of(i),
                 shutdown_timeout: b.shutdown_timeout,
             };
@@ -241,8 +247,9 @@ fn assemble(
     shared: &Arc<WorkerShared>,
     pool: &Arc<BlockingPool>,
     handle: &Handle,
+    max_in_flight: usize,
 ) -> Rc<Core> {
-    let driver = IoDriver::new(backend, pool.clone(), shared.clone());
+    let driver = IoDriver::new(backend, pool.clone(), shared.clone(), max_in_flight);
     Rc::new(Core {
         shared: shared.clone(),
         executor: Default::default(),
@@ -266,8 +273,14 @@ fn worker_thread(
         if let Some(cpu) = config.pin {
             pin_current_thread(cpu)?;
         }
-        let (backend, _, _) = select_backend(driver, config.entries, shared.doorbell_fd(), None)?;
-        Ok(assemble(backend, &shared, &pool, &handle))
+        let (backend, _, _) = select_backend(driver, &config.driver, shared.doorbell_fd(), None)?;
+        Ok(assemble(
+            backend,
+            &shared,
+            &pool,
+            &handle,
+            config.driver.max_in_flight,
+        ))
     })();
     match started {
         Ok(core) => {

@@ -12,6 +12,7 @@ mod timeout;
 pub(crate) mod timers;
 
 pub use interval::{interval, interval_at, Interval, MissedTickBehavior};
+#[cfg(feature = "hyper")]
 pub(crate) use sleep::far_future;
 pub use sleep::{sleep, sleep_until, Sleep};
 pub use timeout::{timeout, timeout_at, Elapsed, Timeout};

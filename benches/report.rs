@@ -1,0 +1,299 @@
+//! Collects the last run of the benches — criterion's estimates (`runtime`, `fs`) and the CSVs of
+//! the load benches (`echo`) — into `benches/results/results.md` (a table of hoop vs tokio, with
+//! the machine) and `benches/results/chart.svg` (a bar per workload: how many times better hoop
+//! is than tokio, on a log scale). Run after the benches, e.g. with `benches/compare.sh`:
+//!
+//! ```sh
+//! cargo bench --bench report
+//! ```
+
+#[path = "common/results.rs"]
+mod results;
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// A criterion comparison: group and the ids of hoop (io_uring) and of the baseline.
+struct Criterion {
+    workload: &'static str,
+    path: &'static str,
+    hoop: &'static str,
+    baseline: &'static str,
+    /// What one iteration does, to turn its time into a rate.
+    per_iter: f64,
+    unit: &'static str,
+}
+
+const CRITERION: &[Criterion] = &[
+    Criterion {
+        workload: "spawn + join",
+        path: "spawn_join",
+        hoop: "hoop-io_uring",
+        baseline: "tokio",
+        per_iter: 1.0,
+        unit: "tasks/s",
+    },
+    Criterion {
+        workload: "yield ping-pong",
+        path: "yield_ping_pong",
+        hoop: "hoop-io_uring",
+        baseline: "tokio",
+        per_iter: 1.0,
+        unit: "yields/s",
+    },
+    Criterion {
+        workload: "timer insert + cancel",
+        path: "timer_insert_cancel",
+        hoop: "hoop-io_uring",
+        baseline: "tokio",
+        per_iter: 1.0,
+        unit: "timers/s",
+    },
+    Criterion {
+        workload: "1-byte pipe round trip",
+        path: "io_round_trip/pipe_1B",
+        hoop: "hoop-io_uring",
+        baseline: "tokio",
+        per_iter: 1.0,
+        unit: "round trips/s",
+    },
+    Criterion {
+        workload: "4 KiB random read, QD 1",
+        path: "read_4k_random_qd1",
+        hoop: "hoop-io_uring",
+        baseline: "tokio-fs",
+        per_iter: 1.0,
+        unit: "IOPS",
+    },
+    Criterion {
+        workload: "4 KiB random read, QD 32",
+        path: "read_4k_random_qd32",
+        hoop: "hoop-io_uring",
+        baseline: "tokio-fs",
+        per_iter: 1.0,
+        unit: "IOPS",
+    },
+    Criterion {
+        workload: "statx, 10k files",
+        path: "statx_10k_files",
+        hoop: "hoop-io_uring",
+        baseline: "tokio-fs",
+        per_iter: 10_000.0,
+        unit: "statx/s",
+    },
+];
+
+fn target() -> PathBuf {
+    results::dir().parent().unwrap().to_path_buf()
+}
+
+/// Criterion's median time of one iteration, in ns.
+fn criterion_median(group: &str, id: &str) -> Option<f64> {
+    let path = target()
+        .join("criterion")
+        .join(group)
+        .join(id)
+        .join("new/estimates.json");
+    let json = std::fs::read_to_string(path).ok()?;
+    let median = &json[json.find("\"median\"")?..];
+    let point = &median[median.find("\"point_estimate\":")? + "\"point_estimate\":".len()..];
+    let end = point.find([',', '}'])?;
+    point[..end].trim().parse().ok()
+}
+
+fn read_csv(bench: &str) -> Vec<results::Row> {
+    let Ok(text) = std::fs::read_to_string(results::dir().join(format!("{bench}.csv"))) else {
+        return Vec::new();
+    };
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split(',').collect();
+            Some(results::Row {
+                workload: f.first()?.to_string(),
+                unit: if *f.get(1)? == "ns" { "ns" } else { "req/s" },
+                hoop: f.get(2)?.parse().ok()?,
+                tokio: f.get(3)?.parse().ok()?,
+                higher_is_better: f.get(4)? == &"true",
+            })
+        })
+        .collect()
+}
+
+/// hoop's advantage: > 1 means hoop is better, whatever the unit.
+fn advantage(r: &results::Row) -> f64 {
+    if r.higher_is_better {
+        r.hoop / r.tokio
+    } else {
+        r.tokio / r.hoop
+    }
+}
+
+fn machine() -> String {
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .unwrap_or("?")
+        .trim()
+        .to_string();
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let date = std::process::Command::new("date")
+        .arg("+%Y-%m-%d")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    format!("{cpus} x {model}, Linux {}, {date}", kernel.trim())
+}
+
+fn svg(rows: &[results::Row], title: &str) -> String {
+    const BAR_H: f64 = 22.0;
+    const LEFT: f64 = 330.0;
+    const WIDTH: f64 = 900.0;
+    let plot_w = WIDTH - LEFT - 60.0;
+    let top = 50.0;
+    let height = top + BAR_H * rows.len() as f64 + 50.0;
+    // Log2 axis from 1/4x to 32x.
+    let (lo, hi) = (-2.0f64, 5.0f64);
+    let x = |ratio: f64| LEFT + (ratio.log2().clamp(lo, hi) - lo) / (hi - lo) * plot_w;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="22" font-size="15" font-weight="bold">{}</text>"#,
+        10,
+        escape(title)
+    );
+    let axis_y = top + BAR_H * rows.len() as f64;
+    for t in [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0] {
+        let tx = x(t);
+        let stroke = if t == 1.0 { "#333" } else { "#ddd" };
+        let _ = writeln!(
+            s,
+            r#"<line x1="{tx:.1}" y1="{}" x2="{tx:.1}" y2="{axis_y}" stroke="{stroke}"/>"#,
+            top - 5.0
+        );
+        let _ = writeln!(
+            s,
+            r#"<text x="{tx:.1}" y="{}" text-anchor="middle">{t}x</text>"#,
+            axis_y + 15.0
+        );
+    }
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="{}" text-anchor="middle">hoop (io_uring) vs tokio current_thread: times better (log scale; left of 1x = tokio better)</text>"#,
+        LEFT + plot_w / 2.0,
+        axis_y + 35.0
+    );
+    for (i, r) in rows.iter().enumerate() {
+        let y = top + BAR_H * i as f64;
+        let a = advantage(r);
+        let (x0, x1) = (x(1.0).min(x(a)), x(1.0).max(x(a)));
+        let color = if a >= 1.0 { "#2b7bb9" } else { "#d9534f" };
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="{:.1}" text-anchor="end">{}</text>"#,
+            LEFT - 8.0,
+            y + BAR_H * 0.65,
+            escape(&r.workload)
+        );
+        let _ = writeln!(
+            s,
+            r#"<rect x="{x0:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{color}"/>"#,
+            y + 3.0,
+            (x1 - x0).max(1.0),
+            BAR_H - 6.0
+        );
+        let _ = writeln!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}">{a:.2}x</text>"#,
+            x1 + 4.0,
+            y + BAR_H * 0.65
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+fn fmt_value(v: f64, unit: &str) -> String {
+    let v = if unit == "ns" {
+        format!("{v:.0}")
+    } else if v >= 1e6 {
+        format!("{:.2}M", v / 1e6)
+    } else if v >= 1e3 {
+        format!("{:.0}k", v / 1e3)
+    } else {
+        format!("{v:.0}")
+    };
+    format!("{v} {unit}")
+}
+
+fn main() -> std::io::Result<()> {
+    let mut rows = Vec::new();
+    for c in CRITERION {
+        let (Some(h), Some(b)) = (
+            criterion_median(c.path, c.hoop),
+            criterion_median(c.path, c.baseline),
+        ) else {
+            eprintln!("report: no criterion results for {} (skipped)", c.path);
+            continue;
+        };
+        rows.push(results::Row {
+            workload: c.workload.to_string(),
+            unit: c.unit,
+            hoop: c.per_iter * 1e9 / h,
+            tokio: c.per_iter * 1e9 / b,
+            higher_is_better: true,
+        });
+    }
+    rows.extend(read_csv("echo"));
+    if rows.is_empty() {
+        eprintln!("report: no results yet; run benches/compare.sh");
+        return Ok(());
+    }
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/results");
+    std::fs::create_dir_all(&out)?;
+    let machine = machine();
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "Machine: {machine}. One run; ratios, not absolute numbers, are the result.\n"
+    );
+    let _ = writeln!(md, "| workload | hoop (io_uring) | tokio | hoop vs tokio |");
+    let _ = writeln!(md, "|---|---|---|---|");
+    for r in &rows {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {:.2}x {} |",
+            r.workload,
+            fmt_value(r.hoop, r.unit),
+            fmt_value(r.tokio, r.unit),
+            advantage(r),
+            match advantage(r) {
+                a if a >= 1.03 => "better",
+                a if a <= 0.97 => "worse",
+                _ => "on par",
+            }
+        );
+    }
+    std::fs::write(out.join("results.md"), &md)?;
+    std::fs::write(
+        out.join("chart.svg"),
+        svg(&rows, &format!("hoop vs tokio — {machine}")),
+    )?;
+    print!("{md}");
+    println!("\nwrote {}", out.join("chart.svg").display());
+    Ok(())
+}
