@@ -14,6 +14,9 @@
 //! flight, a forgotten future, a write cut short by a timeout. A negative control shows that the
 //! quarantine does turn a late kernel write into `EFAULT`.
 
+// The included suites each load tests/common as their own module.
+#![allow(clippy::duplicate_mod)]
+
 use std::alloc::{GlobalAlloc, Layout};
 use std::collections::VecDeque;
 use std::sync::{Mutex, Once};
