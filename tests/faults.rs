@@ -1,0 +1,360 @@
+//! Fault and load tests, on both drivers: a signal storm (EINTR every millisecond), runtime churn
+//! (fds and memory flat), many connections with random client aborts, reads racing a truncation,
+//! `EMFILE` on open, and provided-buffer ring indices wrapping. (Invalid fds: `ops.rs`.)
+//!
+//! `HOOP_LONG=1` runs the long versions (10k runtimes, 10k connections).
+
+#[path = "common/mod.rs"]
+mod common;
+
+use futures_util::StreamExt;
+use hoop::{Builder, Driver};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const DRIVERS: [Driver; 2] = [Driver::IoUring, Driver::Epoll];
+
+/// Tests that count process-wide fds or memory run one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn long() -> bool {
+    std::env::var_os("HOOP_LONG").is_some_and(|v| v != "0")
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+fn rss_kib() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+extern "C" fn on_signal(_: libc::c_int) {}
+
+/// SIGUSR1 (a handler without `SA_RESTART`, so blocking syscalls fail with `EINTR`) delivered
+/// to the worker every millisecond while it parks, submits, reads pipes and files, sleeps and
+/// waits for the blocking pool: nothing fails, nothing hangs.
+#[test]
+fn signal_storm_every_millisecond() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // SAFETY: installs a handler that does nothing, without SA_RESTART.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_signal as *const () as usize;
+        sa.sa_flags = 0;
+        libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut());
+    }
+    for driver in DRIVERS {
+        let rt = Builder::new().workers(1).driver(driver).build().unwrap();
+        // SAFETY: pthread_self of this thread, which runs worker 0 (block_on).
+        let target = unsafe { libc::pthread_self() } as usize;
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicUsize::new(0));
+        let storm = {
+            let (stop, sent) = (stop.clone(), sent.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    // SAFETY: signals a live thread (joined only after `stop`).
+                    unsafe { libc::pthread_kill(target as libc::pthread_t, libc::SIGUSR1) };
+                    sent.fetch_add(1, Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            })
+        };
+        rt.block_on(async {
+            let path = std::env::temp_dir()
+                .join(format!("hoop-signals-{}-{driver:?}", std::process::id()));
+            hoop::fs::write(&path, vec![7u8; 1 << 20]).await.unwrap();
+            let file = hoop::fs::File::open(&path).await.unwrap();
+            let (r, w) = hoop::io::pipe().unwrap();
+            let writer = hoop::spawn(async move {
+                for i in 0..300u32 {
+                    w.write_all(i.to_le_bytes().to_vec()).await.0.unwrap();
+                    hoop::time::sleep(Duration::from_micros(500)).await;
+                }
+            });
+            let mut got = Vec::new();
+            while got.len() < 1200 {
+                let (n, buf) = r.read(Vec::with_capacity(64)).await;
+                got.extend_from_slice(&buf[..n.unwrap()]);
+                let (n, _) = file.read_at(Vec::with_capacity(4096), 4096).await;
+                assert_eq!(n.unwrap(), 4096);
+            }
+            writer.await.unwrap();
+            for i in 0..300u32 {
+                assert_eq!(got[i as usize * 4..][..4], i.to_le_bytes());
+            }
+            // Parked waits: timers and the blocking pool.
+            for _ in 0..20 {
+                hoop::time::sleep(Duration::from_millis(2)).await;
+                hoop::spawn_blocking(|| std::thread::sleep(Duration::from_millis(1)))
+                    .await
+                    .unwrap();
+            }
+            hoop::fs::remove_file(&path).await.unwrap();
+        });
+        stop.store(true, Ordering::Relaxed);
+        storm.join().unwrap();
+        assert!(sent.load(Ordering::Relaxed) > 50, "the storm was too weak");
+        drop(rt);
+    }
+}
+
+/// Creating and dropping runtimes (2k here, 10k with HOOP_LONG=1), each doing some I/O, leaves
+/// the fd count where it was and memory flat.
+#[test]
+fn runtime_churn_keeps_fds_and_memory_flat() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let rounds = if long() { 10_000 } else { 2_000 };
+    let churn = |n: usize| {
+        for i in 0..n {
+            let driver = DRIVERS[i % 2];
+            let rt = Builder::new().workers(1).driver(driver).build().unwrap();
+            rt.block_on(async {
+                hoop::io::nop().await.unwrap();
+                let (r, w) = hoop::io::pipe().unwrap();
+                w.write_all(b"x".to_vec()).await.0.unwrap();
+                r.read(Vec::with_capacity(1)).await.0.unwrap();
+            });
+        }
+    };
+    churn(200); // warm up allocator caches and the blocking pool
+    let (fds, rss) = (open_fds(), rss_kib());
+    churn(rounds);
+    let (fds_after, rss_after) = (open_fds(), rss_kib());
+    assert!(fds_after <= fds, "fds: {fds} -> {fds_after}");
+    assert!(
+        rss_after < rss + 16 * 1024,
+        "memory grew from {rss} KiB to {rss_after} KiB over {rounds} runtimes"
+    );
+}
+
+/// Many echo connections at once (1000; 10k with HOOP_LONG=1), a random third of the clients
+/// aborting (RST) mid-stream: every surviving connection gets every byte back, the server
+/// survives, and the fd count returns to where it was.
+#[test]
+fn many_connections_with_random_aborts() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let conns = if long() { 10_000 } else { 1_000 };
+    // Room for both ends of every connection.
+    // SAFETY: plain getrlimit/setrlimit on a local struct.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur = lim.rlim_max.max(2 * conns as u64 + 1024).min(lim.rlim_max);
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+    }
+    for driver in DRIVERS {
+        let baseline = open_fds();
+        let rt = Builder::new().workers(2).driver(driver).build().unwrap();
+        // hoop's bind listens with a backlog of 1024 (std's is 128).
+        let listener = hoop::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let listener = listener.into_std().unwrap();
+        let listener = Mutex::new(Some(listener));
+        let done = Arc::new(AtomicBool::new(false));
+        let done2 = done.clone();
+        let results = rt.run(move |worker| {
+            let listener = (worker == 0).then(|| listener.lock().unwrap().take().unwrap());
+            let done = done2.clone();
+            async move {
+                if let Some(l) = listener {
+                    // Worker 0 serves.
+                    let l = hoop::net::TcpListener::from_std(l).unwrap();
+                    let mut incoming = l.incoming();
+                    loop {
+                        let next = hoop::time::timeout(Duration::from_millis(50), incoming.next());
+                        match next.await {
+                            Ok(Some(Ok(s))) => hoop::spawn(async move {
+                                let mut buf = Vec::with_capacity(4096);
+                                loop {
+                                    buf.clear();
+                                    let (n, b) = s.read(buf).await;
+                                    match n {
+                                        Ok(0) | Err(_) => return,
+                                        Ok(_) => {}
+                                    }
+                                    let (r, b) = s.write_all(b).await;
+                                    if r.is_err() {
+                                        return;
+                                    }
+                                    buf = b;
+                                }
+                            })
+                            .detach(),
+                            Ok(_) => {}
+                            Err(_) if done.load(Ordering::Relaxed) => return 0,
+                            Err(_) => {}
+                        }
+                    }
+                }
+                // Worker 1 is the client.
+                let mut rng = common::Rng(0x5eed);
+                let tasks: Vec<_> = (0..conns)
+                    .map(|i| {
+                        let abort = rng.below(3) == 0;
+                        let at = rng.below(8);
+                        hoop::spawn(async move {
+                            let s = hoop::net::TcpStream::connect(addr).await.unwrap();
+                            for round in 0..8usize {
+                                if abort && round == at {
+                                    // RST instead of FIN: linger 0, then close.
+                                    s.socket().set_linger(Some(Duration::ZERO)).unwrap();
+                                    return false;
+                                }
+                                let msg: Vec<u8> = (0..64).map(|b| (i + round + b) as u8).collect();
+                                s.write_all(msg.clone()).await.0.unwrap();
+                                let (r, back) = s.read_exact(vec![0u8; 64]).await;
+                                r.unwrap();
+                                assert_eq!(back, msg, "connection {i} round {round}");
+                            }
+                            true
+                        })
+                    })
+                    .collect();
+                let mut survived = 0;
+                for t in tasks {
+                    survived += t.await.unwrap() as usize;
+                }
+                done.store(true, Ordering::Relaxed);
+                survived
+            }
+        });
+        assert!(results[1] > conns / 2, "{results:?}");
+        drop(rt);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while open_fds() > baseline && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            open_fds() <= baseline,
+            "{driver:?}: fds {} > {baseline}",
+            open_fds()
+        );
+    }
+}
+
+/// Reads racing a file being truncated and extended: each read returns a prefix of the
+/// pattern (short or empty past the end), never an error or foreign bytes.
+#[hoop::test]
+async fn reads_during_concurrent_truncation() {
+    let path = std::env::temp_dir().join(format!(
+        "hoop-trunc-{}-{}",
+        std::process::id(),
+        hoop::runtime_info().unwrap().driver
+    ));
+    let pattern: Vec<u8> = (0..1 << 20).map(|i: u32| (i % 251) as u8).collect();
+    std::fs::write(&path, &pattern).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let truncator = {
+        let (path, stop, pattern) = (path.clone(), stop.clone(), pattern.clone());
+        std::thread::spawn(move || {
+            let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            let mut len = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                f.set_len(len).unwrap();
+                std::os::unix::fs::FileExt::write_all_at(&f, &pattern[..len as usize], 0).unwrap();
+                len = (len + 77_777) % (1 << 20);
+            }
+        })
+    };
+    let file = hoop::fs::File::open(&path).await.unwrap();
+    for i in 0..2000u64 {
+        let off = (i * 4099) % (1 << 20);
+        let (n, buf) = file.read_at(Vec::with_capacity(8192), off).await;
+        let n = n.unwrap();
+        assert!(
+            buf[..n]
+                .iter()
+                .enumerate()
+                .all(|(k, &b)| b == 0 || b == pattern[off as usize + k]),
+            "foreign bytes at {off}"
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    truncator.join().unwrap();
+    std::fs::remove_file(&path).unwrap();
+}
+
+/// A process out of fds gets `EMFILE` from open, as an error with the path, and recovers.
+#[test]
+fn emfile_on_open_is_an_error_then_recovers() {
+    if std::env::var_os("HOOP_EMFILE_OPEN_CHILD").is_none() {
+        for driver in ["io_uring", "epoll"] {
+            common::run_child(
+                "emfile_on_open_is_an_error_then_recovers",
+                &[("HOOP_EMFILE_OPEN_CHILD", "1"), ("HOOP_DRIVER", driver)],
+            );
+        }
+        return;
+    }
+    let rt = hoop::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut held = Vec::new();
+        // SAFETY: lowers this child process's own fd limit.
+        unsafe {
+            let lim = libc::rlimit {
+                rlim_cur: (open_fds() + 8) as u64,
+                rlim_max: 4096,
+            };
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+        let err = loop {
+            match hoop::fs::File::open("/proc/self/exe").await {
+                Ok(f) => held.push(f),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(hoop::fs::os_error(&err), Some(libc::EMFILE), "{err}");
+        assert!(err.to_string().contains("/proc/self/exe"), "{err}");
+        held.clear();
+        hoop::fs::File::open("/proc/self/exe").await.unwrap();
+    });
+}
+
+/// Provided-buffer ring indices wrap (16-bit): 4 buffers of 64 bytes recycled through 190k+
+/// receives with random chunk sizes and random holding patterns; every byte arrives once, in
+/// order.
+#[hoop::test]
+async fn buf_ring_indices_wrap_around() {
+    let (a, b) = hoop::net::UnixStream::pair().unwrap();
+    let ring = hoop::buf::BufRing::new(4, 64).unwrap();
+    let total: usize = if long() { 30_000_000 } else { 12_000_000 };
+    let writer = hoop::spawn(async move {
+        let mut rng = common::Rng(42);
+        let mut sent = 0usize;
+        while sent < total {
+            let len = 1 + rng.below(200);
+            let chunk: Vec<u8> = (sent..sent + len).map(|i| (i % 253) as u8).collect();
+            b.write_all(chunk).await.0.unwrap();
+            sent += len;
+        }
+    });
+    let mut stream = a.recv_stream(&ring);
+    let mut rng = common::Rng(7);
+    let mut held = Vec::new();
+    let mut got = 0usize;
+    let mut chunks = 0u64;
+    while got < total {
+        let chunk = stream.next().await.unwrap().unwrap();
+        for (k, &byte) in chunk.iter().enumerate() {
+            assert_eq!(byte, ((got + k) % 253) as u8, "byte {}", got + k);
+        }
+        got += chunk.len();
+        chunks += 1;
+        held.push(chunk);
+        // Release in random order, holding up to 3 buffers at a time.
+        while held.len() > rng.below(4) {
+            let i = rng.below(held.len());
+            held.swap_remove(i);
+        }
+    }
+    writer.await.unwrap();
+    assert!(
+        chunks > 2 * 65_536,
+        "only {chunks} receives: no wrap-around"
+    );
+}
