@@ -150,11 +150,11 @@ async fn dropped_read_keeps_its_buffer_until_completion() {
     assert_eq!(&buf[..n.unwrap()], b"after");
 }
 
-/// 1000 concurrent operations through a ring of 2 SQ entries: full SQs are flushed, the small CQ
+/// 10k concurrent operations through a ring of 2 SQ entries: full SQs are flushed, the small CQ
 /// overflows into the kernel's backlog, and nothing is lost.
 #[hoop::test(entries = 2)]
 async fn tiny_ring_many_ops() {
-    let handles: Vec<_> = (0..1000)
+    let handles: Vec<_> = (0..10_000)
         .map(|_| hoop::spawn(async { hoop::io::nop().await }))
         .collect();
     for h in handles {
