@@ -21,7 +21,8 @@ use std::task::Waker;
 /// non-zero count means memory was freed before the kernel was done with it.
 static EFAULTS: AtomicU64 = AtomicU64::new(0);
 
-/// See [`EFAULTS`].
+/// Completions in this process that failed with `EFAULT` (the kernel found an operation's
+/// memory unmapped); used by the quarantine test to prove no late kernel write hit freed memory.
 pub fn efault_completions() -> u64 {
     EFAULTS.load(Ordering::Relaxed)
 }
