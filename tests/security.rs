@@ -239,3 +239,56 @@ fn in_flight_operations_are_bounded() {
         });
     }
 }
+
+/// A throttled operation starts as soon as a slot frees, even when nothing else makes the worker
+/// busy: here the slot's owner is a detached task that just ends, and the worker would otherwise
+/// park with nothing in flight but the throttled read's peer.
+#[test]
+fn a_freed_slot_starts_a_throttled_operation_without_other_activity() {
+    for driver in [Driver::IoUring, Driver::Epoll] {
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let (fds_tx, fds_rx) = std::sync::mpsc::channel();
+        let worker = std::thread::spawn(move || {
+            let rt = Builder::new()
+                .driver(driver)
+                .max_in_flight(2)
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                // Files take blocking-pool slots on epoll, ring slots on io_uring.
+                let (r1, w1) = hoop::io::pipe().unwrap();
+                let (r2, w2) = hoop::io::pipe().unwrap();
+                let (r3, w3) = hoop::io::pipe().unwrap();
+                fds_tx.send((w1.as_raw_fd(), w2.as_raw_fd())).unwrap();
+                // A holds a slot until its data comes; B waits for a slot; then B signals main.
+                hoop::spawn(async move {
+                    let _ = r1.read(Vec::with_capacity(1)).await;
+                })
+                .detach();
+                hoop::spawn(async move {
+                    let _ = r2.read(Vec::with_capacity(1)).await;
+                    // SAFETY: writes one byte from a static string into a pipe we own.
+                    unsafe { libc::write(w3.as_raw_fd(), b"!".as_ptr().cast(), 1) };
+                })
+                .detach();
+                let (n, _) = r3.read(Vec::with_capacity(1)).await;
+                assert_eq!(n.unwrap(), 1);
+                drop((w1, w2));
+            });
+            done_tx.send(()).unwrap();
+        });
+        let (w1, w2) = fds_rx.recv().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        // SAFETY: the write ends stay open until main's read completes (dropped after it).
+        unsafe {
+            libc::write(w2, b"b".as_ptr().cast(), 1);
+            libc::write(w1, b"a".as_ptr().cast(), 1);
+        }
+        let finished = done_rx.recv_timeout(Duration::from_secs(5));
+        assert!(
+            finished.is_ok(),
+            "{driver:?}: the throttled read never started"
+        );
+        worker.join().unwrap();
+    }
+}

@@ -80,11 +80,21 @@ pub(crate) struct Slot {
     pub(crate) returned: Option<Box<dyn DynOp>>,
 }
 
-/// All in-flight operations of one driver.
-#[derive(Default)]
+/// All in-flight operations of one driver, at most `max_in_flight` of them.
 pub(crate) struct Ops {
     slab: Slab<Slot>,
     next_generation: u32,
+    max_in_flight: usize,
+    /// Futures waiting for a slot. Every removal that leaves room wakes them all (each re-checks;
+    /// one dropped meanwhile must not use up the room), so a freed slot is never missed, whatever
+    /// freed it: a future taking its completion, an orphan's final completion, a drop.
+    throttled: Vec<Waker>,
+}
+
+impl Default for Ops {
+    fn default() -> Self {
+        Ops::new(usize::MAX)
+    }
 }
 
 /// What arrived for a slot, for the driver to act on outside the slab.
@@ -98,6 +108,24 @@ pub(crate) enum Arrival {
 }
 
 impl Ops {
+    pub(crate) fn new(max_in_flight: usize) -> Self {
+        Ops {
+            slab: Slab::new(),
+            next_generation: 0,
+            max_in_flight: max_in_flight.max(1),
+            throttled: Vec::new(),
+        }
+    }
+
+    /// True if a new operation may start now; otherwise `waker` is woken when a slot frees.
+    pub(crate) fn admit(&mut self, waker: &Waker) -> bool {
+        if self.slab.len() < self.max_in_flight {
+            return true;
+        }
+        self.throttled.push(waker.clone());
+        false
+    }
+
     pub(crate) fn insert(&mut self, waker: Option<Waker>, in_ring: bool) -> u64 {
         self.next_generation = self.next_generation.wrapping_add(1);
         let generation = self.next_generation;
@@ -124,7 +152,13 @@ impl Ops {
 
     pub(crate) fn remove(&mut self, user_data: u64) -> Option<Slot> {
         self.get_mut(user_data)?;
-        Some(self.slab.remove(Self::split(user_data).0))
+        let slot = self.slab.remove(Self::split(user_data).0);
+        if !self.throttled.is_empty() && self.slab.len() < self.max_in_flight {
+            for w in self.throttled.drain(..) {
+                w.wake();
+            }
+        }
+        Some(slot)
     }
 
     pub(crate) fn len(&self) -> usize {

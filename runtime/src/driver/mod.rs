@@ -121,10 +121,6 @@ pub(crate) struct IoDriver {
     /// Operations on the blocking pool (they must come back before the driver closes).
     pooled: usize,
     pub(crate) stats: DriverStats,
-    /// At most this many operations in the kernel or on the pool at once.
-    max_in_flight: usize,
-    /// Futures waiting for a slot, woken when operations finish.
-    throttled: Vec<Waker>,
 }
 
 /// How a worker's driver is set up (from the [`Builder`](crate::Builder)).
@@ -144,9 +140,7 @@ impl IoDriver {
         max_in_flight: usize,
     ) -> Self {
         IoDriver {
-            max_in_flight: max_in_flight.max(1),
-            throttled: Vec::new(),
-            ops: Ops::default(),
+            ops: Ops::new(max_in_flight),
             backend,
             closed: None,
             pool,
@@ -301,31 +295,14 @@ impl IoDriver {
     ///
     /// [`Builder::max_in_flight`]: crate::Builder::max_in_flight
     pub(crate) fn admit(&mut self, waker: &Waker) -> bool {
-        if self.ops.len() < self.max_in_flight {
-            return true;
+        let admitted = self.ops.admit(waker);
+        if !admitted {
+            self.stats.throttled += 1;
         }
-        self.stats.throttled += 1;
-        self.throttled.push(waker.clone());
-        false
-    }
-
-    /// Wakes every throttled future once there is room (each re-checks; a woken future that was
-    /// dropped meanwhile must not use up a turn, so all are woken).
-    fn wake_throttled(&mut self) {
-        if !self.throttled.is_empty() && self.ops.len() < self.max_in_flight {
-            for w in self.throttled.drain(..) {
-                w.wake();
-            }
-        }
+        admitted
     }
 
     pub(crate) fn turn(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-        let res = self.turn_backend(timeout);
-        self.wake_throttled();
-        res
-    }
-
-    fn turn_backend(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         match &mut self.backend {
             Backend::Uring(ring) => {
                 ring.turn(timeout, &mut self.ops, &mut self.graveyard, &mut self.stats)
