@@ -1,55 +1,19 @@
 //! The `fileserver` example, run as a process on each driver and queried over HTTP: bytes
 //! identical to the files, HEAD, Range (206, 416), keep-alive, 404/405, and refused traversal.
 
+#[path = "common/mod.rs"]
+mod common;
+
+use common::ExampleServer;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn example_binary() -> PathBuf {
-    // target/debug/deps/<test> -> target/debug/examples/fileserver (cargo test builds examples).
-    let exe = std::env::current_exe().unwrap();
-    exe.parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/fileserver")
-}
-
-fn start(root: &std::path::Path, driver: &str) -> Server {
-    let mut child = Command::new(example_binary())
-        .args(["--addr", "127.0.0.1:0", "--workers", "2", "--root"])
-        .arg(root)
-        .env("HOOP_DRIVER", driver)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the fileserver example is built by cargo test");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.contains(&format!(" on {driver} ")), "{line}");
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
-    Server { child, addr }
+fn start(root: &std::path::Path, driver: &str) -> ExampleServer {
+    let args = ["--addr", "127.0.0.1:0", "--workers", "2", "--root"];
+    let mut args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    args.push(root.as_os_str());
+    ExampleServer::start("fileserver", &args, driver)
 }
 
 struct Response {

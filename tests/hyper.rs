@@ -2,56 +2,20 @@
 //! same driver as the test), and a hyper client on hoop talks HTTP/1.1 and HTTP/2 to it through
 //! `hoop::io::Compat`.
 
+#[path = "common/mod.rs"]
+mod common;
+
+use common::ExampleServer;
 use hoop::io::{Compat, HyperExecutor, HyperTimer};
 use hoop::net::TcpStream;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Bytes;
 use hyper::{Request, StatusCode};
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn example_binary() -> PathBuf {
-    // target/debug/deps/<test> -> target/debug/examples/hyper_server (cargo test builds it).
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    dir.join("examples/hyper_server")
-}
-
-fn start_server() -> Server {
+fn start_server() -> ExampleServer {
     let driver = hoop::runtime_info().unwrap().driver.to_string();
-    let mut child = Command::new(example_binary())
-        .args(["--addr", "127.0.0.1:0", "--workers", "2"])
-        .env("HOOP_DRIVER", &driver)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the hyper_server example is built by cargo test --features hyper");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.contains(&format!(" on {driver}")), "{line}");
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
-    Server { child, addr }
+    let args = ["--addr", "127.0.0.1:0", "--workers", "2"].map(std::ffi::OsStr::new);
+    ExampleServer::start("hyper_server", &args, &driver)
 }
 
 type Http1 = hyper::client::conn::http1::SendRequest<Full<Bytes>>;

@@ -166,3 +166,54 @@ impl Rng {
         &items[self.below(items.len())]
     }
 }
+
+/// An example binary run as a server process for a test; killed when dropped.
+pub struct ExampleServer {
+    pub child: std::process::Child,
+    /// `host:port` from the `http://host:port/` the example prints on its first line.
+    pub addr: String,
+}
+
+impl Drop for ExampleServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl ExampleServer {
+    /// Starts `target/<profile>/examples/<name>` (built by `cargo test`) with `args` on
+    /// `driver`, and waits for its first line, which must name the driver and the address.
+    pub fn start(name: &str, args: &[&std::ffi::OsStr], driver: &str) -> ExampleServer {
+        use std::io::BufRead;
+        // target/<profile>/deps/<test> -> target/<profile>/examples/<name>
+        let exe = std::env::current_exe().unwrap();
+        let bin = exe
+            .parent()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .join("examples")
+            .join(name);
+        let mut child = std::process::Command::new(&bin)
+            .args(args)
+            .env("HOOP_DRIVER", driver)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e} (built by cargo test)", bin.display()));
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.contains(&format!(" on {driver}")), "{line}");
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string();
+        ExampleServer { child, addr }
+    }
+}
