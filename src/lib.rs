@@ -201,9 +201,31 @@ pub use hoop_net as net;
 pub mod __private {
     use hoop_runtime::{Builder, Driver};
 
+    /// True when the environment says io_uring is denied to this process
+    /// (`HOOP_EXPECT_NO_IO_URING=1`, set by the `deny_io_uring` example). Panics if it is set but
+    /// io_uring works after all, so a suite run that way cannot silently test io_uring instead.
+    pub fn io_uring_denied() -> bool {
+        static DENIED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *DENIED.get_or_init(|| {
+            if std::env::var_os("HOOP_EXPECT_NO_IO_URING").is_none() {
+                return false;
+            }
+            let probe = Builder::new().workers(1).driver(Driver::IoUring).build();
+            assert!(
+                probe.is_err(),
+                "HOOP_EXPECT_NO_IO_URING is set but an io_uring runtime starts"
+            );
+            true
+        })
+    }
+
     /// The builder a `#[hoop::test]` variant uses, or `None` if `HOOP_DRIVER` selects the other
-    /// driver (the variant is then skipped).
+    /// driver or io_uring is denied (see [`io_uring_denied`]); the variant is then skipped.
     pub fn test_builder(builder: Builder) -> Option<Builder> {
+        if builder.driver_choice() == Driver::IoUring && io_uring_denied() {
+            eprintln!("skipped: io_uring denied (HOOP_EXPECT_NO_IO_URING)");
+            return None;
+        }
         let wanted = std::env::var("HOOP_DRIVER").unwrap_or_default();
         let skip = matches!(
             (wanted.as_str(), builder.driver_choice()),

@@ -20,6 +20,15 @@ fn builder_forces_each_driver() {
     let (kind, reason) = kind_with(Driver::Epoll).unwrap();
     assert_eq!(kind, DriverKind::Epoll);
     assert_eq!(reason, "requested by the builder");
+    if common::io_uring_denied() {
+        // Under a seccomp filter (the `deny_io_uring` runner): io_uring is an error, Auto is epoll.
+        let err = kind_with(Driver::IoUring).unwrap_err();
+        assert!(err.to_string().contains("unavailable"), "{err}");
+        let (kind, reason) = kind_with(Driver::Auto).unwrap();
+        assert_eq!(kind, DriverKind::Epoll);
+        assert!(reason.contains("io_uring unavailable"), "{reason}");
+        return;
+    }
     let (kind, _) = kind_with(Driver::IoUring).unwrap();
     assert_eq!(kind, DriverKind::IoUring);
     let (kind, reason) = kind_with(Driver::Auto).unwrap();
@@ -84,7 +93,17 @@ fn env_var_forces_the_driver() {
     );
     common::run_child(
         "child_reports_env_choice",
-        &[("HOOP_DRIVER", "io_uring"), ("EXPECT", "io_uring")],
+        &[
+            ("HOOP_DRIVER", "io_uring"),
+            (
+                "EXPECT",
+                if common::io_uring_denied() {
+                    "error"
+                } else {
+                    "io_uring"
+                },
+            ),
+        ],
     );
     common::run_child(
         "child_reports_env_choice",
@@ -127,7 +146,7 @@ fn child_under_seccomp() {
         Ok("ENOSYS") => libc::ENOSYS,
         _ => return,
     };
-    common::deny_syscall(libc::SYS_io_uring_setup, errno);
+    common::deny_syscall(libc::SYS_io_uring_setup, errno).unwrap();
     let rt = Runtime::builder().workers(2).build().unwrap();
     assert_eq!(rt.info().driver, DriverKind::Epoll);
     assert!(rt.info().reason.contains("unavailable"));

@@ -1,5 +1,7 @@
 //! Executor: spawn, join, abort, panics, yield, budget, cross-thread wakes, thread-per-core.
 
+#[path = "common/mod.rs"]
+mod common;
 use std::cell::Cell;
 use std::os::fd::AsFd;
 use std::rc::Rc;
@@ -165,7 +167,7 @@ async fn cross_thread_wake_unparks_the_worker() {
 
 #[test]
 fn spawn_on_reaches_other_worker_from_any_thread() {
-    for driver in [hoop::Driver::IoUring, hoop::Driver::Epoll] {
+    for driver in common::drivers() {
         let rt = hoop::Runtime::builder()
             .workers(2)
             .driver(driver)
@@ -193,7 +195,7 @@ fn spawn_on_reaches_other_worker_from_any_thread() {
 
 #[test]
 fn run_on_every_worker() {
-    for driver in [hoop::Driver::IoUring, hoop::Driver::Epoll] {
+    for driver in common::drivers() {
         let rt = hoop::Runtime::builder()
             .workers(3)
             .pin_cpus(true)

@@ -8,12 +8,10 @@
 mod common;
 
 use futures_util::StreamExt;
-use hoop::{Builder, Driver};
+use hoop::Builder;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-const DRIVERS: [Driver; 2] = [Driver::IoUring, Driver::Epoll];
 
 /// Tests that count process-wide fds or memory run one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -47,7 +45,7 @@ fn signal_storm_every_millisecond() {
         sa.sa_flags = 0;
         libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut());
     }
-    for driver in DRIVERS {
+    for driver in common::drivers() {
         let rt = Builder::new().workers(1).driver(driver).build().unwrap();
         // SAFETY: pthread_self of this thread, which runs worker 0 (block_on).
         let target = unsafe { libc::pthread_self() } as usize;
@@ -111,7 +109,8 @@ fn runtime_churn_keeps_fds_and_memory_flat() {
     let rounds = if long() { 10_000 } else { 2_000 };
     let churn = |n: usize| {
         for i in 0..n {
-            let driver = DRIVERS[i % 2];
+            let drivers = common::drivers();
+            let driver = drivers[i % drivers.len()];
             let rt = Builder::new().workers(1).driver(driver).build().unwrap();
             rt.block_on(async {
                 hoop::io::nop().await.unwrap();
@@ -147,7 +146,7 @@ fn many_connections_with_random_aborts() {
         lim.rlim_cur = lim.rlim_max.max(2 * conns as u64 + 1024).min(lim.rlim_max);
         libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
     }
-    for driver in DRIVERS {
+    for driver in common::drivers() {
         let baseline = open_fds();
         let rt = Builder::new().workers(2).driver(driver).build().unwrap();
         // hoop's bind listens with a backlog of 1024 (std's is 128).
@@ -283,7 +282,7 @@ async fn reads_during_concurrent_truncation() {
 #[test]
 fn emfile_on_open_is_an_error_then_recovers() {
     if std::env::var_os("HOOP_EMFILE_OPEN_CHILD").is_none() {
-        for driver in ["io_uring", "epoll"] {
+        for driver in common::driver_names() {
             common::run_child(
                 "emfile_on_open_is_an_error_then_recovers",
                 &[("HOOP_EMFILE_OPEN_CHILD", "1"), ("HOOP_DRIVER", driver)],

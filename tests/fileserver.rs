@@ -73,7 +73,7 @@ fn fileserver_serves_files_and_refuses_traversal() {
     std::fs::write(root.join("sub/data.bin"), &data).unwrap();
     std::fs::write(base.join("secret.txt"), "secret").unwrap();
     std::os::unix::fs::symlink(base.join("secret.txt"), root.join("escape")).unwrap();
-    for driver in ["io_uring", "epoll"] {
+    for driver in common::driver_names() {
         let server = start(&root, driver);
         let mut conn = BufReader::new(TcpStream::connect(&server.addr).unwrap_or_else(|e| {
             panic!(

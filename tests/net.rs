@@ -1,6 +1,8 @@
 //! hoop::net on both drivers: TCP echo under 1000 connections, large transfers, half-close,
 //! resets, dropped receives, multishot accept churn, EMFILE back-off, UDP and Unix sockets.
 
+#[path = "common/mod.rs"]
+mod common;
 use futures_util::StreamExt;
 use hoop::net::{
     Shutdown, TcpListener, TcpStream, UdpSocket, UnixDatagram, UnixListener, UnixStream,
@@ -274,7 +276,7 @@ fn accept_at_the_fd_limit_backs_off_and_recovers() {
         );
         return;
     }
-    for driver in [hoop::Driver::IoUring, hoop::Driver::Epoll] {
+    for driver in common::drivers() {
         let rt = hoop::Runtime::builder()
             .workers(1)
             .driver(driver)

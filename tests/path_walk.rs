@@ -281,7 +281,7 @@ fn child_without_openat2() {
     };
     let tree = make_tree(&format!("seccomp-{errno}"));
     let root = tree.base.join("root");
-    common::deny_syscall(libc::SYS_openat2, errno);
+    common::deny_syscall(libc::SYS_openat2, errno).unwrap();
     assert!(!hoop::op::open_walk::openat2_works());
     let rt = hoop::Runtime::builder()
         .driver(hoop::Driver::Epoll)

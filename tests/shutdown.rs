@@ -6,7 +6,7 @@
 mod common;
 use common::Tracked;
 
-use hoop::{Driver, Runtime};
+use hoop::Runtime;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -31,13 +31,11 @@ fn assert_no_fd_leak(baseline: usize, what: &str) {
     assert!(now <= baseline, "{what}: {now} fds open, {baseline} before");
 }
 
-const DRIVERS: [Driver; 2] = [Driver::IoUring, Driver::Epoll];
-
 /// 10k reads on pipes that never get data, spawned as tasks; then the runtime is dropped.
 #[test]
 fn drop_runtime_with_10k_reads_in_flight() {
     let _serial = serial();
-    for driver in DRIVERS {
+    for driver in common::drivers() {
         let baseline = open_fds();
         let owner = Arc::new(());
         {
@@ -80,7 +78,7 @@ fn drop_runtime_with_10k_reads_in_flight() {
 #[test]
 fn dropping_in_flight_ops_releases_everything() {
     let _serial = serial();
-    for driver in DRIVERS {
+    for driver in common::drivers() {
         let baseline = open_fds();
         let owner = Arc::new(());
         let rt = Runtime::builder()
@@ -137,7 +135,7 @@ fn dropping_in_flight_ops_releases_everything() {
 #[test]
 fn op_future_outliving_its_runtime() {
     let _serial = serial();
-    for driver in DRIVERS {
+    for driver in common::drivers() {
         let owner = Arc::new(());
         let (r, w, pending) = {
             let rt = Runtime::builder()
@@ -180,7 +178,7 @@ use std::future::Future;
 #[test]
 fn runtime_churn_keeps_fds_flat() {
     let _serial = serial();
-    for driver in DRIVERS {
+    for driver in common::drivers() {
         let baseline = open_fds();
         for _ in 0..300 {
             let rt = Runtime::builder()

@@ -1,6 +1,8 @@
 //! The runtime reports through `tracing`: the driver chosen and why, ring setup, the fallback to
 //! epoll as a warning — and nothing at all on the hot path.
 
+#[path = "common/mod.rs"]
+mod common;
 use hoop::{Builder, Driver};
 use std::fmt::Debug;
 use std::sync::{Mutex, MutexGuard, Once};
@@ -60,7 +62,7 @@ fn event_count() -> usize {
 #[test]
 fn runtime_start_names_the_driver_and_why() {
     let _serial = setup();
-    for (driver, name) in [(Driver::IoUring, "io_uring"), (Driver::Epoll, "epoll")] {
+    for (driver, name) in common::drivers().into_iter().zip(common::driver_names()) {
         let start = event_count();
         let rt = Builder::new().driver(driver).build().unwrap();
         drop(rt);
@@ -107,7 +109,7 @@ fn fallback_to_epoll_is_a_warning() {
 #[test]
 fn the_hot_path_is_silent() {
     let _serial = setup();
-    for driver in [Driver::IoUring, Driver::Epoll] {
+    for driver in common::drivers() {
         let rt = Builder::new().driver(driver).build().unwrap();
         let start = event_count();
         rt.block_on(async {

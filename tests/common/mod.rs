@@ -64,90 +64,12 @@ pub fn run_child(test: &str, env: &[(&str, &str)]) {
     );
 }
 
-/// Installs a seccomp filter that fails syscall `nr` with `errno` in this process (as container
-/// profiles do), for tests that run in a child process.
-pub fn deny_syscall(nr: libc::c_long, errno: i32) {
-    #[repr(C)]
-    struct SockFilter {
-        code: u16,
-        jt: u8,
-        jf: u8,
-        k: u32,
-    }
-    #[repr(C)]
-    struct SockFprog {
-        len: u16,
-        filter: *const SockFilter,
-    }
-    const LD_W_ABS: u16 = 0x20; // BPF_LD (0) | BPF_W (0) | BPF_ABS (0x20)
-    const JEQ_K: u16 = 0x15; // BPF_JMP (5) | BPF_JEQ (0x10) | BPF_K (0)
-    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
-    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
-    const RET_ALLOW: u32 = 0x7fff_0000;
-    const RET_ERRNO: u32 = 0x0005_0000;
-    let filter = [
-        SockFilter {
-            code: LD_W_ABS,
-            jt: 0,
-            jf: 0,
-            k: 4,
-        }, // arch
-        SockFilter {
-            code: JEQ_K,
-            jt: 1,
-            jf: 0,
-            k: AUDIT_ARCH_X86_64,
-        },
-        SockFilter {
-            code: RET_K,
-            jt: 0,
-            jf: 0,
-            k: RET_ALLOW,
-        },
-        SockFilter {
-            code: LD_W_ABS,
-            jt: 0,
-            jf: 0,
-            k: 0,
-        }, // syscall number
-        SockFilter {
-            code: JEQ_K,
-            jt: 0,
-            jf: 1,
-            k: nr as u32,
-        },
-        SockFilter {
-            code: RET_K,
-            jt: 0,
-            jf: 0,
-            k: RET_ERRNO | errno as u32,
-        },
-        SockFilter {
-            code: RET_K,
-            jt: 0,
-            jf: 0,
-            k: RET_ALLOW,
-        },
-    ];
-    let prog = SockFprog {
-        len: filter.len() as u16,
-        filter: filter.as_ptr(),
-    };
-    // SAFETY: plain prctl calls; `prog` and `filter` outlive the call, which copies them.
-    unsafe {
-        assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
-        assert_eq!(
-            libc::prctl(
-                libc::PR_SET_SECCOMP,
-                libc::SECCOMP_MODE_FILTER,
-                &prog as *const SockFprog
-            ),
-            0,
-            "seccomp: {}",
-            std::io::Error::last_os_error()
-        );
-    }
-}
+/// Installs a seccomp filter that fails syscall `nr` with `errno` in this process (shared with
+/// the `deny_io_uring` example).
+#[path = "../../examples/deny_io_uring/seccomp.rs"]
+mod seccomp;
+#[allow(unused_imports)]
+pub use seccomp::deny_syscall;
 
 /// xorshift64*: a deterministic generator, so a failure names a reproducible seed.
 pub struct Rng(pub u64);
@@ -216,4 +138,31 @@ impl ExampleServer {
             .to_string();
         ExampleServer { child, addr }
     }
+}
+
+/// The drivers a test that loops over drivers itself should run on: both, or epoll alone when
+/// the suite runs with io_uring denied (`deny_io_uring` example, `HOOP_EXPECT_NO_IO_URING`).
+pub fn drivers() -> Vec<hoop::Driver> {
+    if hoop::__private::io_uring_denied() {
+        vec![hoop::Driver::Epoll]
+    } else {
+        vec![hoop::Driver::IoUring, hoop::Driver::Epoll]
+    }
+}
+
+/// True when io_uring is denied to this test run (see [`drivers`]); tests of io_uring-only
+/// behaviour return early then.
+pub fn io_uring_denied() -> bool {
+    hoop::__private::io_uring_denied()
+}
+
+/// [`drivers`] by the names `HOOP_DRIVER` takes.
+pub fn driver_names() -> Vec<&'static str> {
+    drivers()
+        .into_iter()
+        .map(|d| match d {
+            hoop::Driver::IoUring => "io_uring",
+            _ => "epoll",
+        })
+        .collect()
 }
