@@ -2,8 +2,13 @@
 //! one after the other in one run, each server pinned to CPU 0 and the load generator (a hoop
 //! runtime) pinned to CPU 1. Prints requests/s, p99 latency and the server's CPU time per request.
 //!
+//! Servers: `hoop` (owned-buffer `read` + `write_all`, what most code writes),
+//! `hoop-multi` (`recv_stream` on a provided-buffer ring: one armed multishot receive per connection, each
+//! received chunk sent back without a copy), `tokio`.
+//!
 //! Run: `cargo bench --bench echo` (`-- --secs N --rounds R` to change the defaults: 3 s, 3
-//! rounds; the median of the rounds is reported).
+//! rounds; the median of the rounds is reported; `--only NAME` runs one server, for profiling:
+//! its thread is named `NAME-srv`; `--scenario 500x1024` runs one load).
 
 #[path = "common/results.rs"]
 mod results;
@@ -44,45 +49,77 @@ fn num_cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// Starts the hoop echo server on its own pinned thread; returns its address and thread id.
-fn start_hoop_server() -> (SocketAddr, i32) {
+/// Starts a server on its own pinned thread named `{name}-server`; returns its address and
+/// thread id.
+fn start_server(name: &str, serve: fn(mpsc::Sender<(SocketAddr, i32)>)) -> (SocketAddr, i32) {
     let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        pin(0);
-        let rt = hoop::Runtime::builder().workers(1).build().unwrap();
-        rt.block_on(async move {
-            let listener = hoop::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            tx.send((listener.local_addr().unwrap(), gettid())).unwrap();
-            let mut incoming = listener.incoming();
-            while let Some(Ok(s)) = futures_util::StreamExt::next(&mut incoming).await {
-                hoop::spawn(async move {
-                    let _ = s.set_nodelay(true);
-                    let mut buf = Vec::with_capacity(16 * 1024);
-                    loop {
-                        buf.clear();
-                        let (n, b) = s.read(buf).await;
-                        if !matches!(n, Ok(n) if n > 0) {
-                            return;
-                        }
-                        let (r, b) = s.write_all(b).await;
-                        if r.is_err() {
-                            return;
-                        }
-                        buf = b;
-                    }
-                })
-                .detach();
-            }
-        });
-    });
+    std::thread::Builder::new()
+        .name(format!("{name}-srv"))
+        .spawn(move || {
+            pin(0);
+            serve(tx)
+        })
+        .unwrap();
     rx.recv().unwrap()
 }
 
+/// hoop with owned buffers: `read` into a Vec, `write_all` it back.
+fn serve_hoop(tx: mpsc::Sender<(SocketAddr, i32)>) {
+    let rt = hoop::Runtime::builder().workers(1).build().unwrap();
+    rt.block_on(async move {
+        let listener = hoop::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        tx.send((listener.local_addr().unwrap(), gettid())).unwrap();
+        let mut incoming = listener.incoming();
+        while let Some(Ok(s)) = futures_util::StreamExt::next(&mut incoming).await {
+            hoop::spawn(async move {
+                let _ = s.set_nodelay(true);
+                let mut buf = Vec::with_capacity(16 * 1024);
+                loop {
+                    buf.clear();
+                    let (n, b) = s.read(buf).await;
+                    if !matches!(n, Ok(n) if n > 0) {
+                        return;
+                    }
+                    let (r, b) = s.write_all(b).await;
+                    if r.is_err() {
+                        return;
+                    }
+                    buf = b;
+                }
+            })
+            .detach();
+        }
+    });
+}
+
+/// hoop with a multishot receive into a provided-buffer ring shared by all connections; each
+/// chunk is sent back from the ring's buffer and returns to the ring when the send is done.
+fn serve_hoop_multishot(tx: mpsc::Sender<(SocketAddr, i32)>) {
+    let rt = hoop::Runtime::builder().workers(1).build().unwrap();
+    rt.block_on(async move {
+        let ring = hoop::buf::BufRing::new(1024, 4096).unwrap();
+        let listener = hoop::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        tx.send((listener.local_addr().unwrap(), gettid())).unwrap();
+        let mut incoming = listener.incoming();
+        while let Some(Ok(s)) = futures_util::StreamExt::next(&mut incoming).await {
+            let ring = ring.clone();
+            hoop::spawn(async move {
+                let _ = s.set_nodelay(true);
+                let mut chunks = s.recv_stream(&ring);
+                while let Some(Ok(chunk)) = futures_util::StreamExt::next(&mut chunks).await {
+                    if s.write_all(chunk).await.0.is_err() {
+                        return;
+                    }
+                }
+            })
+            .detach();
+        }
+    });
+}
+
 /// The same server on tokio's current_thread runtime.
-fn start_tokio_server() -> (SocketAddr, i32) {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        pin(0);
+fn serve_tokio(tx: mpsc::Sender<(SocketAddr, i32)>) {
+    {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -108,8 +145,7 @@ fn start_tokio_server() -> (SocketAddr, i32) {
                 });
             }
         });
-    });
-    rx.recv().unwrap()
+    }
 }
 
 struct Sample {
@@ -128,7 +164,8 @@ fn load(
     secs: f64,
 ) -> io::Result<Sample> {
     let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
+    let client = std::thread::Builder::new().name("echo-client".into());
+    client.spawn(move || {
         pin(1);
         let rt = hoop::Runtime::builder().workers(1).build().unwrap();
         let res = rt.block_on(async move {
@@ -167,7 +204,13 @@ fn load(
                     })
                 })
                 .collect();
-            let cpu0 = thread_cpu(server_tid);
+            // The server's CPU time over the measured window only.
+            let cpu = hoop::spawn(async move {
+                hoop::time::sleep_until(warm).await;
+                let cpu0 = thread_cpu(server_tid);
+                hoop::time::sleep_until(end).await;
+                thread_cpu(server_tid).saturating_sub(cpu0)
+            });
             let mut total = 0;
             let mut lats = Vec::new();
             for t in tasks {
@@ -175,7 +218,7 @@ fn load(
                 total += c;
                 lats.extend(l);
             }
-            let cpu = thread_cpu(server_tid).saturating_sub(cpu0);
+            let cpu = cpu.await.expect("the CPU sampler does not panic");
             lats.sort_unstable();
             let p99 = lats.get(lats.len() * 99 / 100).copied().unwrap_or(0) as f64;
             Ok::<_, io::Error>(Sample {
@@ -185,7 +228,7 @@ fn load(
             })
         });
         let _ = tx.send(res);
-    });
+    })?;
     rx.recv().unwrap()
 }
 
@@ -194,74 +237,110 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+type Serve = fn(mpsc::Sender<(SocketAddr, i32)>);
+
+/// The servers compared, tokio last (the reference of the ratios).
+const SERVERS: [(&str, Serve); 3] = [
+    ("hoop", serve_hoop),
+    ("hoop-multi", serve_hoop_multishot),
+    ("tokio", serve_tokio),
+];
+
 fn main() -> io::Result<()> {
     let mut secs = 3.0;
     let mut rounds = 3;
+    let mut only: Option<String> = None;
+    let mut scenario: Option<(usize, usize)> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--secs" => secs = args.next().and_then(|v| v.parse().ok()).unwrap_or(secs),
             "--rounds" => rounds = args.next().and_then(|v| v.parse().ok()).unwrap_or(rounds),
+            "--only" => only = args.next(),
+            // One scenario, as CONNSxSIZE (e.g. 500x1024).
+            "--scenario" => {
+                let v = args.next().unwrap_or_default();
+                let (c, z) = v.split_once('x').unwrap_or(("64", "64"));
+                scenario = Some((c.parse().unwrap_or(64), z.parse().unwrap_or(64)));
+            }
             _ => {} // cargo bench passes --bench
         }
     }
-    let hoop_server = start_hoop_server();
-    let tokio_server = start_tokio_server();
-    let scenarios = [(64, 64), (64, 4096), (500, 1024)];
+    let servers: Vec<(&str, (SocketAddr, i32))> = SERVERS
+        .iter()
+        .filter(|(name, _)| only.as_deref().is_none_or(|o| o == *name))
+        .map(|&(name, serve)| (name, start_server(name, serve)))
+        .collect();
+    let scenarios = match scenario {
+        Some(one) => vec![one],
+        None => vec![(64, 64), (64, 4096), (500, 1024)],
+    };
     println!(
-        "echo ping-pong, server on CPU 0, client on CPU 1, {secs} s x {rounds} rounds (medians)"
+        "echo ping-pong, server on CPU 0, client on CPU 1, {secs} s x {rounds} rounds (medians); \
+         ratios against tokio"
     );
     println!(
-        "{:<16} {:>12} {:>12} {:>8} {:>10} {:>10} {:>12} {:>12} {:>8}",
-        "conns x size",
-        "hoop req/s",
-        "tokio req/s",
-        "ratio",
-        "hoop p99",
-        "tokio p99",
-        "hoop cpu/req",
-        "tokio cpu/req",
-        "ratio"
+        "{:<16} {:<15} {:>10} {:>7} {:>8} {:>10} {:>7}",
+        "conns x size", "server", "req/s", "ratio", "p99", "CPU/req", "ratio"
     );
     let mut rows = Vec::new();
     for (conns, size) in scenarios {
-        let (mut h, mut t) = (Vec::new(), Vec::new());
+        // Rounds interleave the servers, so a noisy second hits all of them alike.
+        let mut samples: Vec<Vec<Sample>> = servers.iter().map(|_| Vec::new()).collect();
         for _ in 0..rounds {
-            h.push(load(hoop_server.0, hoop_server.1, conns, size, secs)?);
-            t.push(load(tokio_server.0, tokio_server.1, conns, size, secs)?);
+            for (i, (_, (addr, tid))) in servers.iter().enumerate() {
+                samples[i].push(load(*addr, *tid, conns, size, secs)?);
+            }
         }
-        let hr = median(h.iter().map(|s| s.rps).collect());
-        let tr = median(t.iter().map(|s| s.rps).collect());
-        let hp = median(h.iter().map(|s| s.p99_us).collect());
-        let tp = median(t.iter().map(|s| s.p99_us).collect());
-        let hc = median(h.iter().map(|s| s.cpu_ns_per_req).collect());
-        let tc = median(t.iter().map(|s| s.cpu_ns_per_req).collect());
-        println!(
-            "{:<16} {:>12.0} {:>12.0} {:>7.2}x {:>8.0}us {:>8.0}us {:>10.0}ns {:>10.0}ns {:>7.2}x",
-            format!("{conns} x {size} B"),
-            hr,
-            tr,
-            hr / tr,
-            hp,
-            tp,
-            hc,
-            tc,
-            hc / tc
-        );
-        rows.push(results::Row {
-            workload: format!("echo {conns} conns x {size} B: req/s"),
-            unit: "req/s",
-            hoop: hr,
-            tokio: tr,
-            higher_is_better: true,
-        });
-        rows.push(results::Row {
-            workload: format!("echo {conns} conns x {size} B: server CPU/req"),
-            unit: "ns",
-            hoop: hc,
-            tokio: tc,
-            higher_is_better: false,
-        });
+        let medians: Vec<(f64, f64, f64)> = samples
+            .iter()
+            .map(|s| {
+                (
+                    median(s.iter().map(|s| s.rps).collect()),
+                    median(s.iter().map(|s| s.p99_us).collect()),
+                    median(s.iter().map(|s| s.cpu_ns_per_req).collect()),
+                )
+            })
+            .collect();
+        let tokio = servers
+            .iter()
+            .position(|(n, _)| *n == "tokio")
+            .map(|i| medians[i]);
+        for (i, (name, _)) in servers.iter().enumerate() {
+            let (rps, p99, cpu) = medians[i];
+            let (trps, tcpu) = tokio.map_or((f64::NAN, f64::NAN), |t| (t.0, t.2));
+            println!(
+                "{:<16} {:<15} {:>10.0} {:>6.2}x {:>6.0}us {:>8.0}ns {:>6.2}x",
+                format!("{conns} x {size} B"),
+                name,
+                rps,
+                rps / trps,
+                p99,
+                cpu,
+                cpu / tcpu
+            );
+            if *name == "tokio" || tokio.is_none() {
+                continue;
+            }
+            let suffix = if *name == "hoop" { "" } else { " (multishot)" };
+            rows.push(results::Row {
+                workload: format!("echo {conns} conns x {size} B{suffix}: req/s"),
+                unit: "req/s",
+                hoop: rps,
+                tokio: trps,
+                higher_is_better: true,
+            });
+            rows.push(results::Row {
+                workload: format!("echo {conns} conns x {size} B{suffix}: server CPU/req"),
+                unit: "ns",
+                hoop: cpu,
+                tokio: tcpu,
+                higher_is_better: false,
+            });
+        }
     }
-    results::write("echo", &rows)
+    if only.is_none() && scenario.is_none() {
+        results::write("echo", &rows)?;
+    }
+    Ok(())
 }

@@ -56,6 +56,49 @@ async fn recv_stream_receives_every_byte() {
     assert_eq!(ring.available(), 16, "every buffer went back");
 }
 
+/// A received chunk is sent on as is (an echo or a proxy without a copy): the send owns the ring
+/// buffer, which goes back to the ring when the send is done, never while it is being sent.
+#[hoop::test]
+async fn received_chunks_are_sent_back_without_a_copy() {
+    let (client, server) = connected_pair().await;
+    let data = pattern(1 << 20, 7);
+    let sent = data.clone();
+    let ring = BufRing::new(4, 4096).unwrap();
+    let echo = hoop::spawn({
+        let ring = ring.clone();
+        async move {
+            let mut chunks = server.recv_stream(&ring);
+            let mut echoed = 0;
+            while echoed < 1 << 20 {
+                let chunk = chunks.next().await.unwrap().unwrap();
+                echoed += chunk.len();
+                let (r, chunk) = server.write_all(chunk).await;
+                r.unwrap();
+                drop(chunk);
+            }
+        }
+    });
+    let client = std::rc::Rc::new(client);
+    let reader = hoop::spawn(async move {
+        let writer = hoop::spawn({
+            let client = client.clone();
+            async move {
+                for part in sent.chunks(10_000) {
+                    client.write_all(part.to_vec()).await.0.unwrap();
+                }
+            }
+        });
+        let (r, back) = client.read_exact(vec![0u8; 1 << 20]).await;
+        r.unwrap();
+        writer.await.unwrap();
+        back
+    });
+    let back = reader.await.unwrap();
+    echo.await.unwrap();
+    assert!(back == data, "echoed bytes differ");
+    assert_eq!(ring.available(), 4, "every buffer went back");
+}
+
 /// The application holds every buffer: the kernel ends the receive with ENOBUFS, the stream
 /// waits until a buffer comes back, and goes on — nothing lost, nothing duplicated.
 #[hoop::test]

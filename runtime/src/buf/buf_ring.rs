@@ -380,6 +380,22 @@ impl fmt::Debug for RingBuf {
     }
 }
 
+// SAFETY: the received bytes are a fixed part of the ring's heap allocation, kept alive by the
+// `Rc`; the buffer id is this value's until it drops, so neither the kernel nor a receive writes
+// into it while an operation that owns this value reads it (a proxy or echo sends a received
+// chunk without copying it).
+unsafe impl IoBuf for RingBuf {
+    fn stable_ptr(&self) -> *const u8 {
+        self.ring.buf_ptr(self.bid)
+    }
+    fn bytes_init(&self) -> usize {
+        self.len
+    }
+    fn bytes_total(&self) -> usize {
+        self.len
+    }
+}
+
 /// An empty buffer taken from an unregistered [`BufRing`] to receive into (an owned
 /// [`IoBufMut`]); [`RingBufMut::into_filled`] turns it into the received [`RingBuf`].
 pub struct RingBufMut(RingBuf);

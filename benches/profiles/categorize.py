@@ -1,0 +1,41 @@
+#!/usr/bin/env python3
+"""Groups a perf profile's self time by where it goes: the kernel's network stack, the io_uring
+or epoll machinery, syscall entry/exit, memory and scheduling, and user space (the runtime and
+the application). Usage: categorize.py PERF_DATA COMM"""
+import re
+import subprocess
+import sys
+
+data, comm = sys.argv[1], sys.argv[2]
+out = subprocess.run(
+    ["perf", "report", "-i", data, "--comms", comm, "--no-children", "--sort", "dso,sym",
+     "--stdio", "-g", "none"],
+    capture_output=True, text=True).stdout
+CATS = [
+    ("io_uring", r"^(__)?io_|io_uring|^__io|llist_|task_work"),
+    ("epoll", r"^ep_|epoll|^__ep"),
+    ("syscall entry/exit", r"syscall|entry_SYSCALL|do_syscall|syscall_exit|__x64_sys|fdget|__fget|fput"),
+    ("network stack", r"tcp|^ip_|^__ip|skb|sock|net_|^__net|inet|napi|bbr|dev_|^__dev|lock_sock|softirq|_copy_to_iter|_copy_from_iter|datagram|loopback|validate_xmit|__check_object_size|raw_spin|rcu|ktime|read_tsc|^dst_|^__dst|neigh|rtt|csum|sk_"),
+    ("memory", r"kmem|kmalloc|kfree|alloc|slab|__slab|page|memcg|obj_cgroup|mod_objcg"),
+    ("scheduler/wakeups", r"sched|wake|schedule|futex|pick_|enqueue|dequeue|update_curr|hrtimer"),
+]
+totals = {}
+user = 0.0
+for line in out.splitlines():
+    m = re.match(r"\s+([\d.]+)%\s+(\S+)\s+\[(.)\]\s+(.*)", line)
+    if not m:
+        continue
+    pct, dso, kind, sym = float(m.group(1)), m.group(2), m.group(3), m.group(4).strip()
+    if kind == ".":
+        user += pct
+        continue
+    for name, pat in CATS:
+        if re.search(pat, sym):
+            totals[name] = totals.get(name, 0) + pct
+            break
+    else:
+        totals["other kernel"] = totals.get("other kernel", 0) + pct
+totals["user space (runtime + app + libc)"] = user
+whole = sum(totals.values()) or 1.0
+for name, pct in sorted(totals.items(), key=lambda kv: -kv[1]):
+    print(f"{100 * pct / whole:6.1f}%  {name}")
