@@ -87,6 +87,50 @@ async fn file_positioned_io() {
     assert_eq!(&std::fs::read(s.path("f")).unwrap()[..3], b"012");
 }
 
+/// A read the page cache can serve, with no other file read in flight, completes on the
+/// worker's thread with one `preadv2(RWF_NOWAIT)` — no ring round trip, no pool hand-off. Data
+/// not in the cache (evicted) takes the asynchronous path and is read all the same.
+#[hoop::test]
+async fn page_cache_reads_complete_inline() {
+    use std::os::fd::AsRawFd;
+    let dir = Scratch::new("inline");
+    let path = dir.path("data");
+    let data: Vec<u8> = (0..1 << 20).map(|i: u32| (i * 7 % 253) as u8).collect();
+    std::fs::write(&path, &data).unwrap();
+    let inline = || hoop::metrics().unwrap().ops_inline;
+
+    let file = File::open(&path).await.unwrap();
+    let before = inline();
+    let (r, buf) = file.read_at(Vec::with_capacity(4096), 8192).await;
+    assert_eq!(r.unwrap(), 4096);
+    assert_eq!(&buf[..], &data[8192..8192 + 4096]);
+    assert_eq!(inline(), before + 1, "a cached read is served inline");
+
+    // Written back and dropped from the page cache (clean pages of an unmapped file).
+    let std_file = std::fs::File::open(&path).unwrap();
+    std_file.sync_all().unwrap();
+    // SAFETY: fdatasync and posix_fadvise on an fd this test owns; no memory is passed.
+    let evicted = unsafe {
+        libc::fdatasync(std_file.as_raw_fd()) == 0
+            && libc::posix_fadvise(std_file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) == 0
+    };
+    let before = inline();
+    let (r, buf) = file.read_at(Vec::with_capacity(4096), 512 * 1024).await;
+    assert_eq!(r.unwrap(), 4096);
+    assert_eq!(&buf[..], &data[512 * 1024..512 * 1024 + 4096]);
+    let tmpfs = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .any(|l| l.contains(" /tmp ") && l.contains("tmpfs"));
+    if evicted && !tmpfs {
+        assert_eq!(inline(), before, "evicted data was read asynchronously");
+    }
+
+    // At the end of the file: 0, as from a blocking read.
+    let (r, _) = file.read_at(Vec::with_capacity(10), 1 << 20).await;
+    assert_eq!(r.unwrap(), 0);
+}
+
 #[hoop::test]
 async fn metadata_matches_std() {
     let s = Scratch::new("meta");
@@ -446,7 +490,13 @@ async fn dir_survives_a_racing_symlink_swap() {
     let dir = Dir::open(s.path("root")).await.unwrap();
     let read = OpenOptions::new().read(true).clone();
     let (mut inside, mut refused) = (0, 0);
-    for _ in 0..3000 {
+    // 3000 opens, and more until one found the real directory (the swapper's window for that is
+    // short, and a loaded machine may schedule it badly), for at most 20 s.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while inside + refused < 3000 || (inside == 0 && std::time::Instant::now() < deadline) {
+        if inside == 0 && refused % 1000 == 999 {
+            hoop::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
         match dir.open_file("d/target", &read).await {
             Ok(f) => {
                 let (r, buf) = f.read_at(Vec::with_capacity(16), 0).await;
@@ -459,7 +509,10 @@ async fn dir_survives_a_racing_symlink_swap() {
     }
     stop.store(true, Ordering::Relaxed);
     swapper.join().unwrap();
-    assert!(inside > 0 && inside + refused == 3000);
+    assert!(
+        inside > 0,
+        "never opened the real directory's file ({refused} refused)"
+    );
 }
 
 /// Personalities: a 0600 file created as one user can't be opened as another, but can be as its

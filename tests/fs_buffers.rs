@@ -151,9 +151,12 @@ async fn o_direct_with_aligned_buffers() {
     r.unwrap();
 
     let back = AlignedBuf::new(pattern.len(), 4096).unwrap();
+    let inline = hoop::metrics().unwrap().ops_inline;
     let (r, back) = file.read_exact_at(back, at).await;
     r.unwrap();
     assert_eq!(&back[..], &pattern[..]);
+    // O_DIRECT reads never take the inline page-cache path (it would wait for the device).
+    assert_eq!(hoop::metrics().unwrap().ops_inline, inline);
 
     // Registered pool buffers are page aligned, so they work with O_DIRECT too.
     let pool = FixedBufPool::new(1, 8192).unwrap();

@@ -5,7 +5,7 @@
 //! would hit another file. Each operation therefore holds a clone of the `SharedFd`, and the fd is
 //! closed when the last clone goes.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::rc::{Rc, Weak};
@@ -21,6 +21,8 @@ struct Inner {
     /// Epoll drivers holding a registration of this fd, told when it closes (see
     /// `EpollDriver::forget_closed`).
     registered_in: RefCell<Vec<Weak<RefCell<Vec<RawFd>>>>>,
+    /// Whether `preadv2(RWF_NOWAIT)` may be tried on this fd: unknown until first asked.
+    nowait_reads: Cell<Option<bool>>,
 }
 
 impl SharedFd {
@@ -30,6 +32,7 @@ impl SharedFd {
             inner: Rc::new(Inner {
                 fd: fd.into_raw_fd(),
                 registered_in: RefCell::new(Vec::new()),
+                nowait_reads: Cell::new(None),
             }),
         }
     }
@@ -37,6 +40,25 @@ impl SharedFd {
     /// The raw fd (valid as long as this value lives).
     pub fn raw(&self) -> RawFd {
         self.inner.fd
+    }
+
+    /// True if page-cache reads may be tried inline with `preadv2(RWF_NOWAIT)` on this file: not
+    /// for `O_DIRECT` (its non-blocking attempt would still wait for the device), nor once the
+    /// filesystem said it does not support it. Asked once per fd.
+    pub(crate) fn nowait_reads(&self) -> bool {
+        if let Some(ok) = self.inner.nowait_reads.get() {
+            return ok;
+        }
+        // SAFETY: F_GETFL on an fd this value keeps open; no memory is passed.
+        let flags = unsafe { libc::fcntl(self.inner.fd, libc::F_GETFL) };
+        let ok = flags >= 0 && flags & libc::O_DIRECT == 0;
+        self.inner.nowait_reads.set(Some(ok));
+        ok
+    }
+
+    /// Stops inline reads on this fd (the filesystem refused `RWF_NOWAIT`).
+    pub(crate) fn no_nowait_reads(&self) {
+        self.inner.nowait_reads.set(Some(false));
     }
 
     /// Gives back the fd if no operation holds it any more.

@@ -25,6 +25,9 @@ pub struct WorkerMetrics {
     pub ops_in_flight: usize,
     /// Operations sent to the blocking pool.
     pub ops_blocking: u64,
+    /// Operations completed by a non-blocking attempt on the worker's thread instead of the
+    /// ring or the pool (file reads served from the page cache at queue depth 1, or on epoll).
+    pub ops_inline: u64,
     /// `io_uring_enter` (or `epoll_wait`) calls.
     pub enters: u64,
     /// Times the SQ was full and flushed early.
@@ -59,6 +62,7 @@ pub fn metrics() -> Option<WorkerMetrics> {
             ops_throttled: d.stats.throttled,
             ops_in_flight: d.ops.len(),
             ops_blocking: d.stats.blocking_ops,
+            ops_inline: d.stats.inline,
             enters: d.stats.enters,
             sq_full: d.stats.sq_full,
             timers: core.timers.borrow().len(),

@@ -78,6 +78,8 @@ pub(crate) struct Slot {
     pub(crate) more: VecDeque<Completion>,
     /// Data a blocking-pool job brought back with its completion.
     pub(crate) returned: Option<Box<dyn DynOp>>,
+    /// Counted in `Ops::nowait_in_flight` (an operation that could have been tried inline).
+    nowait: bool,
 }
 
 /// All in-flight operations of one driver, at most `max_in_flight` of them.
@@ -89,6 +91,8 @@ pub(crate) struct Ops {
     /// one dropped meanwhile must not use up the room), so a freed slot is never missed, whatever
     /// freed it: a future taking its completion, an orphan's final completion, a drop.
     throttled: Vec<Waker>,
+    /// Slots of operations with a non-blocking inline path (see `OpCode::try_nowait`).
+    nowait_in_flight: usize,
 }
 
 impl Default for Ops {
@@ -114,6 +118,7 @@ impl Ops {
             next_generation: 0,
             max_in_flight: max_in_flight.max(1),
             throttled: Vec::new(),
+            nowait_in_flight: 0,
         }
     }
 
@@ -127,6 +132,22 @@ impl Ops {
     }
 
     pub(crate) fn insert(&mut self, waker: Option<Waker>, in_ring: bool) -> u64 {
+        self.insert_slot(waker, in_ring, false)
+    }
+
+    /// As `insert`, for an operation that has an inline path: while it is in flight,
+    /// `nowait_in_flight` counts it.
+    pub(crate) fn insert_nowait(&mut self, waker: Option<Waker>, in_ring: bool) -> u64 {
+        self.nowait_in_flight += 1;
+        self.insert_slot(waker, in_ring, true)
+    }
+
+    /// Operations with an inline path in flight (slots not yet removed).
+    pub(crate) fn nowait_in_flight(&self) -> usize {
+        self.nowait_in_flight
+    }
+
+    fn insert_slot(&mut self, waker: Option<Waker>, in_ring: bool, nowait: bool) -> u64 {
         self.next_generation = self.next_generation.wrapping_add(1);
         let generation = self.next_generation;
         let key = self.slab.insert(Slot {
@@ -135,6 +156,7 @@ impl Ops {
             generation,
             more: VecDeque::new(),
             returned: None,
+            nowait,
         });
         (u64::from(generation) << 32) | key as u64
     }
@@ -153,6 +175,9 @@ impl Ops {
     pub(crate) fn remove(&mut self, user_data: u64) -> Option<Slot> {
         self.get_mut(user_data)?;
         let slot = self.slab.remove(Self::split(user_data).0);
+        if slot.nowait {
+            self.nowait_in_flight -= 1;
+        }
         if !self.throttled.is_empty() && self.slab.len() < self.max_in_flight {
             for w in self.throttled.drain(..) {
                 w.wake();

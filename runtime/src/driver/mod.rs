@@ -68,6 +68,8 @@ pub(crate) struct DriverStats {
     pub(crate) enters: u64,
     pub(crate) sq_full: u64,
     pub(crate) blocking_ops: u64,
+    /// Operations completed by their non-blocking inline attempt (page-cache reads).
+    pub(crate) inline: u64,
 }
 
 /// A finished blocking-pool operation on its way back to its worker.

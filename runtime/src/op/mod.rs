@@ -150,6 +150,22 @@ pub unsafe trait OpCode: 'static {
     /// must not use it.
     fn orphaned(&mut self, _res: i32, _flags: u32) {}
 
+    /// A non-blocking attempt the driver may make on the owner's thread instead of submitting:
+    /// `Some(result)` if the operation completed (a file read served from the page cache), `None`
+    /// if it would block or cannot be tried (then it is submitted as usual). io_uring's own
+    /// inline attempt costs more than this one syscall, so the driver tries it when no other
+    /// such operation is in flight (queue depth 1), leaving deeper queues to the ring's
+    /// batching; the epoll driver tries it before the blocking pool, which it then skips.
+    fn try_nowait(&mut self) -> Option<io::Result<u32>> {
+        None
+    }
+
+    /// True if [`OpCode::try_nowait`] can complete this operation (it counts towards the queue
+    /// depth that decides whether the next one is tried).
+    fn has_nowait(&self) -> bool {
+        false
+    }
+
     /// The hoop-owned fd a [`Plan::Readiness`] operation waits on, if it is one: its epoll
     /// registration is then kept between operations and dropped when the fd closes. Foreign fds
     /// (`None`) are registered only while an operation waits on them.

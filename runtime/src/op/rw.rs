@@ -103,6 +103,40 @@ unsafe impl<B: IoBufMut> OpCode for Read<B> {
         Some(&self._fd)
     }
 
+    fn has_nowait(&self) -> bool {
+        self.kind == FdKind::File && self._fd.nowait_reads()
+    }
+
+    fn try_nowait(&mut self) -> Option<io::Result<u32>> {
+        let iov = libc::iovec {
+            iov_base: self.ptr.cast(),
+            iov_len: self.len as usize,
+        };
+        let offset = if self.offset == CURRENT_POSITION {
+            -1
+        } else {
+            self.offset as i64
+        };
+        // SAFETY: `iov` names `len` writable bytes of the owned buffer; the kernel copies the
+        // iovec during the call and does not keep it.
+        let n = unsafe { libc::preadv2(self.raw, &iov, 1, offset, libc::RWF_NOWAIT) };
+        if n >= 0 {
+            return Some(Ok(n as u32));
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            // Not cached (or a lock was contended): the ring or the pool does it.
+            Some(libc::EAGAIN) => None,
+            // The filesystem or kernel does not do non-blocking reads: never try again here.
+            Some(libc::EOPNOTSUPP | libc::EINVAL | libc::ENOSYS) => {
+                self._fd.no_nowait_reads();
+                None
+            }
+            // Anything else (EBADF, EISDIR, EIO...) is what the read would have said.
+            _ => Some(Err(e)),
+        }
+    }
+
     fn complete(mut self, result: io::Result<u32>) -> BufResult<usize, B> {
         match result {
             Ok(n) => {

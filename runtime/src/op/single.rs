@@ -222,6 +222,26 @@ impl<T: OpCode> Op<T> {
         mut data: Box<T>,
         cx: &mut Context<'_>,
     ) -> Step<T> {
+        // The inline attempt runs as this thread's user, so not for operations run as another.
+        if data.has_nowait() && self.creds.is_none() {
+            let alone = match &d.backend {
+                Backend::Uring(_) => d.ops.nowait_in_flight() == 0,
+                Backend::Epoll(_) => true,
+            };
+            if alone {
+                if !budget::consume() {
+                    // A task that keeps hitting the page cache yields like any busy task.
+                    self.state = State::Idle(data);
+                    cx.waker().wake_by_ref();
+                    return Step::Wait;
+                }
+                if let Some(res) = data.try_nowait() {
+                    d.stats.completed += 1;
+                    d.stats.inline += 1;
+                    return Step::Finish(data, res);
+                }
+            }
+        }
         if let Backend::Uring(ring) = &d.backend {
             if let Some(entry) = data.uring_entry() {
                 if ring.supports(entry.get_opcode() as u8) {
@@ -260,7 +280,11 @@ impl<T: OpCode> Op<T> {
                 Step::Again
             }
             Plan::Blocking => {
-                let user_data = d.ops.insert(Some(cx.waker().clone()), false);
+                let user_data = if data.has_nowait() {
+                    d.ops.insert_nowait(Some(cx.waker().clone()), false)
+                } else {
+                    d.ops.insert(Some(cx.waker().clone()), false)
+                };
                 match d.submit_blocking(user_data, data, self.creds.clone()) {
                     Ok(()) => {
                         self.state = State::Pool {
@@ -296,7 +320,11 @@ impl<T: OpCode> Op<T> {
                 Err(e) => return Step::Finish(data, Err(e)),
             }
         }
-        let user_data = d.ops.insert(Some(cx.waker().clone()), true);
+        let user_data = if data.has_nowait() && !polling {
+            d.ops.insert_nowait(Some(cx.waker().clone()), true)
+        } else {
+            d.ops.insert(Some(cx.waker().clone()), true)
+        };
         self.state = State::Ring {
             driver: driver.clone(),
             user_data,
