@@ -83,6 +83,43 @@ const CRITERION: &[Criterion] = &[
     },
 ];
 
+/// hoop against the synchronous loop a program would otherwise write (same run, same groups).
+const SYNC: &[(&str, &str, &str, &str, f64, &str)] = &[
+    // (workload, group, hoop id, baseline id, per iteration, unit)
+    (
+        "4 KiB random read, QD 1, vs pread loop",
+        "read_4k_random_qd1",
+        "hoop-io_uring",
+        "std-pread",
+        1.0,
+        "IOPS",
+    ),
+    (
+        "4 KiB random read, QD 32, vs pread loop",
+        "read_4k_random_qd32",
+        "hoop-io_uring",
+        "std-pread",
+        1.0,
+        "IOPS",
+    ),
+    (
+        "4 KiB random read, QD 1, epoll driver vs pread",
+        "read_4k_random_qd1",
+        "hoop-epoll",
+        "std-pread",
+        1.0,
+        "IOPS",
+    ),
+    (
+        "statx of 10k files vs std loop",
+        "statx_10k_files",
+        "hoop-io_uring",
+        "std-loop",
+        10_000.0,
+        "statx/s",
+    ),
+];
+
 fn target() -> PathBuf {
     results::dir().parent().unwrap().to_path_buf()
 }
@@ -286,6 +323,34 @@ fn main() -> std::io::Result<()> {
                 a if a <= 0.97 => "worse",
                 _ => "on par",
             }
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nAgainst the synchronous loop (std, on the same core; the pread loop runs QD 1):\n"
+    );
+    let _ = writeln!(md, "| workload | hoop | synchronous | hoop vs sync |");
+    let _ = writeln!(md, "|---|---|---|---|");
+    for &(workload, group, hoop, base, per_iter, unit) in SYNC {
+        // The QD 32 group has no pread entry: the loop is QD 1 by nature.
+        let base_group = if base == "std-pread" {
+            "read_4k_random_qd1"
+        } else {
+            group
+        };
+        let (Some(h), Some(b)) = (
+            criterion_median(group, hoop),
+            criterion_median(base_group, base),
+        ) else {
+            continue;
+        };
+        let (h, b) = (per_iter * 1e9 / h, per_iter * 1e9 / b);
+        let _ = writeln!(
+            md,
+            "| {workload} | {} | {} | {:.2}x |",
+            fmt_value(h, unit),
+            fmt_value(b, unit),
+            h / b
         );
     }
     std::fs::write(out.join("results.md"), &md)?;

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Groups a perf profile's self time by where it goes: the kernel's network stack, the io_uring
-or epoll machinery, syscall entry/exit, memory and scheduling, and user space (the runtime and
-the application). Usage: categorize.py PERF_DATA COMM"""
+"""Groups a perf profile's self time by where it goes: copies to user space, the kernel's
+filesystem and network stack, the io_uring or epoll machinery, syscall entry/exit, memory and
+scheduling, and user space (the runtime and the application). Usage: categorize.py DATA COMM
+(COMM: the thread name, at most 15 characters)."""
 import re
 import subprocess
 import sys
@@ -12,9 +13,11 @@ out = subprocess.run(
      "--stdio", "-g", "none"],
     capture_output=True, text=True).stdout
 CATS = [
+    ("copy to/from user", r"_copy_to_iter|_copy_from_iter|copy_user|rep_movs|copy_page"),
     ("io_uring", r"^(__)?io_|io_uring|^__io|llist_|task_work"),
     ("epoll", r"^ep_|epoll|^__ep"),
     ("syscall entry/exit", r"syscall|entry_SYSCALL|do_syscall|syscall_exit|__x64_sys|fdget|__fget|fput"),
+    ("filesystem / page cache", r"filemap|ext4|xas_|folio|atime|rw_verify|security_file|fsnotify|vfs_|generic_file|file_read|readahead|statx|path_|lookup|dput|dentry|inode|mnt"),
     ("network stack", r"tcp|^ip_|^__ip|skb|sock|net_|^__net|inet|napi|bbr|dev_|^__dev|lock_sock|softirq|_copy_to_iter|_copy_from_iter|datagram|loopback|validate_xmit|__check_object_size|raw_spin|rcu|ktime|read_tsc|^dst_|^__dst|neigh|rtt|csum|sk_"),
     ("memory", r"kmem|kmalloc|kfree|alloc|slab|__slab|page|memcg|obj_cgroup|mod_objcg"),
     ("scheduler/wakeups", r"sched|wake|schedule|futex|pick_|enqueue|dequeue|update_curr|hrtimer"),
