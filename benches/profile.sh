@@ -34,10 +34,10 @@ fs_bin=$(ls -t target/release/deps/fs-* | grep -v '\.d$' | head -1)
             "$fs_bin" --bench "$id" --profile-time 4 >/dev/null 2>&1
         echo "## $id"
         comm=${fs_bin##*/}
-        python3 $out/categorize.py "$data/p" "${comm:0:15}" | head -9
+        python3 $out/categorize.py "$data/p" "${comm:0:15}" | head -9 || true
         echo "top symbols:"
         perf report -i "$data/p" --no-children --sort sym --stdio -g none 2>/dev/null |
-            grep -v "^#" | grep "%" | head -8
+            grep -v "^#" | grep "%" | head -8 || true
     done
 } > $out/fs_read.txt 2>&1
 cat $out/echo.txt $out/fs_read.txt
