@@ -160,6 +160,8 @@ fn restricted_ring_refuses_other_opcodes() {
         let file = hoop::fs::File::open(&path).await.unwrap();
         let (n, buf) = file.read_at(Vec::with_capacity(16), 0).await;
         assert_eq!(&buf[..n.unwrap()], b"allowed");
+        // Through the ring, not an inline syscall that would bypass the allowlist.
+        assert_eq!(hoop::metrics().unwrap().ops_inline, 0);
         hoop::fs::remove_file(&path).await.unwrap();
 
         // Sockets are not on the list.

@@ -132,14 +132,7 @@ impl Ops {
     }
 
     pub(crate) fn insert(&mut self, waker: Option<Waker>, in_ring: bool) -> u64 {
-        self.insert_slot(waker, in_ring, false)
-    }
-
-    /// As `insert`, for an operation that has an inline path: while it is in flight,
-    /// `nowait_in_flight` counts it.
-    pub(crate) fn insert_nowait(&mut self, waker: Option<Waker>, in_ring: bool) -> u64 {
-        self.nowait_in_flight += 1;
-        self.insert_slot(waker, in_ring, true)
+        self.insert_counted(waker, in_ring, false)
     }
 
     /// Operations with an inline path in flight (slots not yet removed).
@@ -147,7 +140,15 @@ impl Ops {
         self.nowait_in_flight
     }
 
-    fn insert_slot(&mut self, waker: Option<Waker>, in_ring: bool, nowait: bool) -> u64 {
+    /// As `insert`; `nowait` marks an operation that has an inline path, counted in
+    /// `nowait_in_flight` until its slot is removed.
+    pub(crate) fn insert_counted(
+        &mut self,
+        waker: Option<Waker>,
+        in_ring: bool,
+        nowait: bool,
+    ) -> u64 {
+        self.nowait_in_flight += usize::from(nowait);
         self.next_generation = self.next_generation.wrapping_add(1);
         let generation = self.next_generation;
         let key = self.slab.insert(Slot {

@@ -45,6 +45,8 @@ pub(crate) struct UringDriver {
     next_bgid: u16,
     /// Human-readable setup flags, for `RuntimeInfo`.
     pub(crate) setup: String,
+    /// The ring has an opcode allowlist (`Builder::restrict_to`).
+    restricted: bool,
 }
 
 impl UringDriver {
@@ -124,6 +126,7 @@ impl UringDriver {
             free_bgids: Vec::new(),
             next_bgid: 0,
             setup: setup.to_string(),
+            restricted: false,
         })
     }
 
@@ -146,8 +149,15 @@ impl UringDriver {
         submitter.register_restrictions(&mut list)?;
         submitter.register_enable_rings()?;
         self.setup.push_str("|R_DISABLED (restricted)");
+        self.restricted = true;
         tracing::debug!(target: "hoop", opcodes = opcodes.len(), "ring restricted to an opcode allowlist");
         Ok(())
+    }
+
+    /// True if the ring has an opcode allowlist: operations must then go through the ring (an
+    /// inline syscall would bypass the list), so inline attempts are off.
+    pub(crate) fn is_restricted(&self) -> bool {
+        self.restricted
     }
 
     /// True if the kernel implements `opcode` (from `IORING_REGISTER_PROBE`).

@@ -222,10 +222,11 @@ impl<T: OpCode> Op<T> {
         mut data: Box<T>,
         cx: &mut Context<'_>,
     ) -> Step<T> {
-        // The inline attempt runs as this thread's user, so not for operations run as another.
+        // The inline attempt runs as this thread's user, so not for operations run as another;
+        // nor on a restricted ring, whose allowlist it would bypass.
         if data.has_nowait() && self.creds.is_none() {
             let alone = match &d.backend {
-                Backend::Uring(_) => d.ops.nowait_in_flight() == 0,
+                Backend::Uring(ring) => !ring.is_restricted() && d.ops.nowait_in_flight() == 0,
                 Backend::Epoll(_) => true,
             };
             if alone {
@@ -280,11 +281,9 @@ impl<T: OpCode> Op<T> {
                 Step::Again
             }
             Plan::Blocking => {
-                let user_data = if data.has_nowait() {
-                    d.ops.insert_nowait(Some(cx.waker().clone()), false)
-                } else {
-                    d.ops.insert(Some(cx.waker().clone()), false)
-                };
+                let user_data =
+                    d.ops
+                        .insert_counted(Some(cx.waker().clone()), false, data.has_nowait());
                 match d.submit_blocking(user_data, data, self.creds.clone()) {
                     Ok(()) => {
                         self.state = State::Pool {
@@ -320,11 +319,11 @@ impl<T: OpCode> Op<T> {
                 Err(e) => return Step::Finish(data, Err(e)),
             }
         }
-        let user_data = if data.has_nowait() && !polling {
-            d.ops.insert_nowait(Some(cx.waker().clone()), true)
-        } else {
-            d.ops.insert(Some(cx.waker().clone()), true)
-        };
+        let user_data = d.ops.insert_counted(
+            Some(cx.waker().clone()),
+            true,
+            data.has_nowait() && !polling,
+        );
         self.state = State::Ring {
             driver: driver.clone(),
             user_data,
