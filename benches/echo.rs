@@ -12,55 +12,76 @@
 
 #[path = "common/results.rs"]
 mod results;
+#[path = "common/sys.rs"]
+mod sys;
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// CPU time (user + system) of one thread, from /proc.
-fn thread_cpu(tid: i32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may contain spaces, inside parentheses).
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
-        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
-    // SAFETY: sysconf has no memory arguments.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Duration::from_nanos(ticks * 1_000_000_000 / hz)
+/// A server under test: where it listens and where its CPU time is read.
+struct Server {
+    name: String,
+    addr: SocketAddr,
+    /// `/proc/self/task/TID/stat` (the server thread) or `/proc/PID/stat` (a peer process).
+    cpu_stat: String,
+    /// A peer's process, killed when the bench ends.
+    child: Option<std::process::Child>,
 }
 
-fn gettid() -> i32 {
-    // SAFETY: gettid has no arguments.
-    unsafe { libc::syscall(libc::SYS_gettid) as i32 }
-}
-
-fn pin(cpu: usize) {
-    // SAFETY: a local cpu_set_t the kernel only reads.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu % num_cpus(), &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
-fn num_cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-/// Starts a server on its own pinned thread named `{name}-server`; returns its address and
-/// thread id.
-fn start_server(name: &str, serve: fn(mpsc::Sender<(SocketAddr, i32)>)) -> (SocketAddr, i32) {
+/// Starts a server on its own thread named `{name}-srv`, pinned to CPU 0.
+fn start_server(name: &str, serve: fn(mpsc::Sender<(SocketAddr, i32)>)) -> Server {
     let (tx, rx) = mpsc::channel();
     std::thread::Builder::new()
         .name(format!("{name}-srv"))
         .spawn(move || {
-            pin(0);
+            sys::pin(0);
             serve(tx)
         })
         .unwrap();
-    rx.recv().unwrap()
+    let (addr, tid) = rx.recv().unwrap();
+    Server {
+        name: name.to_string(),
+        addr,
+        cpu_stat: format!("/proc/self/task/{tid}/stat"),
+        child: None,
+    }
+}
+
+/// Starts `hoop-peers echo RUNTIME` (benches/peers) as a process pinned to CPU 0; it prints its
+/// address.
+fn start_peer(bin: &str, runtime: &str) -> io::Result<Server> {
+    use std::io::BufRead;
+    let (bin, rt) = (bin.to_string(), runtime.to_string());
+    // Spawned from a thread pinned to CPU 0, the child inherits the mask.
+    let mut child = std::thread::spawn(move || {
+        sys::pin(0);
+        std::process::Command::new(bin)
+            .args(["echo", &rt])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+    })
+    .join()
+    .unwrap()?;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line)?;
+    let addr = line.trim().parse().map_err(io::Error::other)?;
+    Ok(Server {
+        name: runtime.to_string(),
+        addr,
+        cpu_stat: format!("/proc/{}/stat", child.id()),
+        child: Some(child),
+    })
 }
 
 /// hoop with owned buffers: `read` into a Vec, `write_all` it back.
@@ -68,7 +89,8 @@ fn serve_hoop(tx: mpsc::Sender<(SocketAddr, i32)>) {
     let rt = hoop::Runtime::builder().workers(1).build().unwrap();
     rt.block_on(async move {
         let listener = hoop::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        tx.send((listener.local_addr().unwrap(), gettid())).unwrap();
+        tx.send((listener.local_addr().unwrap(), sys::gettid()))
+            .unwrap();
         let mut incoming = listener.incoming();
         while let Some(Ok(s)) = futures_util::StreamExt::next(&mut incoming).await {
             hoop::spawn(async move {
@@ -99,7 +121,8 @@ fn serve_hoop_multishot(tx: mpsc::Sender<(SocketAddr, i32)>) {
     rt.block_on(async move {
         let ring = hoop::buf::BufRing::new(1024, 4096).unwrap();
         let listener = hoop::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        tx.send((listener.local_addr().unwrap(), gettid())).unwrap();
+        tx.send((listener.local_addr().unwrap(), sys::gettid()))
+            .unwrap();
         let mut incoming = listener.incoming();
         while let Some(Ok(s)) = futures_util::StreamExt::next(&mut incoming).await {
             let ring = ring.clone();
@@ -127,7 +150,8 @@ fn serve_tokio(tx: mpsc::Sender<(SocketAddr, i32)>) {
         rt.block_on(async move {
             use tokio::io::{AsyncReadExt, AsyncWriteExt};
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send((listener.local_addr().unwrap(), gettid())).unwrap();
+            tx.send((listener.local_addr().unwrap(), sys::gettid()))
+                .unwrap();
             loop {
                 let (mut s, _) = listener.accept().await.unwrap();
                 tokio::spawn(async move {
@@ -158,7 +182,7 @@ struct Sample {
 /// CPU 1.
 fn load(
     addr: SocketAddr,
-    server_tid: i32,
+    cpu_stat: String,
     conns: usize,
     size: usize,
     secs: f64,
@@ -166,7 +190,7 @@ fn load(
     let (tx, rx) = mpsc::channel();
     let client = std::thread::Builder::new().name("echo-client".into());
     client.spawn(move || {
-        pin(1);
+        sys::pin(1);
         let rt = hoop::Runtime::builder().workers(1).build().unwrap();
         let res = rt.block_on(async move {
             let mut streams = Vec::new();
@@ -207,9 +231,9 @@ fn load(
             // The server's CPU time over the measured window only.
             let cpu = hoop::spawn(async move {
                 hoop::time::sleep_until(warm).await;
-                let cpu0 = thread_cpu(server_tid);
+                let cpu0 = sys::cpu_time(&cpu_stat);
                 hoop::time::sleep_until(end).await;
-                thread_cpu(server_tid).saturating_sub(cpu0)
+                sys::cpu_time(&cpu_stat).saturating_sub(cpu0)
             });
             let mut total = 0;
             let mut lats = Vec::new();
@@ -232,11 +256,6 @@ fn load(
     rx.recv().unwrap()
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
 type Serve = fn(mpsc::Sender<(SocketAddr, i32)>);
 
 /// The servers compared, tokio last (the reference of the ratios).
@@ -250,6 +269,7 @@ fn main() -> io::Result<()> {
     let mut secs = 3.0;
     let mut rounds = 3;
     let mut only: Option<String> = None;
+    let mut peers: Option<String> = None;
     let mut scenario: Option<(usize, usize)> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -257,6 +277,8 @@ fn main() -> io::Result<()> {
             "--secs" => secs = args.next().and_then(|v| v.parse().ok()).unwrap_or(secs),
             "--rounds" => rounds = args.next().and_then(|v| v.parse().ok()).unwrap_or(rounds),
             "--only" => only = args.next(),
+            // benches/peers' binary: also load its monoio and compio echo servers.
+            "--peers" => peers = args.next(),
             // One scenario, as CONNSxSIZE (e.g. 500x1024).
             "--scenario" => {
                 let v = args.next().unwrap_or_default();
@@ -266,11 +288,20 @@ fn main() -> io::Result<()> {
             _ => {} // cargo bench passes --bench
         }
     }
-    let servers: Vec<(&str, (SocketAddr, i32))> = SERVERS
+    let mut servers: Vec<Server> = SERVERS
         .iter()
         .filter(|(name, _)| only.as_deref().is_none_or(|o| o == *name))
-        .map(|&(name, serve)| (name, start_server(name, serve)))
+        .map(|&(name, serve)| start_server(name, serve))
         .collect();
+    if let Some(bin) = &peers {
+        for rt in ["monoio", "compio"] {
+            if only.as_deref().is_none_or(|o| o == rt) {
+                // tokio stays last: it is the reference of the ratios.
+                let at = servers.len().saturating_sub(1);
+                servers.insert(at, start_peer(bin, rt)?);
+            }
+        }
+    }
     let scenarios = match scenario {
         Some(one) => vec![one],
         None => vec![(64, 64), (64, 4096), (500, 1024)],
@@ -284,29 +315,44 @@ fn main() -> io::Result<()> {
         "conns x size", "server", "req/s", "ratio", "p99", "CPU/req", "ratio"
     );
     let mut rows = Vec::new();
+    let mut md = format!(
+        "Echo ping-pong, every server on one thread pinned to CPU 0, the load generator on CPU 1, \
+         {secs} s x {rounds} interleaved rounds, medians (`cargo bench --bench echo{}`). Server \
+         CPU: the server thread for hoop and tokio, the whole process for the peers.\n\n\
+         | conns x size | server | req/s | vs tokio | server CPU ns/req | CPU vs tokio (lower is better) |\n\
+         |---|---|---|---|---|---|\n",
+        if peers.is_some() { " -- --peers ..." } else { "" }
+    );
     for (conns, size) in scenarios {
         // Rounds interleave the servers, so a noisy second hits all of them alike.
         let mut samples: Vec<Vec<Sample>> = servers.iter().map(|_| Vec::new()).collect();
         for _ in 0..rounds {
-            for (i, (_, (addr, tid))) in servers.iter().enumerate() {
-                samples[i].push(load(*addr, *tid, conns, size, secs)?);
+            for (i, server) in servers.iter().enumerate() {
+                samples[i].push(load(
+                    server.addr,
+                    server.cpu_stat.clone(),
+                    conns,
+                    size,
+                    secs,
+                )?);
             }
         }
         let medians: Vec<(f64, f64, f64)> = samples
             .iter()
             .map(|s| {
                 (
-                    median(s.iter().map(|s| s.rps).collect()),
-                    median(s.iter().map(|s| s.p99_us).collect()),
-                    median(s.iter().map(|s| s.cpu_ns_per_req).collect()),
+                    sys::median(s.iter().map(|s| s.rps).collect()),
+                    sys::median(s.iter().map(|s| s.p99_us).collect()),
+                    sys::median(s.iter().map(|s| s.cpu_ns_per_req).collect()),
                 )
             })
             .collect();
         let tokio = servers
             .iter()
-            .position(|(n, _)| *n == "tokio")
+            .position(|s| s.name == "tokio")
             .map(|i| medians[i]);
-        for (i, (name, _)) in servers.iter().enumerate() {
+        for (i, server) in servers.iter().enumerate() {
+            let name = server.name.as_str();
             let (rps, p99, cpu) = medians[i];
             let (trps, tcpu) = tokio.map_or((f64::NAN, f64::NAN), |t| (t.0, t.2));
             println!(
@@ -319,10 +365,16 @@ fn main() -> io::Result<()> {
                 cpu,
                 cpu / tcpu
             );
-            if *name == "tokio" || tokio.is_none() {
+            md.push_str(&format!(
+                "| {conns} x {size} B | {name} | {:.0}k | {:.2}x | {cpu:.0} | {:.2}x |\n",
+                rps / 1e3,
+                rps / trps,
+                cpu / tcpu
+            ));
+            if !name.starts_with("hoop") || tokio.is_none() {
                 continue;
             }
-            let suffix = if *name == "hoop" { "" } else { " (multishot)" };
+            let suffix = if name == "hoop" { "" } else { " (multishot)" };
             rows.push(results::Row {
                 workload: format!("echo {conns} conns x {size} B{suffix}: req/s"),
                 unit: "req/s",
@@ -341,6 +393,7 @@ fn main() -> io::Result<()> {
     }
     if only.is_none() && scenario.is_none() {
         results::write("echo", &rows)?;
+        results::write_md("echo", &md)?;
     }
     Ok(())
 }

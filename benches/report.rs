@@ -120,6 +120,10 @@ const SYNC: &[(&str, &str, &str, &str, f64, &str)] = &[
     ),
 ];
 
+/// The harness-less benches whose CSVs (hoop vs tokio rows) and markdown tables (all servers
+/// they measured) the report includes, in this order.
+const LOAD_BENCHES: &[&str] = &["echo", "download", "direct", "peers"];
+
 fn target() -> PathBuf {
     results::dir().parent().unwrap().to_path_buf()
 }
@@ -148,7 +152,13 @@ fn read_csv(bench: &str) -> Vec<results::Row> {
             let f: Vec<&str> = line.split(',').collect();
             Some(results::Row {
                 workload: f.first()?.to_string(),
-                unit: if *f.get(1)? == "ns" { "ns" } else { "req/s" },
+                unit: match *f.get(1)? {
+                    "ns" => "ns",
+                    "ms" => "ms",
+                    "GB/s" => "GB/s",
+                    "IOPS" => "IOPS",
+                    _ => "req/s",
+                },
                 hoop: f.get(2)?.parse().ok()?,
                 tokio: f.get(3)?.parse().ok()?,
                 higher_is_better: f.get(4)? == &"true",
@@ -265,8 +275,10 @@ fn escape(text: &str) -> String {
 }
 
 fn fmt_value(v: f64, unit: &str) -> String {
-    let v = if unit == "ns" {
+    let v = if unit == "ns" || unit == "ms" {
         format!("{v:.0}")
+    } else if unit == "GB/s" {
+        format!("{v:.2}")
     } else if v >= 1e6 {
         format!("{:.2}M", v / 1e6)
     } else if v >= 1e3 {
@@ -295,7 +307,9 @@ fn main() -> std::io::Result<()> {
             higher_is_better: true,
         });
     }
-    rows.extend(read_csv("echo"));
+    for bench in LOAD_BENCHES {
+        rows.extend(read_csv(bench));
+    }
     if rows.is_empty() {
         eprintln!("report: no results yet; run benches/compare.sh");
         return Ok(());
@@ -352,6 +366,11 @@ fn main() -> std::io::Result<()> {
             fmt_value(b, unit),
             h / b
         );
+    }
+    for bench in LOAD_BENCHES {
+        if let Ok(table) = std::fs::read_to_string(results::dir().join(format!("{bench}.md"))) {
+            let _ = writeln!(md, "\n{}", table.trim_end());
+        }
     }
     std::fs::write(out.join("results.md"), &md)?;
     std::fs::write(

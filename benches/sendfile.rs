@@ -1,13 +1,16 @@
 //! File → socket throughput over loopback: which way should a file server send a body?
 //!
 //! A page-cached file is sent over one TCP connection by a hoop worker pinned to CPU 0, four
-//! ways: `send_file` (what hoop picks per driver), `splice_file` (file → pipe → socket),
+//! ways: `send_file` (what hoop uses: 256 KiB reads and sends), `splice_file` (file → pipe → socket),
 //! `read_at` + `write_all` through a 256 KiB buffer, and `read_fixed_at` + `write_all` through a
 //! registered buffer; a plain blocking
 //! reader on CPU 1 drains the socket. Each way runs on io_uring and on epoll, interleaved over
 //! rounds; the median GB/s is printed.
 //!
 //! Run: `cargo bench --bench sendfile` (`-- --mib N --rounds R`; defaults 512 MiB, 3 rounds).
+
+#[path = "common/sys.rs"]
+mod sys;
 
 use hoop::buf::FixedBufPool;
 use hoop::fs::File;
@@ -25,15 +28,6 @@ enum Way {
     Splice,
     ReadWrite,
     FixedReadWrite,
-}
-
-fn pin(cpu: usize) {
-    // SAFETY: a local cpu_set_t the kernel only reads.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
 }
 
 async fn send(way: Way, stream: &TcpStream, file: &File, len: u64) -> std::io::Result<u64> {
@@ -76,7 +70,7 @@ fn run(way: Way, driver: Driver, path: &Path, len: u64) -> f64 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let reader = std::thread::spawn(move || {
-        pin(1);
+        sys::pin(1);
         let (mut s, _) = listener.accept().unwrap();
         let mut buf = vec![0u8; 1 << 20];
         let mut total = 0u64;
@@ -90,7 +84,7 @@ fn run(way: Way, driver: Driver, path: &Path, len: u64) -> f64 {
     });
     let path = path.to_path_buf();
     let elapsed = std::thread::spawn(move || {
-        pin(0);
+        sys::pin(0);
         let rt = Runtime::builder().driver(driver).build().unwrap();
         rt.block_on(async move {
             let file = File::open(&path).await.unwrap();
@@ -110,23 +104,9 @@ fn run(way: Way, driver: Driver, path: &Path, len: u64) -> f64 {
     len as f64 / secs / 1e9
 }
 
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
 fn main() {
-    let mib = arg("--mib", 512);
-    let rounds = arg("--rounds", 3) as usize;
+    let mib = sys::arg("--mib", 512u64);
+    let rounds = sys::arg("--rounds", 3usize);
     let len = mib << 20;
     let path = std::env::temp_dir().join(format!("hoop-bench-sendfile-{}", std::process::id()));
     {
@@ -162,7 +142,7 @@ fn main() {
     for (w, way) in ways.iter().enumerate() {
         let cells: Vec<String> = results[w]
             .iter()
-            .map(|r| format!("{:.2}", median(r.clone())))
+            .map(|r| format!("{:.2}", sys::median(r.clone())))
             .collect();
         println!("| {way:?} | {} |", cells.join(" | "));
     }

@@ -2,8 +2,8 @@
 //! extension, single `Range` requests (206, 416), `index.html` for directories, and 400, 403,
 //! 404, 405 with a short body. Every path is resolved through `hoop::fs::Dir`, i.e. by the kernel
 //! beneath the root (`openat2` with `RESOLVE_BENEATH`): `..`, `%2e%2e`, absolute paths and
-//! symlinks leading outside are refused. Bodies go out through `TcpStream::send_file` (reads
-//! and sends on io_uring, `splice` on epoll: whichever measured faster, see `benches/sendfile.rs`).
+//! symlinks leading outside are refused. Bodies go out through `TcpStream::send_file` (256 KiB
+//! reads and sends: what measured fastest, see `benches/download.rs` and `benches/sendfile.rs`).
 //!
 //! ```sh
 //! cargo run --release --example fileserver -- [--root DIR] [--addr 127.0.0.1:8080] [--workers N] [--verbose]

@@ -1,6 +1,6 @@
 //! The zero-copy network paths on both drivers: receiving into provided buffer rings (including
 //! ring exhaustion), zero-copy sends (the buffer is held until the kernel's notification), and
-//! `send_file` (splice).
+//! `send_file` and `splice_file`.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -281,7 +281,7 @@ async fn udp_send_to_zc_round_trip() {
 }
 
 #[hoop::test]
-async fn send_file_splices_a_file_into_a_socket() {
+async fn send_file_sends_a_file_range_into_a_socket() {
     let driver = hoop::runtime_info().unwrap().driver.to_string();
     let path = std::env::temp_dir().join(format!("hoop-sendfile-{driver}-{}", std::process::id()));
     let data = pattern((3 << 20) + 123, 11);
@@ -307,6 +307,35 @@ async fn send_file_splices_a_file_into_a_socket() {
     assert_eq!(sent, (data.len() - 1000) as u64);
     let (empty, _) = (client.send_file(&file, data.len() as u64, 10).await, ());
     assert_eq!(empty.unwrap(), 0, "at the end of the file");
+    drop(client);
+    assert!(reader.await.unwrap() == expected);
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[hoop::test]
+async fn splice_file_moves_a_file_range_through_a_pipe() {
+    let driver = hoop::runtime_info().unwrap().driver.to_string();
+    let path = std::env::temp_dir().join(format!("hoop-splice-{driver}-{}", std::process::id()));
+    // More than one 1 MiB splice chunk, not a multiple of it.
+    let data = pattern((2 << 20) + 4321, 5);
+    std::fs::write(&path, &data).unwrap();
+    let file = hoop::fs::File::open(&path).await.unwrap();
+    let (client, server) = connected_pair().await;
+    let expected = data[77..].to_vec();
+    let reader = hoop::spawn(async move {
+        let mut got = Vec::new();
+        loop {
+            let (n, buf) = server.read(Vec::with_capacity(1 << 16)).await;
+            if n.unwrap() == 0 {
+                return got;
+            }
+            got.extend_from_slice(&buf);
+        }
+    });
+    let sent = hoop::io::splice_file(file.shared_fd(), 77, data.len() as u64, client.shared_fd())
+        .await
+        .unwrap();
+    assert_eq!(sent, (data.len() - 77) as u64, "up to the end of the file");
     drop(client);
     assert!(reader.await.unwrap() == expected);
     std::fs::remove_file(&path).unwrap();

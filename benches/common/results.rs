@@ -38,3 +38,10 @@ pub fn write(bench: &str, rows: &[Row]) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// Replaces `target/hoop-bench/<bench>.md`: a bench's own table (e.g. with more servers than
+/// hoop and tokio), which `report` appends to `results.md`.
+pub fn write_md(bench: &str, markdown: &str) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir())?;
+    std::fs::write(dir().join(format!("{bench}.md")), markdown)
+}

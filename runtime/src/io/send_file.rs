@@ -1,7 +1,6 @@
 //! [`send_file`]: a file's bytes to a socket, by the fastest way the driver has.
 
 use crate::buf::IoBuf;
-use crate::driver::DriverKind;
 use crate::fd::SharedFd;
 use crate::op::rw::{FdKind, Read};
 use crate::op::send_recv::Send;
@@ -19,25 +18,21 @@ const BUF: usize = 256 * 1024;
 /// Sends `len` bytes of `file` from `offset` to the stream socket `socket`, and returns how many
 /// were sent (fewer only if the file ends first).
 ///
-/// The way is chosen by measurement (`cargo bench --bench sendfile`, in the README): on
-/// io_uring, a 256 KiB read then a send per chunk — 1.3–2× faster than `IORING_OP_SPLICE`,
-/// which the kernel runs on its io-wq worker threads (a thread hop per splice). On epoll the
-/// bytes go file → pipe → socket with two `splice(2)` calls per chunk of up to 1 MiB (the file
-/// side on the blocking pool), never through user space, on par with or better than a read on
-/// the pool plus a write.
+/// The way is chosen by measurement (`cargo bench --bench download` and `--bench sendfile`, in
+/// the README): a 256 KiB read, then sends until the chunk is out, on both drivers. Page-cached
+/// chunks are read without leaving the worker thread (on io_uring inline in the submission, on
+/// epoll by `preadv2(RWF_NOWAIT)` before the blocking pool). `IORING_OP_SPLICE` is always run by
+/// the kernel's io-wq threads (a thread hop per splice) and loses by 1.3–2×; on epoll the file
+/// side of a splice needs the blocking pool, and serving a 1 GiB file that way measured 0.8×
+/// tokio against 1.1× for read + send. [`splice_file`] remains for callers who want the bytes to
+/// stay out of user space.
 pub async fn send_file(
     file: &SharedFd,
     offset: u64,
     len: u64,
     socket: &SharedFd,
 ) -> io::Result<u64> {
-    let on_uring =
-        crate::rt::context::with_core(|c| c.info.driver == DriverKind::IoUring).unwrap_or(false);
-    if on_uring {
-        read_send(file, offset, len, socket).await
-    } else {
-        splice_file(file, offset, len, socket).await
-    }
+    read_send(file, offset, len, socket).await
 }
 
 /// Reads up to [`BUF`] bytes at a time and sends each chunk before the next read.
