@@ -172,6 +172,51 @@ async fn o_direct_with_aligned_buffers() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Reads of an `O_DIRECT` file wait for the device, so io_uring gets each one at once (an
+/// `io_uring_enter` per read) instead of with the tick's batch; buffered reads stay batched.
+#[hoop::test]
+async fn o_direct_reads_are_submitted_at_once() {
+    if hoop::runtime_info().unwrap().driver != DriverKind::IoUring {
+        return; // epoll: file reads go to the blocking pool either way
+    }
+    let dir = scratch("direct-eager");
+    let path = dir.join("f");
+    std::fs::write(&path, vec![7u8; 16 * 4096]).unwrap();
+    async fn enters_for_16_reads(file: &File) -> u64 {
+        let before = hoop::metrics().unwrap().enters;
+        // One task polls all 16 reads in the same tick.
+        let reads = (0..16u64).map(|i| async move {
+            let buf = AlignedBuf::new(4096, 4096).unwrap();
+            let (r, buf) = file.read_exact_at(buf, i * 4096).await;
+            r.unwrap();
+            assert!(buf.iter().all(|&b| b == 7));
+        });
+        futures_util::future::join_all(reads).await;
+        hoop::metrics().unwrap().enters - before
+    }
+    let direct = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(&path)
+        .await
+    {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            eprintln!("skipped: the temp filesystem refuses O_DIRECT");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let buffered = File::open(&path).await.unwrap();
+    let (d, b) = (
+        enters_for_16_reads(&direct).await,
+        enters_for_16_reads(&buffered).await,
+    );
+    assert!(d >= 16, "O_DIRECT: {d} enters for 16 reads");
+    assert!(b < 8, "buffered: {b} enters for 16 reads");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 trait SliceTail: Sized {
     fn slice_tail(self) -> hoop::Slice<Self>;
 }

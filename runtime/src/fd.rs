@@ -21,8 +21,10 @@ struct Inner {
     /// Epoll drivers holding a registration of this fd, told when it closes (see
     /// `EpollDriver::forget_closed`).
     registered_in: RefCell<Vec<Weak<RefCell<Vec<RawFd>>>>>,
-    /// Whether `preadv2(RWF_NOWAIT)` may be tried on this fd: unknown until first asked.
-    nowait_reads: Cell<Option<bool>>,
+    /// The file status flags (`F_GETFL`), read on first use; -1 if that failed.
+    status_flags: Cell<Option<i32>>,
+    /// The filesystem refused `preadv2(RWF_NOWAIT)` on this fd.
+    nowait_refused: Cell<bool>,
 }
 
 impl SharedFd {
@@ -32,7 +34,8 @@ impl SharedFd {
             inner: Rc::new(Inner {
                 fd: fd.into_raw_fd(),
                 registered_in: RefCell::new(Vec::new()),
-                nowait_reads: Cell::new(None),
+                status_flags: Cell::new(None),
+                nowait_refused: Cell::new(false),
             }),
         }
     }
@@ -44,21 +47,34 @@ impl SharedFd {
 
     /// True if page-cache reads may be tried inline with `preadv2(RWF_NOWAIT)` on this file: not
     /// for `O_DIRECT` (its non-blocking attempt would still wait for the device), nor once the
-    /// filesystem said it does not support it. Asked once per fd.
+    /// filesystem said it does not support it.
     pub(crate) fn nowait_reads(&self) -> bool {
-        if let Some(ok) = self.inner.nowait_reads.get() {
-            return ok;
-        }
-        // SAFETY: F_GETFL on an fd this value keeps open; no memory is passed.
-        let flags = unsafe { libc::fcntl(self.inner.fd, libc::F_GETFL) };
-        let ok = flags >= 0 && flags & libc::O_DIRECT == 0;
-        self.inner.nowait_reads.set(Some(ok));
-        ok
+        !self.inner.nowait_refused.get()
+            && self.status_flags().is_some_and(|f| f & libc::O_DIRECT == 0)
     }
 
     /// Stops inline reads on this fd (the filesystem refused `RWF_NOWAIT`).
     pub(crate) fn no_nowait_reads(&self) {
-        self.inner.nowait_reads.set(Some(false));
+        self.inner.nowait_refused.set(true);
+    }
+
+    /// True if the file was opened `O_DIRECT`: its reads and writes go to the device.
+    pub(crate) fn is_direct(&self) -> bool {
+        self.status_flags().is_some_and(|f| f & libc::O_DIRECT != 0)
+    }
+
+    /// `F_GETFL`, asked once per fd (hoop never changes an fd's status flags after opening it).
+    fn status_flags(&self) -> Option<i32> {
+        let flags = match self.inner.status_flags.get() {
+            Some(flags) => flags,
+            None => {
+                // SAFETY: F_GETFL on an fd this value keeps open; no memory is passed.
+                let flags = unsafe { libc::fcntl(self.inner.fd, libc::F_GETFL) };
+                self.inner.status_flags.set(Some(flags));
+                flags
+            }
+        };
+        (flags >= 0).then_some(flags)
     }
 
     /// Gives back the fd if no operation holds it any more.

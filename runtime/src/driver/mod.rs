@@ -177,6 +177,14 @@ impl IoDriver {
         ring.push(entry, &mut self.ops, &mut self.graveyard, &mut self.stats)
     }
 
+    /// Submits the queued SQEs now rather than at the end of the tick (see
+    /// `OpCode::device_io`). A failed enter is left to the tick's own, which reports it.
+    pub(crate) fn submit_now(&mut self) {
+        if let Backend::Uring(ring) = &mut self.backend {
+            ring.submit_now(&mut self.stats);
+        }
+    }
+
     /// Hands an operation to the blocking pool under `user_data`'s slot.
     pub(crate) fn submit_blocking<T: crate::op::OpCode>(
         &mut self,

@@ -336,6 +336,11 @@ impl UringDriver {
         Ok(())
     }
 
+    /// Submits what is queued without waiting or reaping.
+    pub(crate) fn submit_now(&mut self, stats: &mut DriverStats) {
+        let _ = self.enter(Some(Duration::ZERO), stats);
+    }
+
     /// One `io_uring_enter` (skipped when there is nothing to submit, no deferred work and no
     /// wait). EINTR, ETIME, EBUSY and EAGAIN are not errors here: the caller reaps and loops.
     fn enter(&mut self, timeout: Option<Duration>, stats: &mut DriverStats) -> io::Result<()> {

@@ -75,6 +75,10 @@ unsafe impl OpCode for ReadFixed {
         Some(&self._fd)
     }
 
+    fn device_io(&self) -> bool {
+        self._fd.is_direct()
+    }
+
     fn complete(mut self, result: io::Result<u32>) -> Self::Output {
         match result {
             Ok(n) => {
@@ -141,6 +145,10 @@ unsafe impl OpCode for WriteFixed {
 
     fn shared_fd(&self) -> Option<&SharedFd> {
         Some(&self._fd)
+    }
+
+    fn device_io(&self) -> bool {
+        self._fd.is_direct()
     }
 
     fn complete(self, result: io::Result<u32>) -> Self::Output {

@@ -107,6 +107,10 @@ unsafe impl<B: IoBufMut> OpCode for Read<B> {
         self.kind == FdKind::File && self._fd.nowait_reads()
     }
 
+    fn device_io(&self) -> bool {
+        self.kind == FdKind::File && self._fd.is_direct()
+    }
+
     fn try_nowait(&mut self) -> Option<io::Result<u32>> {
         let iov = libc::iovec {
             iov_base: self.ptr.cast(),
@@ -223,6 +227,10 @@ unsafe impl<B: IoBuf> OpCode for Write<B> {
 
     fn shared_fd(&self) -> Option<&SharedFd> {
         Some(&self._fd)
+    }
+
+    fn device_io(&self) -> bool {
+        self.kind == FdKind::File && self._fd.is_direct()
     }
 
     fn complete(self, result: io::Result<u32>) -> BufResult<usize, B> {

@@ -324,6 +324,7 @@ impl<T: OpCode> Op<T> {
             true,
             data.has_nowait() && !polling,
         );
+        let device_io = !polling && data.device_io();
         self.state = State::Ring {
             driver: driver.clone(),
             user_data,
@@ -331,7 +332,12 @@ impl<T: OpCode> Op<T> {
             polling,
         };
         match d.push(entry.user_data(user_data)) {
-            Ok(()) => Step::Wait,
+            Ok(()) => {
+                if device_io {
+                    d.submit_now();
+                }
+                Step::Wait
+            }
             Err(e) => {
                 // Not queued: the kernel never saw the SQE.
                 d.ops.remove(user_data);
