@@ -1,7 +1,7 @@
 //! File benches, each against std and tokio::fs in the same group:
 //! 4 KiB random reads of a page-cached file at queue depth 1 and 32, and statx of 10k files.
 //!
-//! Run: `cargo bench --bench fs`. The data lives in `target/bench-data` (a 256 MiB file and a
+//! Run: `cargo bench --bench fs`. The data lives in `target/bench-data` (a 1 GiB file and a
 //! directory of 10k empty files), created on the first run.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -11,7 +11,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const FILE_SIZE: u64 = 256 << 20;
+const FILE_SIZE: u64 = 1 << 30;
 const BLOCK: usize = 4096;
 const BLOCKS: u64 = FILE_SIZE / BLOCK as u64;
 const FILES: usize = 10_000;
