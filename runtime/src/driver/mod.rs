@@ -132,6 +132,8 @@ pub(crate) struct DriverConfig {
     /// The opcode allowlist of a restricted ring.
     pub(crate) restrict: Option<Vec<u8>>,
     pub(crate) max_in_flight: usize,
+    /// `[bounded, unbounded]` io-wq threads (`Builder::io_wq_max_workers`).
+    pub(crate) io_wq_max_workers: Option<[u32; 2]>,
 }
 
 impl IoDriver {

@@ -56,6 +56,7 @@ impl UringDriver {
         entries: u32,
         doorbell_fd: RawFd,
         restrict: Option<&[u8]>,
+        io_wq_max_workers: Option<[u32; 2]>,
     ) -> io::Result<Self> {
         let entries = entries.clamp(1, 32768).next_power_of_two();
         // Newest flags first; older kernels reject unknown flags with EINVAL.
@@ -86,6 +87,15 @@ impl UringDriver {
             match builder.build(entries) {
                 Ok(ring) => {
                     let mut driver = Self::with_ring(ring, name, doorbell_fd)?;
+                    if let Some(mut max) = io_wq_max_workers {
+                        // Before the restrictions: register calls are not on their allowlist.
+                        if let Err(e) = driver.ring.submitter().register_iowq_max_workers(&mut max)
+                        {
+                            crate::log::warning!(
+                                "io-wq worker bound not applied (needs Linux 5.15): {e}"
+                            );
+                        }
+                    }
                     if let Some(opcodes) = restrict {
                         driver.restrict(opcodes)?;
                     }

@@ -169,7 +169,7 @@ pub unsafe trait OpCode: 'static {
     /// True if the operation waits for a device (I/O on an `O_DIRECT` file). The io_uring driver
     /// submits such an operation at once instead of with the rest of the tick's batch: a
     /// device queue left short while the worker polls other tasks costs more than the extra
-    /// `io_uring_enter` (`benches/direct.rs`: 0.78x fio's IOPS batched, 1.0x submitted at once).
+    /// `io_uring_enter` (`benches/direct.rs`: 0.83x fio's IOPS batched, 1.0x submitted at once).
     fn device_io(&self) -> bool {
         false
     }

@@ -131,6 +131,8 @@ unsafe impl<B: IoBufMut> OpCode for Read<B> {
         match e.raw_os_error() {
             // Not cached (or a lock was contended): the ring or the pool does it.
             Some(libc::EAGAIN) => None,
+            // An offset past i64::MAX is the read's own EINVAL, not a refusal of RWF_NOWAIT.
+            Some(libc::EINVAL) if offset < -1 => Some(Err(e)),
             // The filesystem or kernel does not do non-blocking reads: never try again here.
             Some(libc::EOPNOTSUPP | libc::EINVAL | libc::ENOSYS) => {
                 self._fd.no_nowait_reads();

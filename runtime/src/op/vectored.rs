@@ -85,6 +85,10 @@ unsafe impl<B: IoBufMut> OpCode for Readv<B> {
         } as libc::c_long)
     }
 
+    fn device_io(&self) -> bool {
+        self.kind == FdKind::File && self.fd.is_direct()
+    }
+
     fn shared_fd(&self) -> Option<&SharedFd> {
         Some(&self.fd)
     }
@@ -170,6 +174,10 @@ unsafe impl<B: IoBuf> OpCode for Writev<B> {
                 libc::pwritev(fd, iov, cnt, self.offset as i64)
             }
         } as libc::c_long)
+    }
+
+    fn device_io(&self) -> bool {
+        self.kind == FdKind::File && self.fd.is_direct()
     }
 
     fn shared_fd(&self) -> Option<&SharedFd> {

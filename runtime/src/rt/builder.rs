@@ -28,6 +28,7 @@ pub struct Builder {
     pub(crate) uring_fault: Option<i32>,
     pub(crate) restrict: Option<Vec<OpClass>>,
     pub(crate) max_in_flight: usize,
+    pub(crate) io_wq_max_workers: Option<[u32; 2]>,
 }
 
 impl Default for Builder {
@@ -44,6 +45,7 @@ impl Default for Builder {
             uring_fault: None,
             restrict: None,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            io_wq_max_workers: None,
         }
     }
 }
@@ -142,6 +144,23 @@ impl Builder {
         self
     }
 
+    /// Bounds the kernel threads (io-wq) that run a worker's operations io_uring cannot
+    /// complete inline — path operations such as `statx`/`openat`, buffered writes that must
+    /// wait, `splice` — to `bounded` for work on regular files and block devices and
+    /// `unbounded` for the rest (`IORING_REGISTER_IOWQ_MAX_WORKERS`, Linux 5.15; 0 keeps the
+    /// kernel's default, which is up to 4 per CPU for bounded work and the process's
+    /// `RLIMIT_NPROC` for unbounded). io-wq threads belong to the worker thread, so the bound is
+    /// per worker: a server facing a flood of slow path operations (a hung network filesystem)
+    /// keeps a known number of kernel threads per core instead of up to four per CPU, the rest
+    /// waiting in the kernel's queue. Throughput of fast operations does not suffer on this
+    /// machine: `statx` of 10k files ran as fast with one io-wq thread as with the default.
+    /// A kernel without the call logs a warning and keeps its default. No effect on epoll (see
+    /// [`Builder::max_blocking_threads`]).
+    pub fn io_wq_max_workers(mut self, bounded: u32, unbounded: u32) -> Self {
+        self.io_wq_max_workers = Some([bounded, unbounded]);
+        self
+    }
+
     pub(crate) fn driver_config(&self) -> DriverConfig {
         DriverConfig {
             entries: self.entries,
@@ -150,6 +169,7 @@ impl Builder {
                 .as_deref()
                 .map(crate::driver::restrict::allowlist),
             max_in_flight: self.max_in_flight,
+            io_wq_max_workers: self.io_wq_max_workers,
         }
     }
 
