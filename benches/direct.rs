@@ -254,7 +254,7 @@ fn main() -> io::Result<()> {
     results::write(
         "direct",
         &[results::Row {
-            workload: "4 KiB random read, O_DIRECT, QD 32".into(),
+            workload: "4 KiB O_DIRECT random read (QD 32; device)".into(),
             unit: "IOPS",
             hoop: med[0],
             tokio,

@@ -30,6 +30,7 @@ pub fn write(bench: &str, rows: &[Row]) -> std::io::Result<()> {
     let mut f = std::fs::File::create(dir().join(format!("{bench}.csv")))?;
     writeln!(f, "workload,unit,hoop,tokio,higher_is_better")?;
     for r in rows {
+        assert!(!r.workload.contains(','), "a workload label is a CSV field");
         writeln!(
             f,
             "{},{},{},{},{}",
