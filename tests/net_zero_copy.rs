@@ -312,6 +312,55 @@ async fn send_file_sends_a_file_range_into_a_socket() {
     std::fs::remove_file(&path).unwrap();
 }
 
+/// A file not in the page cache: on epoll the inline read is refused (`EAGAIN`) and the
+/// blocking pool reads each chunk; on io_uring the ring waits for the disk. Same bytes either way.
+#[hoop::test]
+async fn send_file_of_an_uncached_file() {
+    use std::os::fd::AsRawFd;
+    let driver = hoop::runtime_info().unwrap().driver;
+    let path = std::env::temp_dir().join(format!(
+        "hoop-sendfile-cold-{driver}-{}",
+        std::process::id()
+    ));
+    let data = pattern((3 << 20) + 99, 3);
+    std::fs::write(&path, &data).unwrap();
+    let std_file = std::fs::File::open(&path).unwrap();
+    // SAFETY: statfs fills a local struct; fdatasync and posix_fadvise take only an fd we own.
+    let (on_tmpfs, evicted) = unsafe {
+        let mut st: libc::statfs = std::mem::zeroed();
+        let on_tmpfs = libc::statfs(c"/tmp".as_ptr(), &mut st) == 0
+            && st.f_type == libc::TMPFS_MAGIC as libc::__fsword_t
+            && path.starts_with("/tmp");
+        let evicted = libc::fdatasync(std_file.as_raw_fd()) == 0
+            && libc::posix_fadvise(std_file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) == 0;
+        (on_tmpfs, evicted)
+    };
+    let file = hoop::fs::File::open(&path).await.unwrap();
+    let (client, server) = connected_pair().await;
+    let reader = hoop::spawn(async move {
+        let mut got = Vec::new();
+        loop {
+            let (n, buf) = server.read(Vec::with_capacity(1 << 16)).await;
+            if n.unwrap() == 0 {
+                return got;
+            }
+            got.extend_from_slice(&buf);
+        }
+    });
+    let pooled = hoop::metrics().unwrap().ops_blocking;
+    let sent = client.send_file(&file, 0, data.len() as u64).await.unwrap();
+    assert_eq!(sent, data.len() as u64);
+    if driver == hoop::DriverKind::Epoll && evicted && !on_tmpfs {
+        assert!(
+            hoop::metrics().unwrap().ops_blocking > pooled,
+            "no chunk went to the blocking pool"
+        );
+    }
+    drop(client);
+    assert!(reader.await.unwrap() == data);
+    std::fs::remove_file(&path).unwrap();
+}
+
 #[hoop::test]
 async fn splice_file_moves_a_file_range_through_a_pipe() {
     let driver = hoop::runtime_info().unwrap().driver.to_string();
