@@ -280,6 +280,18 @@ async fn udp_send_to_zc_round_trip() {
     assert_eq!(&buf[..n.unwrap()], b"connected");
 }
 
+/// Everything `stream` receives until the peer closes.
+async fn read_to_end(stream: TcpStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    loop {
+        let (n, buf) = stream.read(Vec::with_capacity(1 << 16)).await;
+        if n.unwrap() == 0 {
+            return got;
+        }
+        got.extend_from_slice(&buf);
+    }
+}
+
 #[hoop::test]
 async fn send_file_sends_a_file_range_into_a_socket() {
     let driver = hoop::runtime_info().unwrap().driver.to_string();
@@ -289,16 +301,7 @@ async fn send_file_sends_a_file_range_into_a_socket() {
     let file = hoop::fs::File::open(&path).await.unwrap();
     let (client, server) = connected_pair().await;
     let expected = data[1000..].to_vec();
-    let reader = hoop::spawn(async move {
-        let mut got = Vec::new();
-        loop {
-            let (n, buf) = server.read(Vec::with_capacity(1 << 16)).await;
-            if n.unwrap() == 0 {
-                return got;
-            }
-            got.extend_from_slice(&buf);
-        }
-    });
+    let reader = hoop::spawn(read_to_end(server));
     // Asking for more than the file holds sends what there is.
     let sent = client
         .send_file(&file, 1000, data.len() as u64)
@@ -337,16 +340,7 @@ async fn send_file_of_an_uncached_file() {
     };
     let file = hoop::fs::File::open(&path).await.unwrap();
     let (client, server) = connected_pair().await;
-    let reader = hoop::spawn(async move {
-        let mut got = Vec::new();
-        loop {
-            let (n, buf) = server.read(Vec::with_capacity(1 << 16)).await;
-            if n.unwrap() == 0 {
-                return got;
-            }
-            got.extend_from_slice(&buf);
-        }
-    });
+    let reader = hoop::spawn(read_to_end(server));
     let pooled = hoop::metrics().unwrap().ops_blocking;
     let sent = client.send_file(&file, 0, data.len() as u64).await.unwrap();
     assert_eq!(sent, data.len() as u64);
@@ -371,16 +365,7 @@ async fn splice_file_moves_a_file_range_through_a_pipe() {
     let file = hoop::fs::File::open(&path).await.unwrap();
     let (client, server) = connected_pair().await;
     let expected = data[77..].to_vec();
-    let reader = hoop::spawn(async move {
-        let mut got = Vec::new();
-        loop {
-            let (n, buf) = server.read(Vec::with_capacity(1 << 16)).await;
-            if n.unwrap() == 0 {
-                return got;
-            }
-            got.extend_from_slice(&buf);
-        }
-    });
+    let reader = hoop::spawn(read_to_end(server));
     let sent = hoop::io::splice_file(file.shared_fd(), 77, data.len() as u64, client.shared_fd())
         .await
         .unwrap();

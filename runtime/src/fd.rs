@@ -63,7 +63,9 @@ impl SharedFd {
         self.status_flags().is_some_and(|f| f & libc::O_DIRECT != 0)
     }
 
-    /// `F_GETFL`, asked once per fd (hoop never changes an fd's status flags after opening it).
+    /// `F_GETFL`, asked once per fd. hoop never changes status flags after opening; a caller
+    /// toggling `O_DIRECT` through the raw fd only changes which path (inline, batched, at
+    /// once) later operations take, never their result.
     fn status_flags(&self) -> Option<i32> {
         let flags = match self.inner.status_flags.get() {
             Some(flags) => flags,
