@@ -165,3 +165,62 @@ fn child_under_seccomp() {
     assert_eq!(err.raw_os_error(), None, "wrapped with context: {err}");
     assert!(err.to_string().contains("unavailable"));
 }
+
+/// Pipe I/O and a timed wait: every kind of enter the worker makes (and allowed on a ring
+/// restricted to file I/O).
+fn exercise(rt: &Runtime) {
+    rt.block_on(async {
+        let (r, w) = hoop::io::pipe().unwrap();
+        let (res, _) = w.write(b"x".to_vec()).await;
+        res.unwrap();
+        let (res, buf) = r.read(Vec::with_capacity(1)).await;
+        assert_eq!((res.unwrap(), &buf[..]), (1, &b"x"[..]));
+        hoop::time::sleep(std::time::Duration::from_millis(2)).await;
+    });
+}
+
+/// The worker enters its ring by a registered index (no fd lookup per enter); the registration
+/// is released with the runtime — the thread's table has 16 slots, so 40 runtimes in a row
+/// would run out if it were not — and a thread with more live rings than slots enters the
+/// others by fd. Restricted rings release theirs too (the unregister call is on their
+/// allowlist).
+#[test]
+fn ring_fd_is_registered_and_released_with_its_runtime() {
+    if common::io_uring_denied() {
+        return;
+    }
+    let build = || {
+        Runtime::builder()
+            .workers(1)
+            .driver(Driver::IoUring)
+            .build()
+            .unwrap()
+    };
+    for i in 0..40 {
+        let rt = if i % 2 == 0 {
+            build()
+        } else {
+            Runtime::builder()
+                .workers(1)
+                .driver(Driver::IoUring)
+                .restrict_to(&[hoop::OpClass::Files])
+                .build()
+                .unwrap()
+        };
+        assert!(
+            rt.info().uring_setup.contains("REGISTERED_RING_FD"),
+            "{}",
+            rt.info().uring_setup
+        );
+        exercise(&rt);
+    }
+    let live: Vec<Runtime> = (0..20).map(|_| build()).collect();
+    let registered = live
+        .iter()
+        .filter(|rt| rt.info().uring_setup.contains("REGISTERED_RING_FD"))
+        .count();
+    assert_eq!(registered, 16, "the kernel's per-thread table has 16 slots");
+    for rt in &live {
+        exercise(rt);
+    }
+}

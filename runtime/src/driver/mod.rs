@@ -9,6 +9,7 @@
 //! - shutdown cancels and drains every in-flight operation, or — if the kernel does not answer
 //!   within the runtime's shutdown timeout — leaks their memory and the ring with it.
 
+mod enter;
 mod epoll;
 mod fixed_table;
 pub(crate) mod lifecycle;

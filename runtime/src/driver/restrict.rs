@@ -112,6 +112,8 @@ pub(crate) const REGISTER_OPS: &[u8] = &[
     10, // IORING_UNREGISTER_PERSONALITY
     15, // IORING_REGISTER_BUFFERS2
     16, // IORING_REGISTER_BUFFERS_UPDATE
+    21, // IORING_UNREGISTER_RING_FDS: the worker's ring fd, registered before the restrictions,
+    //     is released with the runtime (else the thread's table keeps the ring alive)
     22, // IORING_REGISTER_PBUF_RING
     23, // IORING_UNREGISTER_PBUF_RING
 ];

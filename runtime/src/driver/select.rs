@@ -50,7 +50,8 @@ pub struct RuntimeInfo {
     /// Why it was chosen ("requested by the builder", "HOOP_DRIVER=epoll", "io_uring
     /// unavailable: …").
     pub reason: String,
-    /// The io_uring setup flags the kernel accepted (empty on epoll).
+    /// The io_uring setup flags the kernel accepted, and `REGISTERED_RING_FD` if the worker
+    /// enters its ring by a registered index (empty on epoll).
     pub uring_setup: String,
     /// Number of workers of the runtime.
     pub workers: usize,

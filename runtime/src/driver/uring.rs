@@ -7,6 +7,7 @@
 //! operation's memory. CQ overflow (`IORING_SQ_CQ_OVERFLOW`) makes the next enter flush the
 //! kernel's backlog, which the io-uring crate does by adding `GETEVENTS`.
 
+use super::enter::RingEnter;
 use super::fixed_table::FixedTable;
 use super::lifecycle::{Arrival, Completion, Ops};
 use super::DriverStats;
@@ -15,7 +16,7 @@ use crate::op::DynOp;
 use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Weak;
 use std::time::Duration;
 
@@ -25,6 +26,8 @@ const CANCEL: u64 = u64::MAX;
 const DOORBELL: u64 = u64::MAX - 1;
 
 pub(crate) struct UringDriver {
+    /// Declared before `ring`, so dropped first: unregistering the ring fd needs the ring open.
+    enter: RingEnter,
     ring: IoUring,
     /// Boxed: the probe's op table is 2 KiB, which would bloat every `Backend`.
     probe: Box<Probe>,
@@ -124,7 +127,13 @@ impl UringDriver {
             rw_cur_pos = ring.params().is_feature_rw_cur_pos(),
             "io_uring ready"
         );
+        let enter = RingEnter::new(ring.as_raw_fd());
+        let mut setup = setup.to_string();
+        if enter.is_registered() {
+            setup.push_str("|REGISTERED_RING_FD");
+        }
         Ok(UringDriver {
+            enter,
             ring,
             probe,
             doorbell_fd,
@@ -135,7 +144,7 @@ impl UringDriver {
             fixed: FixedTable::default(),
             free_bgids: Vec::new(),
             next_bgid: 0,
-            setup: setup.to_string(),
+            setup,
             restricted: false,
         })
     }
@@ -356,17 +365,15 @@ impl UringDriver {
     fn enter(&mut self, timeout: Option<Duration>, stats: &mut DriverStats) -> io::Result<()> {
         let mut sq = self.ring.submission();
         sq.sync();
-        let idle = sq.is_empty() && !sq.taskrun() && !sq.cq_overflow();
+        let pending = sq.len() as u32;
+        // Deferred task work and overflowed completions are only processed by GETEVENTS.
+        let getevents = sq.taskrun() || sq.cq_overflow();
         drop(sq);
         let res = match timeout {
-            Some(Duration::ZERO) if idle => return Ok(()),
-            Some(Duration::ZERO) => self.ring.submit(),
-            Some(t) => {
-                let ts = types::Timespec::from(t);
-                let args = types::SubmitArgs::new().timespec(&ts);
-                self.ring.submitter().submit_with_args(1, &args)
-            }
-            None => self.ring.submit_and_wait(1),
+            Some(Duration::ZERO) if pending == 0 && !getevents => return Ok(()),
+            Some(Duration::ZERO) => self.enter.enter(pending, false, getevents, None),
+            Some(t) => self.enter.enter(pending, true, true, Some(t)),
+            None => self.enter.enter(pending, true, true, None),
         };
         stats.enters += 1;
         match res {

@@ -15,6 +15,11 @@ use std::task::{Context, Poll};
 /// Building it does nothing; the first poll submits. Dropping it before completion cancels the
 /// operation; the operation's data lives on in the driver until the kernel is done with it. It is
 /// `!Send` (it holds its worker's driver): an operation belongs to the worker that started it.
+///
+/// The operation is kept inline until it is handed to the kernel or the blocking pool, where it
+/// moves to the heap (the kernel needs an address that outlives the future). Operations completed
+/// by a syscall on the worker's thread — page-cache reads, and socket I/O on the epoll driver —
+/// allocate nothing.
 #[must_use = "operations do nothing unless awaited"]
 pub struct Op<T: OpCode> {
     state: State<T>,
@@ -24,7 +29,7 @@ pub struct Op<T: OpCode> {
 
 enum State<T> {
     /// Not yet started.
-    Idle(Box<T>),
+    Idle(T),
     /// An SQE is in the ring: the operation, or (`polling`) a POLL_ADD before retrying it.
     Ring {
         driver: DriverRef,
@@ -38,9 +43,10 @@ enum State<T> {
         user_data: u64,
     },
     /// Performed by syscalls on this thread, waiting on the epoll driver between attempts.
+    /// Inline: no kernel reference to the data outlives a syscall, so it may move between polls.
     Ready {
         driver: DriverRef,
-        data: Box<T>,
+        data: T,
         waiter: Option<Waiter>,
     },
     Done,
@@ -49,14 +55,33 @@ enum State<T> {
 enum Step<T> {
     Wait,
     Again,
-    Finish(Box<T>, io::Result<u32>),
+    Finish(Data<T>, io::Result<u32>),
 }
+
+/// An operation's data when it finishes: inline, or on the heap if the kernel or the pool had it.
+enum Data<T> {
+    Inline(T),
+    Heap(Box<T>),
+}
+
+impl<T> Data<T> {
+    fn into_inner(self) -> T {
+        match self {
+            Data::Inline(t) => t,
+            Data::Heap(b) => *b,
+        }
+    }
+}
+
+// The op data is never pinned: an inline op is only touched by synchronous syscalls that keep no
+// pointer into it after they return, and an op the kernel may reference is boxed.
+impl<T: OpCode> Unpin for Op<T> {}
 
 impl<T: OpCode> Op<T> {
     /// Wraps an operation; nothing happens until the first poll.
     pub fn new(op: T) -> Self {
         Op {
-            state: State::Idle(Box::new(op)),
+            state: State::Idle(op),
             creds: None,
         }
     }
@@ -76,9 +101,10 @@ impl<T: OpCode> Op<T> {
         }
     }
 
-    fn take_data(&mut self) -> Box<T> {
+    fn take_data(&mut self) -> Data<T> {
         match std::mem::replace(&mut self.state, State::Done) {
-            State::Idle(data) | State::Ring { data, .. } | State::Ready { data, .. } => data,
+            State::Idle(data) | State::Ready { data, .. } => Data::Inline(data),
+            State::Ring { data, .. } => Data::Heap(data),
             State::Pool { .. } | State::Done => unreachable!("no data held in this state"),
         }
     }
@@ -122,9 +148,9 @@ impl<T: OpCode> Op<T> {
                         ..
                     },
                     Some((c, _)),
-                ) => Step::Finish(data, c.result()),
+                ) => Step::Finish(Data::Heap(data), c.result()),
                 (State::Pool { .. }, Some((c, Some(data)))) => {
-                    Step::Finish(downcast::<T>(data), c.result())
+                    Step::Finish(Data::Heap(downcast::<T>(data)), c.result())
                 }
                 (State::Pool { .. }, _) => Step::Wait,
                 (state, _) => {
@@ -138,7 +164,7 @@ impl<T: OpCode> Op<T> {
                 if !d.admit(cx.waker()) {
                     return Step::Wait;
                 }
-                let data = self.take_data();
+                let data = self.take_data().into_inner();
                 self.start(&driver, &mut d, data, cx)
             }
             State::Ring {
@@ -158,9 +184,9 @@ impl<T: OpCode> Op<T> {
                 if polling {
                     // Readiness arrived (or the poll failed): run the operation again.
                     if c.res < 0 {
-                        return Step::Finish(data, c.result());
+                        return Step::Finish(Data::Heap(data), c.result());
                     }
-                    return self.start(&driver, &mut d, data, cx);
+                    return self.start(&driver, &mut d, *data, cx);
                 }
                 if c.res == -libc::EAGAIN {
                     if let Plan::Readiness { fd, interest, .. } = data.plan() {
@@ -170,7 +196,7 @@ impl<T: OpCode> Op<T> {
                         return self.submit(&driver, &mut d, data, entry, true, cx);
                     }
                 }
-                Step::Finish(data, c.result())
+                Step::Finish(Data::Heap(data), c.result())
             }
             State::Pool { user_data, .. } => {
                 let Some((c, returned)) = d.take_completion(*user_data, cx.waker()) else {
@@ -178,7 +204,7 @@ impl<T: OpCode> Op<T> {
                 };
                 self.state = State::Done;
                 let data = downcast::<T>(returned.expect("the pool returns the op it ran"));
-                Step::Finish(data, c.result())
+                Step::Finish(Data::Heap(data), c.result())
             }
             State::Ready { data, waiter, .. } => {
                 let Backend::Epoll(epoll) = &mut d.backend else {
@@ -219,7 +245,7 @@ impl<T: OpCode> Op<T> {
         &mut self,
         driver: &DriverRef,
         d: &mut IoDriver,
-        mut data: Box<T>,
+        mut data: T,
         cx: &mut Context<'_>,
     ) -> Step<T> {
         // The inline attempt runs as this thread's user, so not for operations run as another;
@@ -239,16 +265,19 @@ impl<T: OpCode> Op<T> {
                 if let Some(res) = data.try_nowait() {
                     d.stats.completed += 1;
                     d.stats.inline += 1;
-                    return Step::Finish(data, res);
+                    return Step::Finish(Data::Inline(data), res);
                 }
             }
         }
         if let Backend::Uring(ring) = &d.backend {
-            if let Some(entry) = data.uring_entry() {
+            // Boxed before `uring_entry`: the SQE may point into the op, which must not move.
+            let mut boxed = Box::new(data);
+            if let Some(entry) = boxed.uring_entry() {
                 if ring.supports(entry.get_opcode() as u8) {
-                    return self.submit(driver, d, data, entry, false, cx);
+                    return self.submit(driver, d, boxed, entry, false, cx);
                 }
             }
+            data = *boxed;
         }
         match data.plan() {
             Plan::Now => {
@@ -259,7 +288,7 @@ impl<T: OpCode> Op<T> {
                 }
                 let res = data.perform();
                 d.stats.completed += 1;
-                Step::Finish(data, res)
+                Step::Finish(Data::Inline(data), res)
             }
             Plan::Readiness { fd, interest, .. } => {
                 if let Backend::Uring(_) = d.backend {
@@ -268,9 +297,9 @@ impl<T: OpCode> Op<T> {
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                             let entry =
                                 opcode::PollAdd::new(types::Fd(fd), interest.poll_mask()).build();
-                            self.submit(driver, d, data, entry, true, cx)
+                            self.submit(driver, d, Box::new(data), entry, true, cx)
                         }
-                        res => Step::Finish(data, res),
+                        res => Step::Finish(Data::Inline(data), res),
                     };
                 }
                 self.state = State::Ready {
@@ -284,7 +313,7 @@ impl<T: OpCode> Op<T> {
                 let user_data =
                     d.ops
                         .insert_counted(Some(cx.waker().clone()), false, data.has_nowait());
-                match d.submit_blocking(user_data, data, self.creds.clone()) {
+                match d.submit_blocking(user_data, Box::new(data), self.creds.clone()) {
                     Ok(()) => {
                         self.state = State::Pool {
                             driver: driver.clone(),
@@ -294,7 +323,7 @@ impl<T: OpCode> Op<T> {
                     }
                     Err((data, e)) => {
                         d.ops.remove(user_data);
-                        Step::Finish(downcast::<T>(data), Err(e))
+                        Step::Finish(Data::Heap(downcast::<T>(data)), Err(e))
                     }
                 }
             }
@@ -316,7 +345,7 @@ impl<T: OpCode> Op<T> {
         if let (Some(creds), false, Backend::Uring(ring)) = (&self.creds, polling, &mut d.backend) {
             match ring.personality(creds) {
                 Ok(id) => entry = entry.personality(id),
-                Err(e) => return Step::Finish(data, Err(e)),
+                Err(e) => return Step::Finish(Data::Heap(data), Err(e)),
             }
         }
         let user_data = d.ops.insert_counted(
@@ -358,7 +387,7 @@ impl<T: OpCode> Future for Op<T> {
                 Step::Again => continue,
                 // Completed outside the driver borrow: `complete` may drop fds and buffers whose
                 // destructors use the driver.
-                Step::Finish(data, res) => return Poll::Ready(data.complete(res)),
+                Step::Finish(data, res) => return Poll::Ready(data.into_inner().complete(res)),
             }
         }
     }

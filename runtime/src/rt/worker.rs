@@ -99,8 +99,13 @@ fn tick(core: &Core, scratch: &mut Scratch, main_woken: &AtomicBool) -> bool {
     }
     let more = core.executor.run(TASKS_PER_TICK);
 
-    let now = Instant::now();
-    core.timers.borrow_mut().expired(now, &mut scratch.timers);
+    // The clock is read only when a timer is pending: a vDSO call per tick shows in profiles
+    // of I/O round trips (2 % of a pipe ping-pong).
+    if core.timers.borrow().next_deadline().is_some() {
+        core.timers
+            .borrow_mut()
+            .expired(Instant::now(), &mut scratch.timers);
+    }
     let fired = !scratch.timers.is_empty();
     for w in scratch.timers.drain(..) {
         w.wake();
