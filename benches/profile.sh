@@ -1,18 +1,29 @@
 #!/usr/bin/env bash
-# Where the cycles go: perf (cpu-clock sampling, works in VMs without PMU counters) of the echo
-# servers and the file-read benches, grouped by benches/profiles/categorize.py into
-# benches/profiles/*.txt. Needs perf (`apt-get install linux-perf`; the script installs it).
-#   benches/profile.sh
+# Where the cycles go: perf (cpu-clock sampling, works in VMs without PMU counters) of every
+# workload of the comparison — echo servers, page-cache reads and statx, the 1 GiB download,
+# O_DIRECT reads, the pipe round trip — grouped by benches/profiles/categorize.py into
+# benches/profiles/*.txt. Needs perf (`apt-get install linux-perf`; the script installs it),
+# and nginx/fio for their rows (benches/compare.sh installs them).
+#   benches/profile.sh [echo fs download direct runtime]   (default: all)
+#
+# cpu-clock samples are taken by a timer interrupt, so in a VM time spent with interrupts
+# disabled is charged to where they are re-enabled (`_raw_spin_unlock_irqrestore`,
+# `handle_softirqs`): the categories are right, single kernel symbols less so.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v perf >/dev/null || { apt-get update -qq && apt-get install -y -qq linux-perf; }
 out=benches/profiles
 data=$(mktemp -d)
 trap 'rm -rf "$data"' EXIT
-cargo bench --bench echo --no-run
-cargo bench --bench fs --no-run
-echo_bin=$(ls -t target/release/deps/echo-* | grep -v '\.d$' | head -1)
-fs_bin=$(ls -t target/release/deps/fs-* | grep -v '\.d$' | head -1)
+parts=${*:-echo fs download direct runtime}
+want() { [[ " $parts " == *" $1 "* ]]; }
+bin() { cargo bench --bench "$1" --no-run 2>&1 | sed -n "s/.*Executable benches\/$1.rs (\(.*\))/\1/p"; }
+# Every thread but the idle loop and perf (system-wide recordings of CPU 0, where the load
+# benches pin the measured side; or all threads of a process, io-wq threads included).
+busy="-swapper,perf,perf-exec"
+
+if want echo; then
+echo_bin=$(bin echo)
 {
     echo "# echo servers: self time by category (perf cpu-clock, server thread only)"
     echo "# $(uname -r), $(nproc) CPUs, $(date +%F)"
@@ -22,22 +33,75 @@ fs_bin=$(ls -t target/release/deps/fs-* | grep -v '\.d$' | head -1)
                 "$echo_bin" --only "$server" --scenario "$scenario" --secs 3 --rounds 1 |
                 grep " x " | grep -v "conns x size\|ping-pong" || true
             echo "## $server, $scenario"
-            python3 $out/categorize.py "$data/p" "$server-srv"
+            python3 $out/categorize.py "$data/p" "$server-srv" 8
         done
     done
 } > $out/echo.txt 2>&1
+cat $out/echo.txt
+fi
+
+if want fs; then
+fs_bin=$(bin fs)
 {
     echo "# 4 KiB random reads, page cache: self time by category (whole process)"
     echo "# $(uname -r), $(nproc) CPUs, $(date +%F)"
-    for id in read_4k_random_qd1/hoop-io_uring read_4k_random_qd1/std-pread read_4k_random_qd32/hoop-io_uring; do
+    for id in read_4k_random_qd1/hoop-io_uring read_4k_random_qd1/std-pread \
+        read_4k_random_qd32/hoop-io_uring statx_10k_files/hoop-io_uring statx_10k_files/std-loop; do
         perf record -q -F 4000 -e cpu-clock -g -o "$data/p" -- \
             "$fs_bin" --bench "$id" --profile-time 4 >/dev/null 2>&1
         echo "## $id"
-        comm=${fs_bin##*/}
-        python3 $out/categorize.py "$data/p" "${comm:0:15}" | head -9 || true
-        echo "top symbols:"
-        perf report -i "$data/p" --no-children --sort sym --stdio -g none 2>/dev/null |
-            grep -v "^#" | grep "%" | head -8 || true
+        # Every thread of the process: statx runs on the kernel's io-wq threads (iou-wrk-*).
+        python3 $out/categorize.py "$data/p" "$busy" 8 || true
     done
 } > $out/fs_read.txt 2>&1
-cat $out/echo.txt $out/fs_read.txt
+cat $out/fs_read.txt
+fi
+
+if want download; then
+cargo build --release --example fileserver
+download_bin=$(bin download)
+{
+    echo "# 1 GiB over loopback HTTP: CPU 0 (the server's; the client runs on CPU 1) by category"
+    echo "# $(uname -r), $(nproc) CPUs, $(date +%F)"
+    for server in hoop hoop-epoll tokio nginx; do
+        perf record -q -C 0 -F 2000 -e cpu-clock -g -o "$data/p" -- \
+            "$download_bin" --only "$server" --rounds 2 2>&1 | grep -E "^[a-z-]+: .*GB/s" || true
+        echo "## $server"
+        python3 $out/categorize.py "$data/p" "$busy" 10 || true
+    done
+} > $out/download.txt 2>&1
+cat $out/download.txt
+fi
+
+if want direct; then
+direct_bin=$(bin direct)
+{
+    echo "# 4 KiB O_DIRECT random reads, QD 32: CPU 0 (the reader's) by category"
+    echo "# $(uname -r), $(nproc) CPUs, $(date +%F)"
+    for reader in hoop hoop-fixed fio fio-fixed; do
+        perf record -q -C 0 -F 2000 -e cpu-clock -g -o "$data/p" -- \
+            "$direct_bin" --only "$reader" --rounds 1 2>&1 | grep "IOPS$" || true
+        echo "## $reader"
+        echo "CPU 0 idle: $(perf report -i "$data/p" --no-children --sort comm --stdio -g none 2>/dev/null |
+            awk '$2 == "swapper" {print $1}')"
+        python3 $out/categorize.py "$data/p" "$busy" 8 || true
+    done
+} > $out/direct.txt 2>&1
+cat $out/direct.txt
+fi
+
+if want runtime; then
+runtime_bin=$(bin runtime)
+{
+    echo "# pipe and nop round trips (io_round_trip): the whole process by category"
+    echo "# $(uname -r), $(nproc) CPUs, $(date +%F)"
+    for id in io_round_trip/pipe_1B/hoop-io_uring io_round_trip/pipe_1B/tokio \
+        io_round_trip/nop/hoop-io_uring; do
+        perf record -q -F 4000 -e cpu-clock -g -o "$data/p" -- \
+            "$runtime_bin" --bench "$id" --profile-time 4 >/dev/null 2>&1
+        echo "## $id"
+        python3 $out/categorize.py "$data/p" "$busy" 12 || true
+    done
+} > $out/runtime.txt 2>&1
+cat $out/runtime.txt
+fi

@@ -1,16 +1,21 @@
 #!/usr/bin/env python3
 """Groups a perf profile's self time by where it goes: copies to user space, the kernel's
 filesystem and network stack, the io_uring or epoll machinery, syscall entry/exit, memory and
-scheduling, and user space (the runtime and the application). Usage: categorize.py DATA COMM
-(COMM: the thread name, at most 15 characters)."""
+scheduling, and user space (the runtime and the application), then prints the TOP hottest
+symbols. Usage: categorize.py DATA COMMS [TOP]. COMMS: thread names (at most 15 characters),
+comma-separated; with a leading '-', every thread but these (for system-wide recordings of one
+CPU: "-swapper,perf,perf-exec" is "whatever ran on it but the idle loop and perf")."""
 import re
 import subprocess
 import sys
 
-data, comm = sys.argv[1], sys.argv[2]
+data, comms = sys.argv[1], sys.argv[2]
+top = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+exclude = comms.startswith("-")
+names = set(comms.lstrip("-").split(","))
 out = subprocess.run(
-    ["perf", "report", "-i", data, "--comms", comm, "--no-children", "--sort", "dso,sym",
-     "--stdio", "-g", "none"],
+    ["perf", "report", "-i", data, "--no-children", "--sort", "comm,dso,sym", "--stdio", "-g",
+     "none", "--percent-limit", "0"],
     capture_output=True, text=True).stdout
 CATS = [
     ("copy to/from user", r"_copy_to_iter|_copy_from_iter|copy_user|rep_movs|copy_page"),
@@ -24,11 +29,16 @@ CATS = [
 ]
 totals = {}
 user = 0.0
+symbols = {}
 for line in out.splitlines():
-    m = re.match(r"\s+([\d.]+)%\s+(\S+)\s+\[(.)\]\s+(.*)", line)
+    m = re.match(r"\s+([\d.]+)%\s+(\S+)\s+(\S+)\s+\[(.)\]\s+(.*)", line)
     if not m:
         continue
-    pct, dso, kind, sym = float(m.group(1)), m.group(2), m.group(3), m.group(4).strip()
+    pct, comm, kind, sym = float(m.group(1)), m.group(2), m.group(4), m.group(5).strip()
+    if (comm in names) == exclude:
+        continue
+    key = f"[{'k' if kind == 'k' else '.'}] {sym}"
+    symbols[key] = symbols.get(key, 0) + pct
     if kind == ".":
         user += pct
         continue
@@ -42,3 +52,7 @@ totals["user space (runtime + app + libc)"] = user
 whole = sum(totals.values()) or 1.0
 for name, pct in sorted(totals.items(), key=lambda kv: -kv[1]):
     print(f"{100 * pct / whole:6.1f}%  {name}")
+if top:
+    print("top symbols:")
+    for sym, pct in sorted(symbols.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"  {100 * pct / whole:6.1f}%  {sym}")

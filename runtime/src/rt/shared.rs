@@ -115,7 +115,9 @@ impl WorkerShared {
     /// worker only; resetting `rung` before taking means a concurrent push either lands in this
     /// batch or rings again.
     pub(crate) fn take_inbox(&self, into: &mut Vec<Remote>) {
-        if !self.rung.swap(false, Ordering::AcqRel) {
+        // A plain load first: the swap is a locked instruction, and the inbox is empty on almost
+        // every tick. A push this load misses rang the eventfd, which ends the next wait.
+        if !self.rung.load(Ordering::Acquire) || !self.rung.swap(false, Ordering::AcqRel) {
             return;
         }
         let mut inbox = self.inbox.lock().unwrap_or_else(|e| e.into_inner());
