@@ -191,3 +191,55 @@ async fn submissions_are_batched_per_tick() {
     let enters = hoop::metrics().unwrap().enters - before;
     assert!(enters < 10, "50 nops took {enters} io_uring_enter calls");
 }
+
+/// On io_uring, pipe I/O with nothing else queued is one `RWF_NOWAIT` syscall on the worker's
+/// thread, not a ring round trip: a write with room, and a read after a read that filled its
+/// buffer (more data is likely waiting). A read of an empty pipe and a write into a full one
+/// fall back to the ring, which waits, and every byte arrives in order. On epoll the same code
+/// takes the readiness path and is not counted as inline.
+#[hoop::test]
+async fn pipe_io_completes_inline_when_it_can() {
+    let uring = hoop::runtime_info().unwrap().driver == hoop::DriverKind::IoUring;
+    let inline = || hoop::metrics().unwrap().ops_inline;
+    let (r, w) = hoop::io::pipe().unwrap();
+    let before = inline();
+    let (res, _) = w.write(b"0123456789abcdef".to_vec()).await;
+    assert_eq!(res.unwrap(), 16);
+    // No hint yet for reads: the ring. It fills its 8 bytes, so the next read is tried inline.
+    let (res, first) = r.read(Vec::with_capacity(8)).await;
+    assert_eq!(res.unwrap(), 8);
+    let (res, second) = r.read(Vec::with_capacity(8)).await;
+    assert_eq!(res.unwrap(), 8);
+    assert_eq!([&first[..], &second[..]].concat(), b"0123456789abcdef");
+    let expected = if uring { 2 } else { 0 };
+    assert_eq!(inline() - before, expected, "the write and the second read");
+
+    // The pipe is empty: the hinted read would block, goes to the ring and waits for the writer.
+    let reader = hoop::spawn(async move {
+        let (res, buf) = r.read(Vec::with_capacity(8)).await;
+        res.unwrap();
+        (r, buf)
+    });
+    hoop::yield_now().await;
+    let (res, _) = w.write(b"late".to_vec()).await;
+    res.unwrap();
+    let (r, buf) = reader.await.unwrap();
+    assert_eq!(buf, b"late");
+
+    // 4 MiB through a 64 KiB pipe: writes hit a full pipe (EAGAIN inline, then the ring).
+    let data: Vec<u8> = (0..4u32 << 20).map(|i| (i % 251) as u8).collect();
+    let expected = data.clone();
+    let writer = hoop::spawn(async move {
+        let (res, _) = w.write_all(data).await;
+        res.unwrap();
+    });
+    let mut got = Vec::with_capacity(expected.len());
+    while got.len() < expected.len() {
+        let (res, buf) = r.read(Vec::with_capacity(100_000)).await;
+        let n = res.unwrap();
+        assert!(n > 0, "early EOF");
+        got.extend_from_slice(&buf);
+    }
+    writer.await.unwrap();
+    assert!(got == expected, "bytes lost or reordered");
+}

@@ -23,8 +23,12 @@ struct Inner {
     registered_in: RefCell<Vec<Weak<RefCell<Vec<RawFd>>>>>,
     /// The file status flags (`F_GETFL`), read on first use; -1 if that failed.
     status_flags: Cell<Option<i32>>,
-    /// The filesystem refused `preadv2(RWF_NOWAIT)` on this fd.
+    /// The kernel refused `RWF_NOWAIT` on this fd.
     nowait_refused: Cell<bool>,
+    /// Stream fds: the last read filled its buffer, so more data is probably waiting.
+    read_hint: Cell<bool>,
+    /// Stream fds: the last write went out whole, so there is probably room for the next.
+    write_hint: Cell<bool>,
 }
 
 impl SharedFd {
@@ -36,6 +40,8 @@ impl SharedFd {
                 registered_in: RefCell::new(Vec::new()),
                 status_flags: Cell::new(None),
                 nowait_refused: Cell::new(false),
+                read_hint: Cell::new(false),
+                write_hint: Cell::new(true),
             }),
         }
     }
@@ -45,22 +51,41 @@ impl SharedFd {
         self.inner.fd
     }
 
-    /// True if page-cache reads may be tried inline with `preadv2(RWF_NOWAIT)` on this file: not
-    /// for `O_DIRECT` (its non-blocking attempt would still wait for the device), nor once the
-    /// filesystem said it does not support it.
-    pub(crate) fn nowait_reads(&self) -> bool {
+    /// True if I/O may be tried inline with `preadv2`/`pwritev2(RWF_NOWAIT)` on this fd
+    /// (page-cache reads of files, pipe I/O): not for `O_DIRECT` (its non-blocking attempt would
+    /// still wait for the device), nor once the kernel said the fd does not support it.
+    pub(crate) fn nowait_io(&self) -> bool {
         !self.inner.nowait_refused.get()
             && self.status_flags().is_some_and(|f| f & libc::O_DIRECT == 0)
     }
 
-    /// Stops inline reads on this fd (the filesystem refused `RWF_NOWAIT`).
-    pub(crate) fn no_nowait_reads(&self) {
+    /// Stops inline attempts on this fd (the kernel refused `RWF_NOWAIT`).
+    pub(crate) fn no_nowait_io(&self) {
         self.inner.nowait_refused.set(true);
     }
 
     /// True if the file was opened `O_DIRECT`: its reads and writes go to the device.
     pub(crate) fn is_direct(&self) -> bool {
         self.status_flags().is_some_and(|f| f & libc::O_DIRECT != 0)
+    }
+
+    /// Stream fds: whether the last results suggest a non-blocking attempt in direction
+    /// `write` would complete now (see `OpCode::stream_hint`).
+    pub(crate) fn stream_hint(&self, write: bool) -> bool {
+        if write {
+            self.inner.write_hint.get()
+        } else {
+            self.inner.read_hint.get()
+        }
+    }
+
+    /// Records what the last stream read (`write` false) or write said about readiness.
+    pub(crate) fn set_stream_hint(&self, write: bool, likely_ready: bool) {
+        if write {
+            self.inner.write_hint.set(likely_ready);
+        } else {
+            self.inner.read_hint.set(likely_ready);
+        }
     }
 
     /// `F_GETFL`, asked once per fd. hoop never changes status flags after opening; a caller

@@ -179,6 +179,11 @@ impl UringDriver {
         self.restricted
     }
 
+    /// True if no SQE waits to be submitted.
+    pub(crate) fn sq_is_empty(&mut self) -> bool {
+        self.ring.submission().is_empty()
+    }
+
     /// True if the kernel implements `opcode` (from `IORING_REGISTER_PROBE`).
     pub(crate) fn supports(&self, opcode: u8) -> bool {
         self.probe.is_supported(opcode)

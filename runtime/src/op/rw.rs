@@ -1,6 +1,6 @@
 //! `IORING_OP_READ` / `IORING_OP_WRITE` on an fd, at an offset or at the current position.
 
-use super::{Interest, OpCode, Plan};
+use super::{stream_attempt, Interest, OpCode, Plan};
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::fd::SharedFd;
 use io_uring::{opcode, squeue::Entry, types};
@@ -104,11 +104,15 @@ unsafe impl<B: IoBufMut> OpCode for Read<B> {
     }
 
     fn has_nowait(&self) -> bool {
-        self.kind == FdKind::File && self._fd.nowait_reads()
+        self.kind == FdKind::File && self._fd.nowait_io()
     }
 
     fn device_io(&self) -> bool {
         self.kind == FdKind::File && self._fd.is_direct()
+    }
+
+    fn stream_hint(&self) -> bool {
+        self.kind == FdKind::Stream && self._fd.nowait_io() && self._fd.stream_hint(false)
     }
 
     fn try_nowait(&mut self) -> Option<io::Result<u32>> {
@@ -129,13 +133,17 @@ unsafe impl<B: IoBufMut> OpCode for Read<B> {
         }
         let e = io::Error::last_os_error();
         match e.raw_os_error() {
+            // No data in a pipe or socket: the ring waits for it.
+            Some(libc::EAGAIN) if self.kind == FdKind::Stream => {
+                stream_attempt(Err(e), &self._fd, false)
+            }
             // Not cached (or a lock was contended): the ring or the pool does it.
             Some(libc::EAGAIN) => None,
             // An offset past i64::MAX is the read's own EINVAL, not a refusal of RWF_NOWAIT.
             Some(libc::EINVAL) if offset < -1 => Some(Err(e)),
             // The filesystem or kernel does not do non-blocking reads: never try again here.
             Some(libc::EOPNOTSUPP | libc::EINVAL | libc::ENOSYS) => {
-                self._fd.no_nowait_reads();
+                self._fd.no_nowait_io();
                 None
             }
             // Anything else (EBADF, EISDIR, EIO...) is what the read would have said.
@@ -146,6 +154,9 @@ unsafe impl<B: IoBufMut> OpCode for Read<B> {
     fn complete(mut self, result: io::Result<u32>) -> BufResult<usize, B> {
         match result {
             Ok(n) => {
+                if self.kind == FdKind::Stream {
+                    self._fd.set_stream_hint(false, n > 0 && n == self.len);
+                }
                 // SAFETY: the kernel wrote `n` bytes from the buffer's start.
                 unsafe { self.buf.set_init(n as usize) };
                 (Ok(n as usize), self.buf)
@@ -235,7 +246,37 @@ unsafe impl<B: IoBuf> OpCode for Write<B> {
         self.kind == FdKind::File && self._fd.is_direct()
     }
 
+    fn stream_hint(&self) -> bool {
+        self.kind == FdKind::Stream && self._fd.nowait_io() && self._fd.stream_hint(true)
+    }
+
+    fn try_nowait(&mut self) -> Option<io::Result<u32>> {
+        let iov = libc::iovec {
+            iov_base: self.ptr as *mut libc::c_void,
+            iov_len: self.len as usize,
+        };
+        // SAFETY: `iov` names `len` initialised bytes of the owned buffer; the kernel copies the
+        // iovec during the call and does not keep it. Streams only: offset -1 is "no offset".
+        let n = unsafe { libc::pwritev2(self.raw, &iov, 1, -1, libc::RWF_NOWAIT) };
+        if n >= 0 {
+            return Some(Ok(n as u32));
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EAGAIN) => stream_attempt(Err(e), &self._fd, true),
+            // A tty or other fd without non-blocking writes: never try again here.
+            Some(libc::EOPNOTSUPP | libc::EINVAL | libc::ENOSYS) => {
+                self._fd.no_nowait_io();
+                None
+            }
+            _ => Some(Err(e)),
+        }
+    }
+
     fn complete(self, result: io::Result<u32>) -> BufResult<usize, B> {
+        if let (Ok(n), FdKind::Stream) = (&result, self.kind) {
+            self._fd.set_stream_hint(true, *n == self.len);
+        }
         (result.map(|n| n as usize), self.buf)
     }
 }

@@ -1,7 +1,7 @@
 //! `IORING_OP_SEND` / `IORING_OP_RECV`: stream and connected-datagram I/O with owned buffers.
 
 use super::at::cvt;
-use super::{Interest, OpCode, Plan};
+use super::{stream_attempt, Interest, OpCode, Plan};
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::fd::SharedFd;
 use io_uring::{opcode, squeue::Entry, types};
@@ -63,7 +63,20 @@ unsafe impl<B: IoBuf> OpCode for Send<B> {
         Some(&self.fd)
     }
 
+    fn stream_hint(&self) -> bool {
+        self.fd.stream_hint(true)
+    }
+
+    fn try_nowait(&mut self) -> Option<io::Result<u32>> {
+        let res = self.perform();
+        stream_attempt(res, &self.fd, true)
+    }
+
     fn complete(self, result: io::Result<u32>) -> BufResult<usize, B> {
+        if let Ok(n) = result {
+            self.fd
+                .set_stream_hint(true, n as usize == self.buf.bytes_init());
+        }
         (result.map(|n| n as usize), self.buf)
     }
 }

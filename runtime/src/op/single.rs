@@ -250,9 +250,15 @@ impl<T: OpCode> Op<T> {
     ) -> Step<T> {
         // The inline attempt runs as this thread's user, so not for operations run as another;
         // nor on a restricted ring, whose allowlist it would bypass.
-        if data.has_nowait() && self.creds.is_none() {
-            let alone = match &d.backend {
-                Backend::Uring(ring) => !ring.is_restricted() && d.ops.nowait_in_flight() == 0,
+        let stream = matches!(d.backend, Backend::Uring(_)) && data.stream_hint();
+        if (stream || data.has_nowait()) && self.creds.is_none() {
+            let alone = match &mut d.backend {
+                Backend::Uring(ring) if ring.is_restricted() => false,
+                // Socket and pipe I/O: when it would need an enter of its own (see
+                // `OpCode::stream_hint`).
+                Backend::Uring(ring) if stream => ring.sq_is_empty(),
+                // File reads: at queue depth 1 (see `OpCode::try_nowait`).
+                Backend::Uring(_) => d.ops.nowait_in_flight() == 0,
                 Backend::Epoll(_) => true,
             };
             if alone {
