@@ -141,8 +141,9 @@ unsafe impl<B: IoBufMut> OpCode for Read<B> {
             Some(libc::EAGAIN) => None,
             // An offset past i64::MAX is the read's own EINVAL, not a refusal of RWF_NOWAIT.
             Some(libc::EINVAL) if offset < -1 => Some(Err(e)),
-            // The filesystem or kernel does not do non-blocking reads: never try again here.
-            Some(libc::EOPNOTSUPP | libc::EINVAL | libc::ENOSYS) => {
+            // The filesystem or kernel does not do non-blocking reads (or a seccomp filter denies
+            // preadv2): never try again here; the ring or the pool gives the real result.
+            Some(libc::EOPNOTSUPP | libc::EINVAL | libc::ENOSYS | libc::EPERM) => {
                 self._fd.no_nowait_io();
                 None
             }
@@ -265,7 +266,7 @@ unsafe impl<B: IoBuf> OpCode for Write<B> {
         match e.raw_os_error() {
             Some(libc::EAGAIN) => stream_attempt(Err(e), &self._fd, true),
             // A tty or other fd without non-blocking writes: never try again here.
-            Some(libc::EOPNOTSUPP | libc::EINVAL | libc::ENOSYS) => {
+            Some(libc::EOPNOTSUPP | libc::EINVAL | libc::ENOSYS | libc::EPERM) => {
                 self._fd.no_nowait_io();
                 None
             }
