@@ -25,6 +25,38 @@ fn check_len(len: usize) -> u32 {
     len.min(i32::MAX as usize) as u32
 }
 
+/// What a `preadv2`/`pwritev2(RWF_NOWAIT)` attempt that returned `n` means for `try_nowait`:
+/// `Some(result)` if the operation is done, `None` if the ring or the pool must do it. `stream`
+/// is `Some(write)` for pipe and socket I/O, whose `EAGAIN` clears the fd's hint for that
+/// direction; `bad_offset`: the offset itself was invalid, so `EINVAL` is the operation's own
+/// error rather than a refusal of `RWF_NOWAIT`.
+fn nowait_outcome(
+    n: isize,
+    fd: &SharedFd,
+    stream: Option<bool>,
+    bad_offset: bool,
+) -> Option<io::Result<u32>> {
+    if n >= 0 {
+        return Some(Ok(n as u32));
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        // No data in a pipe or socket, or no room: the ring waits for readiness.
+        Some(libc::EAGAIN) if stream.is_some() => stream_attempt(Err(e), fd, stream == Some(true)),
+        // Not in the page cache (or a lock was contended): the ring or the pool does it.
+        Some(libc::EAGAIN) => None,
+        Some(libc::EINVAL) if bad_offset => Some(Err(e)),
+        // The fd or kernel has no non-blocking path (or a seccomp filter denies the call):
+        // never try again here; the ring or the pool gives the real result.
+        Some(libc::EOPNOTSUPP | libc::EINVAL | libc::ENOSYS | libc::EPERM) => {
+            fd.no_nowait_io();
+            None
+        }
+        // Anything else (EBADF, EISDIR, EIO...) is what the operation would have said.
+        _ => Some(Err(e)),
+    }
+}
+
 /// Reads into an owned buffer, from its start up to its capacity.
 pub struct Read<B> {
     /// Keeps the fd open while the kernel may use `raw`.
@@ -128,28 +160,8 @@ unsafe impl<B: IoBufMut> OpCode for Read<B> {
         // SAFETY: `iov` names `len` writable bytes of the owned buffer; the kernel copies the
         // iovec during the call and does not keep it.
         let n = unsafe { libc::preadv2(self.raw, &iov, 1, offset, libc::RWF_NOWAIT) };
-        if n >= 0 {
-            return Some(Ok(n as u32));
-        }
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            // No data in a pipe or socket: the ring waits for it.
-            Some(libc::EAGAIN) if self.kind == FdKind::Stream => {
-                stream_attempt(Err(e), &self._fd, false)
-            }
-            // Not cached (or a lock was contended): the ring or the pool does it.
-            Some(libc::EAGAIN) => None,
-            // An offset past i64::MAX is the read's own EINVAL, not a refusal of RWF_NOWAIT.
-            Some(libc::EINVAL) if offset < -1 => Some(Err(e)),
-            // The filesystem or kernel does not do non-blocking reads (or a seccomp filter denies
-            // preadv2): never try again here; the ring or the pool gives the real result.
-            Some(libc::EOPNOTSUPP | libc::EINVAL | libc::ENOSYS | libc::EPERM) => {
-                self._fd.no_nowait_io();
-                None
-            }
-            // Anything else (EBADF, EISDIR, EIO...) is what the read would have said.
-            _ => Some(Err(e)),
-        }
+        let stream = (self.kind == FdKind::Stream).then_some(false);
+        nowait_outcome(n, &self._fd, stream, offset < -1)
     }
 
     fn complete(mut self, result: io::Result<u32>) -> BufResult<usize, B> {
@@ -259,19 +271,7 @@ unsafe impl<B: IoBuf> OpCode for Write<B> {
         // SAFETY: `iov` names `len` initialised bytes of the owned buffer; the kernel copies the
         // iovec during the call and does not keep it. Streams only: offset -1 is "no offset".
         let n = unsafe { libc::pwritev2(self.raw, &iov, 1, -1, libc::RWF_NOWAIT) };
-        if n >= 0 {
-            return Some(Ok(n as u32));
-        }
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::EAGAIN) => stream_attempt(Err(e), &self._fd, true),
-            // A tty or other fd without non-blocking writes: never try again here.
-            Some(libc::EOPNOTSUPP | libc::EINVAL | libc::ENOSYS | libc::EPERM) => {
-                self._fd.no_nowait_io();
-                None
-            }
-            _ => Some(Err(e)),
-        }
+        nowait_outcome(n, &self._fd, Some(true), false)
     }
 
     fn complete(self, result: io::Result<u32>) -> BufResult<usize, B> {
