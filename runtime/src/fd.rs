@@ -69,6 +69,13 @@ impl SharedFd {
         self.status_flags().is_some_and(|f| f & libc::O_DIRECT != 0)
     }
 
+    /// True if the fd is `O_NONBLOCK`: a plain `read`/`write` on it never waits, so an inline
+    /// attempt needs no `RWF_NOWAIT` (and skips the iovec import `preadv2`/`pwritev2` cost).
+    pub(crate) fn is_nonblocking(&self) -> bool {
+        self.status_flags()
+            .is_some_and(|f| f & libc::O_NONBLOCK != 0)
+    }
+
     /// Stream fds: whether the last results suggest a non-blocking attempt in direction
     /// `write` would complete now (see `OpCode::stream_hint`).
     pub(crate) fn stream_hint(&self, write: bool) -> bool {

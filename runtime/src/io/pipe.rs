@@ -1,7 +1,6 @@
 //! An anonymous pipe with owned-buffer reads and writes.
 
 use crate::buf::{BufResult, IoBuf, IoBufMut};
-use crate::driver::DriverKind;
 use crate::fd::SharedFd;
 use crate::op::rw::{FdKind, Read, Write, CURRENT_POSITION};
 use crate::op::Op;
@@ -10,12 +9,14 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// Creates a pipe: bytes written to the [`PipeWriter`] are read from the [`PipeReader`].
 ///
-/// The fds are blocking on io_uring (the ring waits for data itself) and non-blocking on epoll.
+/// The fds are `O_NONBLOCK` and close-on-exec on both drivers. On io_uring the ring still waits
+/// for data itself (the kernel arms its poll for a non-blocking pipe as for a blocking one; an
+/// older kernel that answers `EAGAIN` instead gets a `POLL_ADD` and a retry), and an operation
+/// that can complete at once, with nothing else queued for the kernel, is a plain `read`/`write`
+/// on the worker's thread.
 pub fn pipe() -> io::Result<(PipeReader, PipeWriter)> {
-    let on_epoll =
-        crate::rt::context::with_core(|c| c.info.driver == DriverKind::Epoll).unwrap_or(true);
     let mut fds = [0 as RawFd; 2];
-    let flags = libc::O_CLOEXEC | if on_epoll { libc::O_NONBLOCK } else { 0 };
+    let flags = libc::O_CLOEXEC | libc::O_NONBLOCK;
     // SAFETY: `fds` has room for the two fds pipe2 writes.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), flags) } != 0 {
         return Err(io::Error::last_os_error());

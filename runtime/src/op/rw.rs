@@ -157,10 +157,15 @@ unsafe impl<B: IoBufMut> OpCode for Read<B> {
         } else {
             self.offset as i64
         };
-        // SAFETY: `iov` names `len` writable bytes of the owned buffer; the kernel copies the
-        // iovec during the call and does not keep it.
-        let n = unsafe { libc::preadv2(self.raw, &iov, 1, offset, libc::RWF_NOWAIT) };
         let stream = (self.kind == FdKind::Stream).then_some(false);
+        let n = if stream.is_some() && self._fd.is_nonblocking() {
+            // SAFETY: `ptr` points to `len` writable bytes of the owned buffer.
+            unsafe { libc::read(self.raw, self.ptr.cast(), self.len as usize) }
+        } else {
+            // SAFETY: `iov` names `len` writable bytes of the owned buffer; the kernel copies
+            // the iovec during the call and does not keep it.
+            unsafe { libc::preadv2(self.raw, &iov, 1, offset, libc::RWF_NOWAIT) }
+        };
         nowait_outcome(n, &self._fd, stream, offset < -1)
     }
 
@@ -268,9 +273,15 @@ unsafe impl<B: IoBuf> OpCode for Write<B> {
             iov_base: self.ptr as *mut libc::c_void,
             iov_len: self.len as usize,
         };
-        // SAFETY: `iov` names `len` initialised bytes of the owned buffer; the kernel copies the
-        // iovec during the call and does not keep it. Streams only: offset -1 is "no offset".
-        let n = unsafe { libc::pwritev2(self.raw, &iov, 1, -1, libc::RWF_NOWAIT) };
+        let n = if self._fd.is_nonblocking() {
+            // SAFETY: `ptr` points to `len` initialised bytes of the owned buffer.
+            unsafe { libc::write(self.raw, self.ptr.cast(), self.len as usize) }
+        } else {
+            // SAFETY: `iov` names `len` initialised bytes of the owned buffer; the kernel copies
+            // the iovec during the call and does not keep it. Streams only: offset -1 is "no
+            // offset".
+            unsafe { libc::pwritev2(self.raw, &iov, 1, -1, libc::RWF_NOWAIT) }
+        };
         nowait_outcome(n, &self._fd, Some(true), false)
     }
 
