@@ -27,9 +27,9 @@ if [[ "${PEERS:-1}" == 1 ]]; then
 fi
 cargo bench --bench runtime -- "${crit_args[@]}"
 cargo bench --bench fs -- "${crit_args[@]}"
-cargo bench --bench echo -- --secs "${ECHO_SECS:-3}" --rounds "${ECHO_ROUNDS:-3}" "${peers_args[@]}"
+cargo bench --bench echo -- --secs "${ECHO_SECS:-3}" --rounds "${ECHO_ROUNDS:-5}" "${peers_args[@]}"
 cargo build --release --example fileserver
-cargo bench --bench download -- --rounds "${DOWNLOAD_ROUNDS:-7}"
+cargo bench --bench download -- --rounds "${DOWNLOAD_ROUNDS:-11}"
 cargo bench --bench direct -- --rounds "${DIRECT_ROUNDS:-3}"
 rm -f target/hoop-bench/peers.md
 if [[ "${PEERS:-1}" == 1 ]]; then

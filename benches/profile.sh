@@ -95,7 +95,8 @@ runtime_bin=$(bin runtime)
 {
     echo "# pipe and nop round trips (io_round_trip): the whole process by category"
     echo "# $(uname -r), $(nproc) CPUs, $(date +%F)"
-    for id in io_round_trip/pipe_1B/hoop-io_uring io_round_trip/pipe_1B/tokio \
+    for id in io_round_trip/pipe_1B/hoop-io_uring io_round_trip/pipe_1B/hoop-epoll \
+        io_round_trip/pipe_1B/tokio \
         io_round_trip/nop/hoop-io_uring; do
         perf record -q -F 4000 -e cpu-clock -g -o "$data/p" -- \
             "$runtime_bin" --bench "$id" --profile-time 4 >/dev/null 2>&1
