@@ -192,8 +192,8 @@ async fn submissions_are_batched_per_tick() {
     assert!(enters < 10, "50 nops took {enters} io_uring_enter calls");
 }
 
-/// On io_uring, pipe I/O with nothing else queued is one `RWF_NOWAIT` syscall on the worker's
-/// thread, not a ring round trip: a write with room, and a read after a read that filled its
+/// On io_uring, pipe I/O with nothing else queued is one non-blocking `read`/`write` on the
+/// worker's thread (hoop's pipes are `O_NONBLOCK`), not a ring round trip: a write with room, and a read after a read that filled its
 /// buffer (more data is likely waiting). A read of an empty pipe and a write into a full one
 /// fall back to the ring, which waits, and every byte arrives in order. On epoll the same code
 /// takes the readiness path and is not counted as inline.

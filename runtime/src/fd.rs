@@ -29,6 +29,8 @@ struct Inner {
     read_hint: Cell<bool>,
     /// Stream fds: the last write went out whole, so there is probably room for the next.
     write_hint: Cell<bool>,
+    /// A pipe hoop created `O_NONBLOCK` (see `plain_stream_io`).
+    nonblocking_stream: Cell<bool>,
 }
 
 impl SharedFd {
@@ -42,6 +44,7 @@ impl SharedFd {
                 nowait_refused: Cell::new(false),
                 read_hint: Cell::new(false),
                 write_hint: Cell::new(true),
+                nonblocking_stream: Cell::new(false),
             }),
         }
     }
@@ -51,8 +54,9 @@ impl SharedFd {
         self.inner.fd
     }
 
-    /// True if I/O may be tried inline with `preadv2`/`pwritev2(RWF_NOWAIT)` on this fd
-    /// (page-cache reads of files, pipe I/O): not for `O_DIRECT` (its non-blocking attempt would
+    /// True if I/O may be tried inline on this fd with `preadv2`/`pwritev2(RWF_NOWAIT)`
+    /// (page-cache reads of files, socket and pipe I/O) or, on hoop's own pipes, a plain
+    /// `read`/`write` (see [`SharedFd::plain_stream_io`]): not for `O_DIRECT` (its non-blocking attempt would
     /// still wait for the device), nor once the kernel said the fd does not support it.
     pub(crate) fn nowait_io(&self) -> bool {
         !self.inner.nowait_refused.get()
@@ -69,11 +73,19 @@ impl SharedFd {
         self.status_flags().is_some_and(|f| f & libc::O_DIRECT != 0)
     }
 
-    /// True if the fd is `O_NONBLOCK`: a plain `read`/`write` on it never waits, so an inline
-    /// attempt needs no `RWF_NOWAIT` (and skips the iovec import `preadv2`/`pwritev2` cost).
-    pub(crate) fn is_nonblocking(&self) -> bool {
-        self.status_flags()
-            .is_some_and(|f| f & libc::O_NONBLOCK != 0)
+    /// Marks a pipe or FIFO that hoop created `O_NONBLOCK` and keeps that way (see
+    /// [`SharedFd::plain_stream_io`]).
+    pub(crate) fn mark_nonblocking_stream(&self) {
+        self.inner.nonblocking_stream.set(true);
+    }
+
+    /// True if an inline attempt on this stream fd may be a plain `read`/`write` (it cannot
+    /// wait, and skips the iovec import of `preadv2`/`pwritev2`). Only for fds hoop created
+    /// non-blocking, not for any fd whose `F_GETFL` says `O_NONBLOCK`: the flag belongs to the
+    /// open file description, which another holder may change later, and a plain call would
+    /// then sleep on the worker where `RWF_NOWAIT` never does.
+    pub(crate) fn plain_stream_io(&self) -> bool {
+        self.inner.nonblocking_stream.get()
     }
 
     /// Stream fds: whether the last results suggest a non-blocking attempt in direction

@@ -9,11 +9,15 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// Creates a pipe: bytes written to the [`PipeWriter`] are read from the [`PipeReader`].
 ///
-/// The fds are `O_NONBLOCK` and close-on-exec on both drivers. On io_uring the ring still waits
-/// for data itself (the kernel arms its poll for a non-blocking pipe as for a blocking one; an
-/// older kernel that answers `EAGAIN` instead gets a `POLL_ADD` and a retry), and an operation
-/// that can complete at once, with nothing else queued for the kernel, is a plain `read`/`write`
-/// on the worker's thread.
+/// The fds are `O_NONBLOCK` and close-on-exec on both drivers, and must stay non-blocking while
+/// hoop uses them: the flag belongs to the open file, shared with every duplicate, and a read or
+/// write hoop tries on the worker's thread would wait there if another holder (a child process
+/// given a duplicate, say) cleared it. Give a child a pipe of its own instead.
+///
+/// On io_uring the ring still waits for data itself (the kernel arms its poll for a
+/// non-blocking pipe as for a blocking one; a kernel that answers `EAGAIN` instead gets a
+/// `POLL_ADD` and a retry), and a read or write that the fd's recent results say can complete at
+/// once, with nothing else queued for the kernel, is a plain `read`/`write` on the worker.
 pub fn pipe() -> io::Result<(PipeReader, PipeWriter)> {
     let mut fds = [0 as RawFd; 2];
     let flags = libc::O_CLOEXEC | libc::O_NONBLOCK;
@@ -23,14 +27,10 @@ pub fn pipe() -> io::Result<(PipeReader, PipeWriter)> {
     }
     // SAFETY: pipe2 just created both fds and nobody else owns them.
     let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    Ok((
-        PipeReader {
-            fd: SharedFd::new(r),
-        },
-        PipeWriter {
-            fd: SharedFd::new(w),
-        },
-    ))
+    let (r, w) = (SharedFd::new(r), SharedFd::new(w));
+    r.mark_nonblocking_stream();
+    w.mark_nonblocking_stream();
+    Ok((PipeReader { fd: r }, PipeWriter { fd: w }))
 }
 
 /// The read end of a [`pipe`].

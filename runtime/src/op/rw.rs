@@ -25,16 +25,16 @@ fn check_len(len: usize) -> u32 {
     len.min(i32::MAX as usize) as u32
 }
 
-/// What a `preadv2`/`pwritev2(RWF_NOWAIT)` attempt that returned `n` means for `try_nowait`:
-/// `Some(result)` if the operation is done, `None` if the ring or the pool must do it. `stream`
-/// is `Some(write)` for pipe and socket I/O, whose `EAGAIN` clears the fd's hint for that
-/// direction; `bad_offset`: the offset itself was invalid, so `EINVAL` is the operation's own
-/// error rather than a refusal of `RWF_NOWAIT`.
+/// What a non-blocking attempt that returned `n` means for `try_nowait`: `Some(result)` if the
+/// operation is done, `None` if the ring or the pool must do it. `stream` is `Some(write)` for
+/// pipe and socket I/O, whose `EAGAIN` clears the fd's hint for that direction. `own_error`:
+/// any other error is the operation's own — a plain `read`/`write` (nothing to refuse), or an
+/// invalid offset (`EINVAL` then is not a refusal of `RWF_NOWAIT`).
 fn nowait_outcome(
     n: isize,
     fd: &SharedFd,
     stream: Option<bool>,
-    bad_offset: bool,
+    own_error: bool,
 ) -> Option<io::Result<u32>> {
     if n >= 0 {
         return Some(Ok(n as u32));
@@ -45,7 +45,7 @@ fn nowait_outcome(
         Some(libc::EAGAIN) if stream.is_some() => stream_attempt(Err(e), fd, stream == Some(true)),
         // Not in the page cache (or a lock was contended): the ring or the pool does it.
         Some(libc::EAGAIN) => None,
-        Some(libc::EINVAL) if bad_offset => Some(Err(e)),
+        _ if own_error => Some(Err(e)),
         // The fd or kernel has no non-blocking path (or a seccomp filter denies the call):
         // never try again here; the ring or the pool gives the real result.
         Some(libc::EOPNOTSUPP | libc::EINVAL | libc::ENOSYS | libc::EPERM) => {
@@ -158,7 +158,8 @@ unsafe impl<B: IoBufMut> OpCode for Read<B> {
             self.offset as i64
         };
         let stream = (self.kind == FdKind::Stream).then_some(false);
-        let n = if stream.is_some() && self._fd.is_nonblocking() {
+        let plain = stream.is_some() && offset == -1 && self._fd.plain_stream_io();
+        let n = if plain {
             // SAFETY: `ptr` points to `len` writable bytes of the owned buffer.
             unsafe { libc::read(self.raw, self.ptr.cast(), self.len as usize) }
         } else {
@@ -166,7 +167,7 @@ unsafe impl<B: IoBufMut> OpCode for Read<B> {
             // the iovec during the call and does not keep it.
             unsafe { libc::preadv2(self.raw, &iov, 1, offset, libc::RWF_NOWAIT) }
         };
-        nowait_outcome(n, &self._fd, stream, offset < -1)
+        nowait_outcome(n, &self._fd, stream, plain || offset < -1)
     }
 
     fn complete(mut self, result: io::Result<u32>) -> BufResult<usize, B> {
@@ -273,7 +274,8 @@ unsafe impl<B: IoBuf> OpCode for Write<B> {
             iov_base: self.ptr as *mut libc::c_void,
             iov_len: self.len as usize,
         };
-        let n = if self._fd.is_nonblocking() {
+        let plain = self.offset == CURRENT_POSITION && self._fd.plain_stream_io();
+        let n = if plain {
             // SAFETY: `ptr` points to `len` initialised bytes of the owned buffer.
             unsafe { libc::write(self.raw, self.ptr.cast(), self.len as usize) }
         } else {
@@ -282,7 +284,7 @@ unsafe impl<B: IoBuf> OpCode for Write<B> {
             // offset".
             unsafe { libc::pwritev2(self.raw, &iov, 1, -1, libc::RWF_NOWAIT) }
         };
-        nowait_outcome(n, &self._fd, Some(true), false)
+        nowait_outcome(n, &self._fd, Some(true), plain)
     }
 
     fn complete(self, result: io::Result<u32>) -> BufResult<usize, B> {
