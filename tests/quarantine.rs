@@ -55,6 +55,8 @@ fn mapping_len(layout: Layout) -> usize {
 // SAFETY: every allocation is a fresh anonymous mapping (or an aligned part of one) of at least
 // `layout.size()` bytes, never handed out twice; freed memory is never reused while quarantined.
 unsafe impl GlobalAlloc for Quarantine {
+    // SAFETY (caller contract, `GlobalAlloc::alloc`): `layout` has a non-zero size; the body
+    // relies on nothing else (a zero size would still get a page, see `mapping_len`).
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         static EXIT_CHECK: Once = Once::new();
         EXIT_CHECK.call_once(|| {
@@ -86,6 +88,9 @@ unsafe impl GlobalAlloc for Quarantine {
         aligned as *mut u8
     }
 
+    // SAFETY (caller contract, `GlobalAlloc::dealloc`): `ptr` came from `alloc` with this same
+    // `layout`, so `mapping_len(layout)` and the header word before an over-aligned pointer
+    // describe the mapping `alloc` made.
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         let len = mapping_len(layout);
         let base = if layout.align() <= PAGE {

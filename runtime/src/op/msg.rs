@@ -88,7 +88,8 @@ impl<B: IoBufMut> RecvFrom<B> {
     pub fn new(fd: &SharedFd, mut buf: B) -> Self {
         let mut addr = AddrSlot::new();
         let mut parts = MsgParts::new(buf.stable_mut_ptr(), buf.bytes_total(), 0);
-        // SAFETY: reading the initial length the slot was created with.
+        // SAFETY: `len_ptr` points into `addr`, a live box `AddrSlot::new` initialised; no SQE
+        // exists yet, so nothing else writes it.
         let len = unsafe { *addr.len_ptr() };
         parts.set_name(addr.ptr().cast(), len);
         RecvFrom {
