@@ -226,6 +226,50 @@ fn run_on_every_worker() {
     }
 }
 
+/// The calling thread's `Cpus_allowed_list` ("0-1", "3", ...).
+fn cpus_allowed() -> String {
+    let status = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("Cpus_allowed_list:"))
+        .unwrap();
+    line.split_once(':').unwrap().1.trim().to_string()
+}
+
+#[test]
+fn pinned_workers_leave_the_blocking_pool_and_the_building_thread_free() {
+    for driver in common::drivers() {
+        // A thread of its own: the test harness's thread keeps its affinity whatever happens.
+        std::thread::spawn(move || {
+            let before = cpus_allowed();
+            let rt = hoop::Runtime::builder()
+                .workers(1)
+                .pin_cpus(true)
+                .driver(driver)
+                .build()
+                .unwrap();
+            let (worker, pool, stat) = rt.block_on(async {
+                let pool = hoop::spawn_blocking(cpus_allowed).await.unwrap();
+                // On epoll a path operation runs on the pool: it must work from there too.
+                let stat = hoop::fs::metadata("/proc/self").await.map(|m| m.is_dir());
+                (cpus_allowed(), pool, stat)
+            });
+            assert!(stat.unwrap());
+            let first = before.split(['-', ',']).next().unwrap();
+            assert_eq!(worker, first, "worker 0 is pinned to the first allowed CPU");
+            assert_eq!(pool, before, "blocking threads run on every allowed CPU");
+            drop(rt);
+            assert_eq!(
+                cpus_allowed(),
+                before,
+                "dropping the runtime unpins its thread"
+            );
+        })
+        .join()
+        .unwrap();
+    }
+}
+
 #[test]
 fn panic_in_block_on_propagates_and_runtime_is_reusable() {
     let rt = hoop::Runtime::builder().workers(1).build().unwrap();

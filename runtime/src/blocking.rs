@@ -6,6 +6,7 @@
 //! dropped on a foreign thread (see `driver::SendOp`).
 
 use crate::driver::SendOp;
+use crate::rt::affinity::CpuSet;
 use crate::rt::shared::WorkerShared;
 use crate::task::{JoinError, JoinGuard, JoinHandle, JoinState};
 use std::collections::VecDeque;
@@ -45,10 +46,18 @@ pub(crate) struct BlockingPool {
     max_threads: usize,
     keep_alive: Duration,
     name: String,
+    /// Where pool threads run when the workers are pinned (else they inherit the spawning
+    /// worker's affinity, which is the process's).
+    cpus: Option<CpuSet>,
 }
 
 impl BlockingPool {
-    pub(crate) fn new(max_threads: usize, keep_alive: Duration, name: String) -> Arc<Self> {
+    pub(crate) fn new(
+        max_threads: usize,
+        keep_alive: Duration,
+        name: String,
+        cpus: Option<CpuSet>,
+    ) -> Arc<Self> {
         Arc::new(BlockingPool {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
@@ -61,6 +70,7 @@ impl BlockingPool {
             max_threads: max_threads.max(1),
             keep_alive,
             name,
+            cpus,
         })
     }
 
@@ -114,6 +124,12 @@ impl BlockingPool {
     }
 
     fn thread_main(self: Arc<Self>) {
+        if let Some(cpus) = &self.cpus {
+            // Started by a pinned worker: run beside it, not on its core.
+            if let Err(e) = cpus.apply_to_current_thread() {
+                crate::log::warning!("blocking thread stays on its worker's CPU: {e}");
+            }
+        }
         let mut state = self.lock();
         loop {
             if let Some(job) = state.queue.pop_front() {

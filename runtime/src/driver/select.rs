@@ -89,12 +89,7 @@ pub(crate) fn select_backend(
 ) -> io::Result<(Backend, String, String)> {
     let new_ring = || match fault {
         Some(errno) => Err(io::Error::from_raw_os_error(errno)),
-        None => UringDriver::new(
-            config.entries,
-            doorbell,
-            config.restrict.as_deref(),
-            config.io_wq_max_workers,
-        ),
+        None => UringDriver::new(config, doorbell),
     };
     let (wanted, why) = match requested {
         Driver::Auto => match from_env()? {

@@ -55,13 +55,9 @@ pub(crate) struct UringDriver {
 impl UringDriver {
     /// Creates a ring with `entries` SQ entries, with the most efficient setup flags the kernel
     /// accepts. Errors are returned as is: the caller decides what means "unavailable".
-    pub(crate) fn new(
-        entries: u32,
-        doorbell_fd: RawFd,
-        restrict: Option<&[u8]>,
-        io_wq_max_workers: Option<[u32; 2]>,
-    ) -> io::Result<Self> {
-        let entries = entries.clamp(1, 32768).next_power_of_two();
+    pub(crate) fn new(config: &super::DriverConfig, doorbell_fd: RawFd) -> io::Result<Self> {
+        let restrict = config.restrict.as_deref();
+        let entries = config.entries.clamp(1, 32768).next_power_of_two();
         // Newest flags first; older kernels reject unknown flags with EINVAL.
         type Setup = (&'static str, fn(&mut io_uring::Builder));
         let attempts: [Setup; 3] = [
@@ -90,7 +86,7 @@ impl UringDriver {
             match builder.build(entries) {
                 Ok(ring) => {
                     let mut driver = Self::with_ring(ring, name, doorbell_fd)?;
-                    if let Some(mut max) = io_wq_max_workers {
+                    if let Some(mut max) = config.io_wq_max_workers {
                         // Before the restrictions: register calls are not on their allowlist.
                         if let Err(e) = driver.ring.submitter().register_iowq_max_workers(&mut max)
                         {

@@ -65,7 +65,17 @@ impl Builder {
     }
 
     /// Pins worker `i` to the `i`-th CPU the process may run on (wrapping around). Worker 0 is
-    /// the building thread, which gets pinned too.
+    /// the building thread, which gets pinned too and gets its former affinity back when the
+    /// runtime is dropped.
+    ///
+    /// Blocking-pool threads (file and path syscalls on the epoll driver, [`spawn_blocking`])
+    /// run on every CPU the process may use, not on the core of the worker that started them.
+    /// io-wq threads (io_uring's own workers for `statx`, `openat` and I/O that must wait) stay
+    /// on their worker's CPU: they inherit the pinned thread's requested affinity, which the
+    /// kernel (since 6.2) intersects with any mask given for them, so
+    /// `IORING_REGISTER_IOWQ_AFF` can narrow it but not widen it.
+    ///
+    /// [`spawn_blocking`]: crate::spawn_blocking
     pub fn pin_cpus(mut self, pin: bool) -> Self {
         self.pin_cpus = pin;
         self

@@ -5,6 +5,7 @@
 //! through a [`Handle`] until the runtime is dropped. Every worker uses the same backend: the
 //! first one chooses (see [`Driver`]) and the others follow its choice.
 
+pub(crate) mod affinity;
 mod builder;
 pub(crate) mod context;
 mod handle;
@@ -19,6 +20,7 @@ use crate::driver::{
     select_backend, Backend, Driver, DriverConfig, DriverKind, IoDriver, RuntimeInfo,
 };
 use crate::time::timers::Timers;
+use affinity::CpuSet;
 use context::Core;
 use shared::{Remote, WorkerShared};
 use std::cell::RefCell;
@@ -37,6 +39,8 @@ pub struct Runtime {
     handle: Handle,
     pool: Arc<BlockingPool>,
     shutdown_timeout: Duration,
+    /// The building thread's affinity before it was pinned as worker 0, given back on drop.
+    unpin: Option<CpuSet>,
 }
 
 struct WorkerConfig {
@@ -57,25 +61,31 @@ impl Runtime {
     }
 
     fn from_builder(b: &Builder) -> io::Result<Runtime> {
+        // Pinned workers keep their blocking-pool threads on every CPU the process may use:
+        // inherited, a worker's pin would confine them to its own core. (io-wq threads cannot
+        // be widened this way: see `Builder::pin_cpus`.)
+        let process_cpus = if b.pin_cpus {
+            CpuSet::of_current_thread().ok()
+        } else {
+            None
+        };
+        let cpus = process_cpus.as_ref().map_or_else(Vec::new, CpuSet::cpus);
+        let cpu_of = |i: usize| (!cpus.is_empty()).then(|| cpus[i % cpus.len()]);
         let pool = BlockingPool::new(
             b.max_blocking_threads,
             b.blocking_keep_alive,
             format!("{}-blocking", b.thread_name),
+            process_cpus,
         );
         let shared = (0..b.workers)
             .map(WorkerShared::new)
             .collect::<io::Result<Vec<_>>>()?;
-        let cpus = if b.pin_cpus {
-            allowed_cpus()
-        } else {
-            Vec::new()
-        };
-        let cpu_of = |i: usize| (!cpus.is_empty()).then(|| cpus[i % cpus.len()]);
+        let driver_config = b.driver_config();
 
         // Worker 0 chooses the backend; the others are told to use the same.
         let (backend, reason, uring_setup) = select_backend(
             b.driver,
-            &b.driver_config(),
+            &driver_config,
             shared[0].doorbell_fd(),
             b.uring_fault,
         )?;
@@ -98,9 +108,13 @@ impl Runtime {
             "runtime started"
         );
         let handle = Handle::new(shared.clone(), info.clone());
-        if let Some(cpu) = cpu_of(0) {
-            pin_current_thread(cpu)?;
-        }
+        let unpin = match cpu_of(0) {
+            Some(cpu) => {
+                CpuSet::single(cpu).apply_to_current_thread()?;
+                process_cpus
+            }
+            None => None,
+        };
         let local = assemble(backend, &shared[0], &pool, &handle, b.max_in_flight);
 
         let forced = match kind {
@@ -113,7 +127,7 @@ impl Runtime {
             let (tx, ws) = (tx.clone(), worker_shared.clone());
             let (thread_pool, thread_handle) = (pool.clone(), handle.clone());
             let config = WorkerConfig {
-                driver: b.driver_config(),
+                driver: driver_config.clone(),
                 pin: cpu_of(i),
                 shutdown_timeout: b.shutdown_timeout,
             };
@@ -123,7 +137,8 @@ impl Runtime {
             match thread {
                 Ok(t) => threads.push(t),
                 Err(e) => {
-                    let rt = Runtime::partial(local, threads, handle, pool, b.shutdown_timeout);
+                    let rt =
+                        Runtime::partial(local, threads, handle, pool, b.shutdown_timeout, unpin);
                     drop(rt);
                     return Err(e);
                 }
@@ -143,7 +158,7 @@ impl Runtime {
                 }
             }
         }
-        let rt = Runtime::partial(local, threads, handle, pool, b.shutdown_timeout);
+        let rt = Runtime::partial(local, threads, handle, pool, b.shutdown_timeout, unpin);
         match first_error {
             Some(e) => Err(e),
             None => Ok(rt),
@@ -156,6 +171,7 @@ impl Runtime {
         handle: Handle,
         pool: Arc<BlockingPool>,
         shutdown_timeout: Duration,
+        unpin: Option<CpuSet>,
     ) -> Runtime {
         Runtime {
             local,
@@ -163,6 +179,7 @@ impl Runtime {
             handle,
             pool,
             shutdown_timeout,
+            unpin,
         }
     }
 
@@ -231,6 +248,11 @@ impl Drop for Runtime {
         }
         worker::shutdown(&self.local, self.shutdown_timeout);
         self.pool.shutdown(self.shutdown_timeout);
+        if let Some(cpus) = self.unpin {
+            if let Err(e) = cpus.apply_to_current_thread() {
+                crate::log::warning!("cannot restore the thread's CPU affinity: {e}");
+            }
+        }
     }
 }
 
@@ -271,7 +293,7 @@ fn worker_thread(
 ) {
     let started = (|| {
         if let Some(cpu) = config.pin {
-            pin_current_thread(cpu)?;
+            CpuSet::single(cpu).apply_to_current_thread()?;
         }
         let (backend, _, _) = select_backend(driver, &config.driver, shared.doorbell_fd(), None)?;
         Ok(assemble(
@@ -293,33 +315,6 @@ fn worker_thread(
             let _ = ready.send(Err(e));
         }
     }
-}
-
-/// CPUs this process may run on (its affinity mask, which honours cgroup cpusets).
-fn allowed_cpus() -> Vec<usize> {
-    // SAFETY: `set` is a plain bitmask the kernel fills; the size passed is its size.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-            return Vec::new();
-        }
-        (0..libc::CPU_SETSIZE as usize)
-            .filter(|&c| libc::CPU_ISSET(c, &set))
-            .collect()
-    }
-}
-
-fn pin_current_thread(cpu: usize) -> io::Result<()> {
-    // SAFETY: `set` is a plain bitmask built locally; the kernel only reads it.
-    let r = unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
-    };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 /// Runs `future` to completion on a new single-worker runtime (default backend selection).
