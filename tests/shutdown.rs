@@ -174,6 +174,52 @@ fn op_future_outliving_its_runtime() {
 
 use std::future::Future;
 
+/// A zero-copy send in flight when its runtime shuts down: the drain completes it, and polling
+/// its future afterwards reports what was sent (carried by the first of its two completions),
+/// not the notification's zero.
+#[test]
+fn zero_copy_send_outliving_its_runtime_reports_its_bytes() {
+    let _serial = serial();
+    const LEN: usize = 32 * 1024;
+    for driver in common::drivers() {
+        let (peers, pending) = {
+            let rt = Runtime::builder()
+                .workers(1)
+                .driver(driver)
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let listener = hoop::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                let addr = listener.local_addr().unwrap();
+                let (client, accepted) =
+                    futures_util::join!(hoop::net::TcpStream::connect(addr), listener.accept());
+                let client = std::rc::Rc::new(client.unwrap());
+                let c = client.clone();
+                let mut fut = Box::pin(async move { c.send_zc(vec![7u8; LEN]).await.0 });
+                let waker = futures_util::task::noop_waker();
+                let first = fut
+                    .as_mut()
+                    .poll(&mut std::task::Context::from_waker(&waker));
+                ((client, accepted.unwrap().0), (first, fut))
+            })
+        };
+        let res = match pending {
+            // The epoll driver sends at once (a plain send).
+            (std::task::Poll::Ready(res), _) => res,
+            (std::task::Poll::Pending, fut) => {
+                let rt = Runtime::builder()
+                    .workers(1)
+                    .driver(driver)
+                    .build()
+                    .unwrap();
+                rt.block_on(fut)
+            }
+        };
+        assert_eq!(res.unwrap(), LEN, "{driver:?}");
+        drop(peers);
+    }
+}
+
 /// Creating and dropping runtimes keeps the fd count flat (eventfds, rings, epoll fds).
 #[test]
 fn runtime_churn_keeps_fds_flat() {

@@ -133,6 +133,15 @@ impl<T: OpCode> Op<T> {
         if d.is_closed() {
             // Drained: every operation completed. Deliver a completion that arrived; otherwise
             // the data is free again and the operation can only fail.
+            if let State::Ring {
+                user_data, data, ..
+            } = &mut self.state
+            {
+                // A zero-copy send's result came in a completion before its notification.
+                for c in d.take_more(*user_data) {
+                    data.more(c.res, c.flags);
+                }
+            }
             let user_data = match &self.state {
                 State::Ring { user_data, .. } | State::Pool { user_data, .. } => Some(*user_data),
                 _ => None,
