@@ -395,3 +395,70 @@ async fn send_file_to_a_reset_peer_is_an_error() {
     );
     std::fs::remove_file(&path).unwrap();
 }
+
+/// `Splice` on hoop's (non-blocking) pipes: what cannot progress gives `WouldBlock` at once on
+/// both drivers — an empty pipe into a socket (it used to wait on the writable socket, which
+/// spun), a file into a full pipe — and a pipe holding data moves it.
+#[hoop::test]
+async fn splice_op_on_a_pipe_that_cannot_progress_would_block() {
+    use hoop::op::{splice::Splice, Op};
+    use std::os::fd::AsRawFd;
+    let driver = hoop::runtime_info().unwrap().driver.to_string();
+    let path = std::env::temp_dir().join(format!("hoop-splice-op-{driver}-{}", std::process::id()));
+    let data = pattern(64 << 10, 9);
+    std::fs::write(&path, &data).unwrap();
+    let file = hoop::fs::File::open(&path).await.unwrap();
+    let (client, server) = connected_pair().await;
+    let (r, w) = hoop::io::pipe().unwrap();
+    // One page of room makes "full" quick to reach.
+    // SAFETY: fcntl on a pipe fd this test owns; no memory arguments.
+    let size = unsafe { libc::fcntl(w.as_raw_fd(), libc::F_SETPIPE_SZ, 4096) };
+    assert!(size >= 4096, "{}", std::io::Error::last_os_error());
+    let size = size as usize;
+
+    let empty = hoop::time::timeout(
+        Duration::from_secs(5),
+        Op::new(Splice::pipe_to_socket(
+            r.shared_fd(),
+            client.shared_fd(),
+            4096,
+        )),
+    )
+    .await
+    .expect("an empty pipe must not wait on the socket");
+    assert_eq!(empty.unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
+
+    let filled = Op::new(Splice::file_to_pipe(
+        file.shared_fd(),
+        0,
+        w.shared_fd(),
+        size as u32,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(filled, size);
+    let full = hoop::time::timeout(
+        Duration::from_secs(5),
+        Op::new(Splice::file_to_pipe(
+            file.shared_fd(),
+            0,
+            w.shared_fd(),
+            4096,
+        )),
+    )
+    .await
+    .expect("a full non-blocking pipe gives WouldBlock");
+    assert_eq!(full.unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
+
+    let moved = Op::new(Splice::pipe_to_socket(
+        r.shared_fd(),
+        client.shared_fd(),
+        1 << 20,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(moved, size);
+    drop(client);
+    assert!(read_to_end(server).await == data[..size]);
+    std::fs::remove_file(&path).unwrap();
+}

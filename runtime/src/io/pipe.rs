@@ -50,12 +50,24 @@ impl PipeReader {
     pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
         Op::new(Read::new(&self.fd, buf, CURRENT_POSITION, FdKind::Stream)).await
     }
+
+    /// The pipe's fd as the runtime's operations hold it (for building operations on it, such
+    /// as [`Splice`](crate::op::splice::Splice)).
+    pub fn shared_fd(&self) -> &SharedFd {
+        &self.fd
+    }
 }
 
 impl PipeWriter {
     /// Writes `buf`'s initialised bytes (possibly only some of them).
     pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
         Op::new(Write::new(&self.fd, buf, CURRENT_POSITION, FdKind::Stream)).await
+    }
+
+    /// The pipe's fd as the runtime's operations hold it (for building operations on it, such
+    /// as [`Splice`](crate::op::splice::Splice)).
+    pub fn shared_fd(&self) -> &SharedFd {
+        &self.fd
     }
 
     /// Writes all of `buf`'s initialised bytes.

@@ -191,6 +191,16 @@ pub unsafe trait OpCode: 'static {
     fn shared_fd(&self) -> Option<&crate::fd::SharedFd> {
         None
     }
+
+    /// After the operation failed with `EAGAIN`: the fd and readiness to wait for before trying
+    /// again (on either driver), or `None` to give the caller `WouldBlock` because nothing the
+    /// operation can wait on would help. By default, its [`Plan::Readiness`].
+    fn wait_for(&self) -> Option<(RawFd, Interest)> {
+        match self.plan() {
+            Plan::Readiness { fd, interest } => Some((fd, interest)),
+            _ => None,
+        }
+    }
 }
 
 /// The `try_nowait` of a stream operation: the result of its non-blocking syscall `res`, or

@@ -198,7 +198,7 @@ impl<T: OpCode> Op<T> {
                     return self.start(&driver, &mut d, *data, cx);
                 }
                 if c.res == -libc::EAGAIN {
-                    if let Plan::Readiness { fd, interest, .. } = data.plan() {
+                    if let Some((fd, interest)) = data.wait_for() {
                         // A non-blocking fd on the ring: wait for readiness, then resubmit.
                         let entry =
                             opcode::PollAdd::new(types::Fd(fd), interest.poll_mask()).build();
@@ -229,15 +229,15 @@ impl<T: OpCode> Op<T> {
                     return Step::Wait;
                 }
                 let res = match data.perform() {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        let Plan::Readiness { fd, interest } = data.plan() else {
-                            unreachable!("only readiness ops wait")
-                        };
-                        match epoll.wait(fd, interest, data.shared_fd(), waiter, cx.waker()) {
-                            Ok(()) => return Step::Wait,
-                            Err(e) => Err(e),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => match data.wait_for() {
+                        Some((fd, interest)) => {
+                            match epoll.wait(fd, interest, data.shared_fd(), waiter, cx.waker()) {
+                                Ok(()) => return Step::Wait,
+                                Err(e) => Err(e),
+                            }
                         }
-                    }
+                        None => Err(e),
+                    },
                     res => res,
                 };
                 if let Some(w) = waiter.take() {
@@ -305,15 +305,19 @@ impl<T: OpCode> Op<T> {
                 d.stats.completed += 1;
                 Step::Finish(Data::Inline(data), res)
             }
-            Plan::Readiness { fd, interest, .. } => {
+            Plan::Readiness { .. } => {
                 if let Backend::Uring(_) = d.backend {
                     // The ring lacks this opcode: try now, and let the ring poll for readiness.
                     return match data.perform() {
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            let entry =
-                                opcode::PollAdd::new(types::Fd(fd), interest.poll_mask()).build();
-                            self.submit(driver, d, Box::new(data), entry, true, cx)
-                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => match data.wait_for() {
+                            Some((fd, interest)) => {
+                                let entry =
+                                    opcode::PollAdd::new(types::Fd(fd), interest.poll_mask())
+                                        .build();
+                                self.submit(driver, d, Box::new(data), entry, true, cx)
+                            }
+                            None => Step::Finish(Data::Inline(data), Err(e)),
+                        },
                         res => Step::Finish(Data::Inline(data), res),
                     };
                 }

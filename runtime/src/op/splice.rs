@@ -22,7 +22,9 @@ pub struct Splice {
 
 impl Splice {
     /// From a file at `offset` into a pipe; on the epoll driver this runs on the blocking pool
-    /// (a page-cache miss blocks).
+    /// (a page-cache miss blocks). Into a full pipe this waits for room if the pipe is a
+    /// blocking one, and fails with `WouldBlock` if it is non-blocking (as hoop's
+    /// [`pipe`](crate::io::pipe) is): wait with [`wait_ready`](crate::io::wait_ready) and retry.
     pub fn file_to_pipe(file: &SharedFd, offset: u64, pipe_in: &SharedFd, len: u32) -> Self {
         Splice {
             raw_in: file.raw(),
@@ -36,8 +38,9 @@ impl Splice {
         }
     }
 
-    /// From a pipe into a (non-blocking) socket; on the epoll driver this waits for the socket
-    /// to be writable.
+    /// From a pipe into a (non-blocking) socket, waiting for the socket to be writable. Out of
+    /// an empty pipe it fails with `WouldBlock` (the pipe side never waits, blocking pipe or
+    /// not: it is spliced with `SPLICE_F_NONBLOCK`); at the pipe's end of file it returns 0.
     pub fn pipe_to_socket(pipe_out: &SharedFd, socket: &SharedFd, len: u32) -> Self {
         Splice {
             raw_in: pipe_out.raw(),
@@ -95,6 +98,15 @@ unsafe impl OpCode for Splice {
         } as libc::c_long)
     }
 
+    fn wait_for(&self) -> Option<(RawFd, Interest)> {
+        // `EAGAIN` from a pipe-to-socket splice means a full socket or an empty pipe: waiting for
+        // the socket only helps in the first case (in the second it would spin).
+        match self.plan {
+            Plan::Readiness { fd, interest } if readable_now(self.raw_in) => Some((fd, interest)),
+            _ => None,
+        }
+    }
+
     fn shared_fd(&self) -> Option<&SharedFd> {
         match self.plan {
             Plan::Readiness { .. } => Some(&self.fd_out),
@@ -105,6 +117,18 @@ unsafe impl OpCode for Splice {
     fn complete(self, result: io::Result<u32>) -> io::Result<usize> {
         result.map(|n| n as usize)
     }
+}
+
+/// Whether `fd` has data (or a hang-up) to read right now.
+fn readable_now(fd: RawFd) -> bool {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one live, writable pollfd; a zero timeout never sleeps.
+    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+    n > 0 && pfd.revents & (libc::POLLIN | libc::POLLHUP) != 0
 }
 
 super::opaque_debug!(Splice);
