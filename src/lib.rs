@@ -135,7 +135,8 @@
 //! ## Thread per core
 //!
 //! A [`Runtime`] has `workers(n)` threads, each with its own executor, ring and timers, pinned
-//! to a CPU with `pin_cpus(true)`. [`Runtime::run`] starts one future per worker (a server
+//! to a CPU with `pin_cpus(true)` (blocking-pool threads then run on every allowed CPU, not on
+//! their worker's). [`Runtime::run`] starts one future per worker (a server
 //! binds a `SO_REUSEPORT` listener in each); [`Handle::spawn_on`] sends a `Send` future to a
 //! given worker from anywhere. Nothing is shared between workers unless you share it.
 //!
