@@ -398,7 +398,8 @@ async fn send_file_to_a_reset_peer_is_an_error() {
 
 /// `Splice` on hoop's (non-blocking) pipes: what cannot progress gives `WouldBlock` at once on
 /// both drivers — an empty pipe into a socket (it used to wait on the writable socket, which
-/// spun), a file into a full pipe — and a pipe holding data moves it.
+/// spun), a file into a full pipe — a pipe holding data waits for a full socket, and moves the
+/// data once the socket has room.
 #[hoop::test]
 async fn splice_op_on_a_pipe_that_cannot_progress_would_block() {
     use hoop::op::{splice::Splice, Op};
@@ -450,15 +451,27 @@ async fn splice_op_on_a_pipe_that_cannot_progress_would_block() {
     .expect("a full non-blocking pipe gives WouldBlock");
     assert_eq!(full.unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
 
-    let moved = Op::new(Splice::pipe_to_socket(
-        r.shared_fd(),
-        client.shared_fd(),
-        1 << 20,
-    ))
-    .await
-    .unwrap();
+    // The pipe has data and the socket is full: this one waits for the socket.
+    let mut filler = 0;
+    while let Ok(n) = client.socket().send(&[3u8; 64 * 1024]) {
+        filler += n;
+    }
+    let to_socket = || {
+        Op::new(Splice::pipe_to_socket(
+            r.shared_fd(),
+            client.shared_fd(),
+            1 << 20,
+        ))
+    };
+    let waited = hoop::time::timeout(Duration::from_millis(100), to_socket()).await;
+    assert!(waited.is_err(), "a full socket is waited for: {waited:?}");
+    let reader = hoop::spawn(read_to_end(server));
+    let moved = to_socket().await.unwrap();
     assert_eq!(moved, size);
+    drop(to_socket);
     drop(client);
-    assert!(read_to_end(server).await == data[..size]);
+    let received = reader.await.unwrap();
+    assert_eq!(received.len(), filler + size);
+    assert!(received[filler..] == data[..size]);
     std::fs::remove_file(&path).unwrap();
 }

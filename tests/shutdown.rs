@@ -7,6 +7,7 @@ mod common;
 use common::Tracked;
 
 use hoop::Runtime;
+use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -174,49 +175,69 @@ fn op_future_outliving_its_runtime() {
 
 use std::future::Future;
 
-/// A zero-copy send in flight when its runtime shuts down: the drain completes it, and polling
-/// its future afterwards reports what was sent (carried by the first of its two completions),
-/// not the notification's zero.
-#[test]
-fn zero_copy_send_outliving_its_runtime_reports_its_bytes() {
-    let _serial = serial();
-    const LEN: usize = 32 * 1024;
-    for driver in common::drivers() {
-        let (peers, pending) = {
+/// Starts a zero-copy send of `len` bytes in a runtime that is then dropped (after filling the
+/// socket first if `fill`), and polls the send to its end in a second runtime.
+fn zero_copy_send_across_shutdown(
+    driver: hoop::Driver,
+    len: usize,
+    fill: bool,
+) -> io::Result<usize> {
+    let (peers, pending) = {
+        let rt = Runtime::builder()
+            .workers(1)
+            .driver(driver)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let listener = hoop::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let (client, accepted) =
+                futures_util::join!(hoop::net::TcpStream::connect(addr), listener.accept());
+            let client = std::rc::Rc::new(client.unwrap());
+            if fill {
+                // The socket is non-blocking: fill it until the kernel refuses more.
+                let chunk = [1u8; 64 * 1024];
+                while client.socket().send(&chunk).is_ok() {}
+            }
+            let c = client.clone();
+            let mut fut = Box::pin(async move { c.send_zc(vec![7u8; len]).await.0 });
+            let waker = futures_util::task::noop_waker();
+            let first = fut
+                .as_mut()
+                .poll(&mut std::task::Context::from_waker(&waker));
+            ((client, accepted.unwrap().0), (first, fut))
+        })
+    };
+    let res = match pending {
+        // The epoll driver sends at once if it can (a plain send).
+        (std::task::Poll::Ready(res), _) => res,
+        (std::task::Poll::Pending, fut) => {
             let rt = Runtime::builder()
                 .workers(1)
                 .driver(driver)
                 .build()
                 .unwrap();
-            rt.block_on(async {
-                let listener = hoop::net::TcpListener::bind("127.0.0.1:0").unwrap();
-                let addr = listener.local_addr().unwrap();
-                let (client, accepted) =
-                    futures_util::join!(hoop::net::TcpStream::connect(addr), listener.accept());
-                let client = std::rc::Rc::new(client.unwrap());
-                let c = client.clone();
-                let mut fut = Box::pin(async move { c.send_zc(vec![7u8; LEN]).await.0 });
-                let waker = futures_util::task::noop_waker();
-                let first = fut
-                    .as_mut()
-                    .poll(&mut std::task::Context::from_waker(&waker));
-                ((client, accepted.unwrap().0), (first, fut))
-            })
-        };
-        let res = match pending {
-            // The epoll driver sends at once (a plain send).
-            (std::task::Poll::Ready(res), _) => res,
-            (std::task::Poll::Pending, fut) => {
-                let rt = Runtime::builder()
-                    .workers(1)
-                    .driver(driver)
-                    .build()
-                    .unwrap();
-                rt.block_on(fut)
-            }
-        };
-        assert_eq!(res.unwrap(), LEN, "{driver:?}");
-        drop(peers);
+            rt.block_on(hoop::time::timeout(Duration::from_secs(10), fut))
+                .expect("the op must not wait after its runtime is gone")
+        }
+    };
+    drop(peers);
+    res
+}
+
+/// A zero-copy send in flight when its runtime shuts down: the drain completes it, and polling
+/// its future afterwards reports what was sent (carried by the first of its two completions),
+/// not the notification's zero; one the shutdown cancelled (its socket was full) reports the
+/// shutdown, as every cancelled operation does on both drivers.
+#[test]
+fn zero_copy_send_outliving_its_runtime_reports_its_bytes_or_the_shutdown() {
+    let _serial = serial();
+    const LEN: usize = 32 * 1024;
+    for driver in common::drivers() {
+        let sent = zero_copy_send_across_shutdown(driver, LEN, false);
+        assert_eq!(sent.unwrap(), LEN, "{driver:?}");
+        let err = zero_copy_send_across_shutdown(driver, LEN, true).unwrap_err();
+        assert!(err.to_string().contains("shut down"), "{driver:?}: {err}");
     }
 }
 

@@ -46,8 +46,8 @@ pub(crate) struct BlockingPool {
     max_threads: usize,
     keep_alive: Duration,
     name: String,
-    /// Where pool threads run when the workers are pinned (else they inherit the spawning
-    /// worker's affinity, which is the process's).
+    /// Where pool threads run when the workers are pinned: the building thread's affinity
+    /// before it was pinned. Otherwise they inherit the spawning worker's (unpinned) affinity.
     cpus: Option<CpuSet>,
 }
 

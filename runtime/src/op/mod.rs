@@ -193,8 +193,10 @@ pub unsafe trait OpCode: 'static {
     }
 
     /// After the operation failed with `EAGAIN`: the fd and readiness to wait for before trying
-    /// again (on either driver), or `None` to give the caller `WouldBlock` because nothing the
-    /// operation can wait on would help. By default, its [`Plan::Readiness`].
+    /// again (on either driver, single-shot and multishot), or `None` to give the caller
+    /// `WouldBlock` because nothing the operation can wait on would help. By default, its
+    /// [`Plan::Readiness`]. When [`OpCode::shared_fd`] is `Some`, the fd returned here must be
+    /// that fd: the epoll driver keeps the registration until it closes.
     fn wait_for(&self) -> Option<(RawFd, Interest)> {
         match self.plan() {
             Plan::Readiness { fd, interest } => Some((fd, interest)),

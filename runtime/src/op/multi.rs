@@ -202,9 +202,8 @@ impl<T: MultishotOp> MultiOp<T> {
                     }
                     match data.perform() {
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            let Plan::Readiness { fd, interest } = data.plan() else {
-                                cx.waker().wake_by_ref();
-                                return Poll::Pending;
+                            let Some((fd, interest)) = data.wait_for() else {
+                                return Poll::Ready(Some(data.item(Err(e), 0)));
                             };
                             if let Err(e) =
                                 epoll.wait(fd, interest, data.shared_fd(), waiter, cx.waker())

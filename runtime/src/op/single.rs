@@ -133,13 +133,19 @@ impl<T: OpCode> Op<T> {
         if d.is_closed() {
             // Drained: every operation completed. Deliver a completion that arrived; otherwise
             // the data is free again and the operation can only fail.
+            let mut cancelled = false;
             if let State::Ring {
                 user_data, data, ..
             } = &mut self.state
             {
-                // A zero-copy send's result came in a completion before its notification.
+                // A zero-copy send's result came in a completion before its notification (and
+                // is the shutdown's `ECANCELED` if the send was still waiting).
                 for c in d.take_more(*user_data) {
-                    data.more(c.res, c.flags);
+                    if c.res == -libc::ECANCELED {
+                        cancelled = true;
+                    } else {
+                        data.more(c.res, c.flags);
+                    }
                 }
             }
             let user_data = match &self.state {
@@ -148,7 +154,7 @@ impl<T: OpCode> Op<T> {
             };
             let arrived = user_data.and_then(|ud| d.take_completion(ud, cx.waker()));
             // Operations the shutdown cancelled report that, the same way on every driver.
-            let arrived = arrived.filter(|(c, _)| c.res != -libc::ECANCELED);
+            let arrived = arrived.filter(|(c, _)| !cancelled && c.res != -libc::ECANCELED);
             return match (std::mem::replace(&mut self.state, State::Done), arrived) {
                 (
                     State::Ring {
