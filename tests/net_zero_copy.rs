@@ -468,7 +468,6 @@ async fn splice_op_on_a_pipe_that_cannot_progress_would_block() {
     let reader = hoop::spawn(read_to_end(server));
     let moved = to_socket().await.unwrap();
     assert_eq!(moved, size);
-    drop(to_socket);
     drop(client);
     let received = reader.await.unwrap();
     assert_eq!(received.len(), filler + size);
