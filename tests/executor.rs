@@ -165,6 +165,91 @@ async fn cross_thread_wake_unparks_the_worker() {
     assert!(woken_at.elapsed() < Duration::from_secs(2));
 }
 
+/// Lost-wake stress: four threads take turns handing items to a task that parks between them,
+/// each waking it from its own thread; the task acknowledges every item (once as a spawned
+/// task, once as `block_on`'s future). A lost wake leaves a
+/// producer waiting for its acknowledgement until the task's watchdog timer polls it again,
+/// which the producer sees as a wait of seconds.
+#[hoop::test]
+async fn cross_thread_wakes_under_contention_are_never_lost() {
+    // A spawned task is woken through the worker's inbox, `block_on`'s future by its own flag.
+    hoop::spawn(wake_ping_pong()).await.unwrap();
+    wake_ping_pong().await;
+}
+
+async fn wake_ping_pong() {
+    use futures_util::task::AtomicWaker;
+    const PRODUCERS: usize = 4;
+    const EACH: usize = 2_000;
+    let produced = Arc::new(AtomicUsize::new(0));
+    let acked = Arc::new(AtomicUsize::new(0));
+    let waker = Arc::new(AtomicWaker::new());
+    let producers: Vec<_> = (0..PRODUCERS)
+        .map(|_| {
+            let (produced, acked, waker) = (produced.clone(), acked.clone(), waker.clone());
+            std::thread::spawn(move || {
+                let mut longest = Duration::ZERO;
+                for _ in 0..EACH {
+                    // One item in flight at a time across all producers: claim the next one.
+                    let mine = loop {
+                        let done = acked.load(Ordering::SeqCst);
+                        if produced
+                            .compare_exchange(done, done + 1, Ordering::SeqCst, Ordering::SeqCst)
+                            .is_ok()
+                        {
+                            break done + 1;
+                        }
+                        std::thread::yield_now();
+                    };
+                    // Give the worker time to park, so that most wakes must unpark it.
+                    std::thread::sleep(Duration::from_micros(50));
+                    waker.wake();
+                    let start = Instant::now();
+                    while acked.load(Ordering::SeqCst) < mine {
+                        std::thread::yield_now();
+                    }
+                    longest = longest.max(start.elapsed());
+                }
+                longest
+            })
+        })
+        .collect();
+    let total = PRODUCERS * EACH;
+    let consumer = std::future::poll_fn(|cx| {
+        waker.register(cx.waker());
+        let now = produced.load(Ordering::SeqCst);
+        acked.store(now, Ordering::SeqCst);
+        if now == total {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    });
+    // The watchdog only bounds the test; its wake-ups are what a lost wake would wait for.
+    let mut watchdog = hoop::time::interval(Duration::from_secs(5));
+    let mut consumer = std::pin::pin!(consumer);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let tick = std::pin::pin!(watchdog.tick());
+        match futures_util::future::select(consumer.as_mut(), tick).await {
+            futures_util::future::Either::Left(((), _)) => break,
+            futures_util::future::Either::Right(_) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "the task stopped making progress"
+                );
+            }
+        }
+    }
+    for p in producers {
+        let longest = p.join().unwrap();
+        assert!(
+            longest < Duration::from_secs(3),
+            "an acknowledgement took {longest:?}: a wake was lost"
+        );
+    }
+}
+
 #[test]
 fn spawn_on_reaches_other_worker_from_any_thread() {
     for driver in common::drivers() {
