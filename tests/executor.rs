@@ -441,3 +441,40 @@ fn handles_and_wakers_are_send_and_sync() {
     send::<hoop::JoinHandle<u32>>();
     send::<hoop::JoinError>();
 }
+
+/// Review-2 H3: jobs pushed together after the pool went idle each get a thread. Counting the
+/// idle thread as free until it woke queued every job pushed before it woke behind it, so jobs
+/// that wait for each other (here: all of them, at a rendezvous) waited forever.
+#[hoop::test]
+async fn blocking_jobs_pushed_together_after_an_idle_spell_run_side_by_side() {
+    use std::sync::{Condvar, Mutex};
+    const JOBS: usize = 16;
+    for round in 0..3 {
+        // One thread, then idle (it stays alive for the pool's keep-alive).
+        hoop::spawn_blocking(|| ()).await.unwrap();
+        hoop::time::sleep(Duration::from_millis(50)).await;
+        let meet = Arc::new((Mutex::new(0usize), Condvar::new()));
+        let handles: Vec<_> = (0..JOBS)
+            .map(|_| {
+                let meet = meet.clone();
+                hoop::spawn_blocking(move || {
+                    let (count, cv) = &*meet;
+                    let mut n = count.lock().unwrap();
+                    *n += 1;
+                    cv.notify_all();
+                    let (n, _) = cv
+                        .wait_timeout_while(n, Duration::from_secs(3), |n| *n < JOBS)
+                        .unwrap();
+                    *n
+                })
+            })
+            .collect();
+        for h in handles {
+            assert_eq!(
+                h.await.unwrap(),
+                JOBS,
+                "round {round}: some job never started"
+            );
+        }
+    }
+}

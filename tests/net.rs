@@ -454,3 +454,41 @@ async fn unix_fd_passing_and_peer_credentials() {
     std::io::Read::read_exact(&mut &pr, &mut got).unwrap();
     assert_eq!(&got, b"via passed fd");
 }
+
+/// Review-2 C1: `recv(MSG_TRUNC)` on a datagram socket returns the datagram's full length; a
+/// buffer must never claim more than it holds. Flags that allow it are refused up front, and
+/// the other `MSG_*` flags still work.
+#[hoop::test]
+async fn recv_refuses_flags_that_would_overrun_the_buffer() {
+    use hoop::fd::SharedFd;
+    use hoop::op::send_recv::{Recv, Send};
+    use hoop::op::Op;
+    use hoop::IoBuf;
+    let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    a.send_to(&[7u8; 2000], b.local_addr().unwrap()).unwrap();
+    let fd = SharedFd::new(b.into());
+    for flags in [
+        libc::MSG_TRUNC,
+        libc::MSG_ERRQUEUE,
+        libc::MSG_TRUNC | libc::MSG_PEEK,
+    ] {
+        let (res, buf) = Op::new(Recv::new(&fd, Vec::with_capacity(16), flags)).await;
+        assert_eq!(
+            res.unwrap_err().kind(),
+            ErrorKind::InvalidInput,
+            "{flags:#x}"
+        );
+        assert!(buf.is_empty());
+    }
+    let (res, buf) = Op::new(Send::new(&fd, vec![1u8], libc::MSG_ZEROCOPY)).await;
+    assert_eq!(res.unwrap_err().kind(), ErrorKind::InvalidInput);
+    assert_eq!(buf, [1]);
+    // Allowed flags: peek, then a truncating read of a 2000-byte datagram into 16 bytes.
+    let (res, buf) = Op::new(Recv::new(&fd, Vec::with_capacity(16), libc::MSG_PEEK)).await;
+    assert_eq!(res.unwrap(), 16);
+    assert!(buf.len() <= buf.capacity());
+    let (res, buf) = Op::new(Recv::new(&fd, vec![0u8; 4].slice(..), 0)).await;
+    assert_eq!(res.unwrap(), 4);
+    assert_eq!(buf.into_inner(), [7u8; 4]);
+}

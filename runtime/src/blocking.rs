@@ -34,7 +34,13 @@ impl Job {
 struct State {
     queue: VecDeque<Job>,
     threads: usize,
+    /// Threads waiting for work that no job has claimed yet. A job that wakes one takes it out
+    /// of this count at once, so the next job (pushed before the woken thread runs) does not
+    /// count on the same thread and starts another: counting a thread as idle until it wakes
+    /// up queued a burst behind it, and a job waiting for a later one deadlocked.
     idle: usize,
+    /// Wake-ups sent to idle threads and not yet taken by one.
+    notified: usize,
     shutdown: bool,
 }
 
@@ -63,6 +69,7 @@ impl BlockingPool {
                 queue: VecDeque::new(),
                 threads: 0,
                 idle: 0,
+                notified: 0,
                 shutdown: false,
             }),
             work: Condvar::new(),
@@ -86,6 +93,8 @@ impl BlockingPool {
         }
         state.queue.push_back(job);
         if state.idle > 0 {
+            state.idle -= 1;
+            state.notified += 1;
             self.work.notify_one();
             return Ok(());
         }
@@ -142,13 +151,27 @@ impl BlockingPool {
                 break;
             }
             state.idle += 1;
-            let (s, timeout) = self
-                .work
-                .wait_timeout(state, self.keep_alive)
-                .unwrap_or_else(|e| e.into_inner());
-            state = s;
-            state.idle -= 1;
-            if timeout.timed_out() && state.queue.is_empty() {
+            let deadline = Instant::now() + self.keep_alive;
+            let woken = loop {
+                let now = Instant::now();
+                let (s, _) = self
+                    .work
+                    .wait_timeout(state, deadline.saturating_duration_since(now))
+                    .unwrap_or_else(|e| e.into_inner());
+                state = s;
+                if state.notified > 0 {
+                    // A job's wake-up (maybe meant for another thread: it is the same work);
+                    // `spawn` already took this thread out of `idle`.
+                    state.notified -= 1;
+                    break true;
+                }
+                if state.shutdown || Instant::now() >= deadline {
+                    state.idle -= 1;
+                    break false;
+                }
+                // A spurious wake-up: keep waiting.
+            };
+            if !woken && !state.shutdown && state.queue.is_empty() {
                 break;
             }
         }

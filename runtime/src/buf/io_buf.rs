@@ -87,9 +87,13 @@ unsafe impl IoBufMut for Vec<u8> {
         self.as_mut_ptr()
     }
     unsafe fn set_init(&mut self, pos: usize) {
+        debug_assert!(pos <= self.capacity(), "set_init({pos}) past the capacity");
+        // A kernel result is never trusted to stay within the buffer (`recv(MSG_TRUNC)` returns
+        // a datagram's real length): a length past the capacity would break the Vec.
+        let pos = pos.min(self.capacity());
         if self.len() < pos {
             // SAFETY: the caller guarantees the first `pos` bytes are written, and `pos` is within
-            // the capacity because operations never fill more than `bytes_total()`.
+            // the capacity (clamped above).
             unsafe { self.set_len(pos) };
         }
     }

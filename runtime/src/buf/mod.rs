@@ -36,3 +36,22 @@ pub use slice::Slice;
 /// # });
 /// ```
 pub type BufResult<T, B> = (std::io::Result<T>, B);
+
+/// Marks the `n` bytes a read reported as written into `buf` from its start, and returns how many
+/// that is. A kernel count is never trusted past the buffer: it is clamped to `bytes_total()`
+/// (and asserted in debug builds, where a larger count is a bug in the op that let it happen).
+///
+/// # Safety
+///
+/// The first `min(n, bytes_total())` bytes of `buf` must have been written.
+pub(crate) unsafe fn mark_filled<B: IoBufMut>(buf: &mut B, n: u32) -> usize {
+    let total = buf.bytes_total();
+    debug_assert!(
+        n as usize <= total,
+        "a read reported {n} bytes into a {total}-byte buffer"
+    );
+    let n = (n as usize).min(total);
+    // SAFETY: the caller guarantees these `n` bytes were written; `n <= bytes_total()`.
+    unsafe { buf.set_init(n) };
+    n
+}

@@ -70,6 +70,12 @@ unsafe impl<B: IoBufMut> IoBufMut for Slice<B> {
     }
     // SAFETY: the caller upholds `IoBufMut::set_init`'s contract for the slice's range.
     unsafe fn set_init(&mut self, pos: usize) {
+        debug_assert!(
+            pos <= self.end - self.begin,
+            "set_init({pos}) past the slice"
+        );
+        // Never past the slice's end: the bytes after it belong to the inner buffer's caller.
+        let pos = pos.min(self.end - self.begin);
         // A read into a slice that starts past the initialised part would leave a gap of
         // uninitialised bytes, so the inner buffer only grows when there is no gap.
         if self.buf.bytes_init() >= self.begin {

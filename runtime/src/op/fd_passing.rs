@@ -171,8 +171,8 @@ unsafe impl<B: IoBufMut> OpCode for RecvWithFds<B> {
                     .map(|f| unsafe { OwnedFd::from_raw_fd(f) })
                     .collect();
                 // SAFETY: the kernel wrote `n` bytes from the buffer's start.
-                unsafe { self.buf.set_init(n as usize) };
-                (Ok((n as usize, fds)), self.buf)
+                let n = unsafe { crate::buf::mark_filled(&mut self.buf, n) };
+                (Ok((n, fds)), self.buf)
             }
             Err(e) => (Err(e), self.buf),
         }

@@ -83,8 +83,8 @@ unsafe impl OpCode for ReadFixed {
         match result {
             Ok(n) => {
                 // SAFETY: the kernel wrote `n` bytes from the buffer's start.
-                unsafe { self.buf.set_init(n as usize) };
-                (Ok(n as usize), self.buf)
+                let n = unsafe { crate::buf::mark_filled(&mut self.buf, n) };
+                (Ok(n), self.buf)
             }
             Err(e) => (Err(e), self.buf),
         }

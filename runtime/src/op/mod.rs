@@ -138,6 +138,13 @@ pub unsafe trait OpCode: 'static {
     /// would have been.
     fn perform(&mut self) -> io::Result<u32>;
 
+    /// Refuses an operation whose arguments the kernel must not see (flags that would let a
+    /// result claim more than the buffer holds): it then completes with this error, never
+    /// reaching the kernel or the pool.
+    fn check(&self) -> io::Result<()> {
+        Ok(())
+    }
+
     /// Builds the output from the result, giving back owned buffers.
     fn complete(self, result: io::Result<u32>) -> Self::Output;
 

@@ -132,10 +132,10 @@ unsafe impl<B: IoBufMut> OpCode for RecvFrom<B> {
         match result {
             Ok(n) => {
                 // SAFETY: the kernel wrote `n` bytes from the buffer's start.
-                unsafe { self.buf.set_init(n as usize) };
+                let n = unsafe { crate::buf::mark_filled(&mut self.buf, n) };
                 self.addr.set_len(self.parts.hdr.msg_namelen);
                 let addr = self.addr.addr();
-                (Ok((n as usize, addr)), self.buf)
+                (Ok((n, addr)), self.buf)
             }
             Err(e) => (Err(e), self.buf),
         }

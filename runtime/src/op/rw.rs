@@ -177,8 +177,8 @@ unsafe impl<B: IoBufMut> OpCode for Read<B> {
                     self._fd.set_stream_hint(false, n > 0 && n == self.len);
                 }
                 // SAFETY: the kernel wrote `n` bytes from the buffer's start.
-                unsafe { self.buf.set_init(n as usize) };
-                (Ok(n as usize), self.buf)
+                let n = unsafe { crate::buf::mark_filled(&mut self.buf, n) };
+                (Ok(n), self.buf)
             }
             Err(e) => (Err(e), self.buf),
         }

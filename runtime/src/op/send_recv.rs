@@ -7,8 +7,36 @@ use crate::fd::SharedFd;
 use io_uring::{opcode, squeue::Entry, types};
 use std::io;
 
+/// The `MSG_*` flags [`Send`] takes. Others are refused with `InvalidInput`: `MSG_ZEROCOPY`
+/// needs the error-queue protocol (use `send_zc`), `MSG_FASTOPEN` an address.
+pub const SEND_FLAGS: i32 = libc::MSG_MORE
+    | libc::MSG_DONTROUTE
+    | libc::MSG_EOR
+    | libc::MSG_OOB
+    | libc::MSG_CONFIRM
+    | libc::MSG_DONTWAIT
+    | libc::MSG_NOSIGNAL
+    | libc::MSG_WAITALL;
+
+/// The `MSG_*` flags [`Recv`] takes. Others are refused with `InvalidInput`: `MSG_TRUNC` makes
+/// the kernel return a datagram's full length, more than the buffer holds; `MSG_ERRQUEUE` needs
+/// a control buffer (`recvmsg`).
+pub const RECV_FLAGS: i32 = libc::MSG_PEEK | libc::MSG_WAITALL | libc::MSG_OOB | libc::MSG_DONTWAIT;
+
+/// `InvalidInput` unless `flags` is within `allowed`.
+fn check_flags(flags: i32, allowed: i32, op: &str) -> io::Result<()> {
+    if flags & !allowed == 0 {
+        return Ok(());
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("hoop: {op} does not take the flags {:#x}", flags & !allowed),
+    ))
+}
+
 /// `send(2)` of a buffer's initialised bytes. `MSG_NOSIGNAL` is always added: a closed peer gives
-/// `EPIPE`, never a process-killing `SIGPIPE`.
+/// `EPIPE`, never a process-killing `SIGPIPE`. Flags outside [`SEND_FLAGS`] make the operation
+/// fail with `InvalidInput` before it reaches the kernel.
 pub struct Send<B> {
     fd: SharedFd,
     buf: B,
@@ -63,6 +91,10 @@ unsafe impl<B: IoBuf> OpCode for Send<B> {
         Some(&self.fd)
     }
 
+    fn check(&self) -> io::Result<()> {
+        check_flags(self.flags, SEND_FLAGS, "send")
+    }
+
     fn stream_hint(&self) -> bool {
         self.fd.stream_hint(true)
     }
@@ -81,7 +113,8 @@ unsafe impl<B: IoBuf> OpCode for Send<B> {
     }
 }
 
-/// `recv(2)` into a buffer, from its start up to its capacity (`MSG_PEEK` to peek).
+/// `recv(2)` into a buffer, from its start up to its capacity (`MSG_PEEK` to peek). Flags outside
+/// [`RECV_FLAGS`] make the operation fail with `InvalidInput` before it reaches the kernel.
 pub struct Recv<B> {
     fd: SharedFd,
     buf: B,
@@ -136,12 +169,16 @@ unsafe impl<B: IoBufMut> OpCode for Recv<B> {
         Some(&self.fd)
     }
 
+    fn check(&self) -> io::Result<()> {
+        check_flags(self.flags, RECV_FLAGS, "recv")
+    }
+
     fn complete(mut self, result: io::Result<u32>) -> BufResult<usize, B> {
         match result {
             Ok(n) => {
                 // SAFETY: the kernel wrote `n` bytes from the buffer's start.
-                unsafe { self.buf.set_init(n as usize) };
-                (Ok(n as usize), self.buf)
+                let n = unsafe { crate::buf::mark_filled(&mut self.buf, n) };
+                (Ok(n), self.buf)
             }
             Err(e) => (Err(e), self.buf),
         }

@@ -263,6 +263,9 @@ impl<T: OpCode> Op<T> {
         mut data: T,
         cx: &mut Context<'_>,
     ) -> Step<T> {
+        if let Err(e) = data.check() {
+            return Step::Finish(Data::Inline(data), Err(e));
+        }
         // The inline attempt runs as this thread's user, so not for operations run as another;
         // nor on a restricted ring, whose allowlist it would bypass.
         let stream = matches!(d.backend, Backend::Uring(_)) && data.stream_hint();
