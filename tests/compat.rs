@@ -222,3 +222,53 @@ async fn pipes_and_unix_streams() {
     b.read_to_string(&mut s).await.unwrap();
     assert_eq!(s, "over unix");
 }
+
+/// Review-2 H4: a file has one position. A write after a read lands where the caller is (not
+/// past the read-ahead), and a read after an unflushed write sees the written bytes.
+#[hoop::test]
+async fn file_writes_and_reads_share_the_callers_position() {
+    let driver = hoop::runtime_info().unwrap().driver;
+    let dir = std::env::temp_dir().join(format!("hoop-compat-pos-{}-{driver}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("file");
+    let data = pattern(64 * 1024);
+    std::fs::write(&path, &data).unwrap();
+    let open = || {
+        let path = path.clone();
+        async move {
+            let mut o = hoop::fs::OpenOptions::new();
+            o.read(true).write(true);
+            o.open(&path).await
+        }
+    };
+
+    let mut f = open().await.unwrap().compat();
+    let mut ten = [0u8; 10];
+    f.read_exact(&mut ten).await.unwrap();
+    assert_eq!(ten, data[..10]);
+    f.write_all(b"XY").await.unwrap();
+    f.flush().await.unwrap();
+    let on_disk = std::fs::read(&path).unwrap();
+    assert_eq!(
+        &on_disk[10..12],
+        b"XY",
+        "the write went past the read-ahead"
+    );
+    assert_eq!(on_disk.len(), data.len());
+    // The next read continues after the write.
+    f.read_exact(&mut ten).await.unwrap();
+    assert_eq!(ten, data[12..22]);
+
+    // Write without flushing, seek back by the written length through the read path.
+    let mut f = open().await.unwrap().compat();
+    f.write_all(b"abcdef").await.unwrap();
+    let mut next = [0u8; 4];
+    f.read_exact(&mut next).await.unwrap();
+    assert_eq!(
+        next,
+        data[6..10],
+        "a read after an unflushed write starts after it"
+    );
+    assert_eq!(&std::fs::read(&path).unwrap()[..6], b"abcdef");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

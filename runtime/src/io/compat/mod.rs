@@ -165,6 +165,14 @@ impl<S> Compat<S> {
     /// `futures::io::AsyncBufRead::poll_fill_buf`: the buffered bytes, reading more if there are
     /// none; empty at end of stream.
     pub fn poll_fill_buf(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
+        if self.kind == FdKind::File
+            && self.reader.pos == self.reader.data.len()
+            && self.reader.pending.is_none()
+        {
+            // A file has one position: bytes accepted by `poll_write` go out before a read, so
+            // the read sees them and starts after them.
+            ready!(self.poll_flush(cx))?;
+        }
         let r = &mut self.reader;
         if r.pos == r.data.len() {
             if r.pending.is_none() {
@@ -230,6 +238,11 @@ impl<S> Compat<S> {
         let total: usize = srcs.iter().map(|s| s.len()).sum();
         if total == 0 {
             return Poll::Ready(Ok(0));
+        }
+        if self.kind == FdKind::File {
+            // The kernel's position is past the bytes read ahead: move it back to where the
+            // caller is, so the write lands there.
+            ready!(self.poll_drop_read_ahead(cx))?;
         }
         loop {
             // Collect a finished write without waiting, so the next one can start at once.
@@ -303,15 +316,7 @@ impl<S> Compat<S> {
     /// the caller has read. Streams refuse with `ESPIPE`, like `lseek`.
     pub fn poll_seek(&mut self, cx: &mut Context<'_>, to: SeekFrom) -> Poll<io::Result<u64>> {
         ready!(self.poll_flush(cx))?;
-        if let Some(op) = self.reader.pending.as_mut() {
-            let (res, buf) = ready!(Pin::new(op).poll(cx));
-            self.reader.pending = None;
-            self.reader.data = buf;
-            self.reader.pos = 0;
-            if res.is_err() {
-                self.reader.data.clear();
-            }
-        }
+        ready!(self.poll_land_read(cx));
         let ahead = (self.reader.data.len() - self.reader.pos) as i64;
         let (offset, whence) = match to {
             SeekFrom::Start(n) => (n as i64, libc::SEEK_SET),
@@ -327,6 +332,39 @@ impl<S> Compat<S> {
         self.reader.data.clear();
         self.reader.pos = 0;
         Poll::Ready(Ok(pos as u64))
+    }
+
+    /// Waits for the read in flight, if any, to land in the read buffer (a failed one leaves it
+    /// empty).
+    fn poll_land_read(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some(op) = self.reader.pending.as_mut() {
+            let (res, buf) = ready!(Pin::new(op).poll(cx));
+            self.reader.pending = None;
+            self.reader.data = buf;
+            self.reader.pos = 0;
+            if res.is_err() {
+                self.reader.data.clear();
+            }
+        }
+        Poll::Ready(())
+    }
+
+    /// For a file: drops the bytes read ahead and not returned, moving the file position back
+    /// over them (`tokio::fs::File` does the same before a write).
+    fn poll_drop_read_ahead(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_land_read(cx));
+        let ahead = (self.reader.data.len() - self.reader.pos) as i64;
+        if ahead > 0 {
+            // SAFETY: plain syscall on an fd this object keeps open; no read is in flight (landed
+            // above) and writes do not move the position until they are submitted.
+            let rc = unsafe { libc::lseek(self.fd.raw(), -ahead, libc::SEEK_CUR) };
+            if rc < 0 {
+                return Poll::Ready(Err(io::Error::last_os_error()));
+            }
+        }
+        self.reader.data.clear();
+        self.reader.pos = 0;
+        Poll::Ready(Ok(()))
     }
 
     /// Submits the staged bytes (the kernel must be idle).
