@@ -574,3 +574,124 @@ async fn credentials_impersonate_users() {
     drop(mine);
     assert_eq!(std::fs::metadata(s.path("mine")).unwrap().uid(), 0);
 }
+
+/// Runs `swap` in a loop on another thread until `body` returns.
+async fn while_swapping<F: Future>(swap: impl Fn() + Send + 'static, body: F) -> F::Output {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let swapper = std::thread::spawn(move || {
+        while !stop2.load(Ordering::Relaxed) {
+            swap();
+        }
+    });
+    let out = body.await;
+    stop.store(true, Ordering::Relaxed);
+    swapper.join().unwrap();
+    out
+}
+
+use std::future::Future;
+
+/// Review-2 H1 (CVE-2022-21658): a subdirectory swapped for a symlink to `outside` while
+/// `remove_dir_all` walks the tree must not make it remove anything outside.
+#[hoop::test]
+async fn remove_dir_all_survives_a_racing_symlink_swap() {
+    let s = Scratch::new("rmrace");
+    let (victim, outside) = (s.path("victim"), s.path("outside"));
+    std::fs::create_dir(&outside).unwrap();
+    let names: Vec<String> = (0..40).map(|i| format!("f{i}")).collect();
+    for n in &names {
+        std::fs::write(outside.join(n), b"keep").unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(6);
+    let mut rounds = 0;
+    while rounds < 20 || std::time::Instant::now() < deadline && rounds < 200 {
+        rounds += 1;
+        std::fs::create_dir_all(victim.join("sub")).unwrap();
+        for n in &names {
+            std::fs::write(victim.join("sub").join(n), b"x").unwrap();
+        }
+        let (v, o) = (victim.clone(), outside.clone());
+        let swap = move || {
+            let (sub, real, link) = (v.join("sub"), v.join("real"), v.join("link"));
+            let _ = std::os::unix::fs::symlink(&o, &link);
+            let _ = std::fs::rename(&sub, &real);
+            let _ = std::fs::rename(&link, &sub); // sub -> outside
+            let _ = std::fs::rename(&sub, &link);
+            let _ = std::fs::rename(&real, &sub);
+        };
+        // Errors are fine (the tree changes under the walk); deleting outside is not.
+        let _ = while_swapping(swap, fs::remove_dir_all(&victim)).await;
+        let _ = std::fs::remove_dir_all(&victim);
+        for n in &names {
+            assert!(
+                outside.join(n).exists(),
+                "round {rounds}: remove_dir_all deleted {n} outside the tree"
+            );
+        }
+    }
+}
+
+/// `create_dir_all` enters each directory it creates by fd, refusing a symlink swapped in for
+/// it: nothing is created outside the tree.
+#[hoop::test]
+async fn create_dir_all_survives_a_racing_symlink_swap() {
+    let s = Scratch::new("mkrace");
+    let (victim, outside) = (s.path("victim"), s.path("outside"));
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::create_dir(&victim).unwrap();
+    for round in 0..300 {
+        let (v, o) = (victim.clone(), outside.clone());
+        let swap = move || {
+            let a = v.join("a");
+            if std::fs::symlink_metadata(&a).is_ok_and(|m| m.is_dir())
+                && std::fs::rename(&a, v.join(format!("moved{round}"))).is_ok()
+            {
+                let _ = std::os::unix::fs::symlink(&o, &a);
+            }
+        };
+        let _ = while_swapping(swap, fs::create_dir_all(victim.join("a/b/c/d"))).await;
+        let created: Vec<_> = std::fs::read_dir(&outside).unwrap().collect();
+        assert!(
+            created.is_empty(),
+            "round {round}: created {created:?} outside the tree"
+        );
+        std::fs::remove_dir_all(&victim).unwrap();
+        std::fs::create_dir(&victim).unwrap();
+    }
+    // Without a race it builds the whole tree, and an existing one is fine.
+    fs::create_dir_all(victim.join("x/y/z")).await.unwrap();
+    fs::create_dir_all(victim.join("x/y/z")).await.unwrap();
+    assert!(victim.join("x/y/z").is_dir());
+}
+
+/// Review-2 M4: `copy` sets the permission bits on the file it opened, not on whatever the
+/// destination path names afterwards.
+#[hoop::test]
+async fn copy_sets_permissions_on_the_file_it_wrote() {
+    let s = Scratch::new("cprace");
+    let (src, out, victim) = (s.path("src"), s.path("out"), s.path("victim"));
+    std::fs::write(&src, b"data").unwrap();
+    std::fs::set_permissions(&src, std::fs::Permissions::from_mode(0o640)).unwrap();
+    std::fs::create_dir(&victim).unwrap();
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let (o, v, link) = (out.clone(), victim.clone(), s.path("link"));
+    let swap = move || {
+        let _ = std::os::unix::fs::symlink(&v, &link);
+        let _ = std::fs::rename(&link, &o); // out -> victim (a directory: opening it fails)
+        let _ = std::fs::remove_file(&o);
+    };
+    let copies = while_swapping(swap, async {
+        let mut ok = 0;
+        for _ in 0..2000 {
+            ok += fs::copy(&src, &out).await.is_ok() as usize;
+        }
+        ok
+    })
+    .await;
+    let mode = std::fs::metadata(&victim).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(
+        mode, 0o700,
+        "copy chmodded the symlink's target ({copies} copies)"
+    );
+}

@@ -8,6 +8,7 @@ use hoop_runtime::buf::{AlignedBuf, BufResult, FixedBuf, IoBuf, IoBufMut};
 use hoop_runtime::fd::SharedFd;
 use hoop_runtime::op::at::At;
 use hoop_runtime::op::close::Close;
+use hoop_runtime::op::dir_ops::ChmodAt;
 use hoop_runtime::op::file_space::{Fadvise, Fallocate, Ftruncate};
 use hoop_runtime::op::fixed::{ReadFixed, WriteFixed};
 use hoop_runtime::op::fsync::Fsync;
@@ -302,6 +303,14 @@ impl File {
         self.op(Fadvise::new(&self.fd, offset, len, advice.raw()))
             .await
             .map_err(self.ctx("fadvise"))
+    }
+
+    /// Sets the permission bits of the open file (`fchmod`: no path is resolved again).
+    pub async fn set_permissions(&self, perm: std::fs::Permissions) -> io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        self.op(ChmodAt::fd(&self.fd, perm.mode()))
+            .await
+            .map_err(self.ctx("chmod"))
     }
 
     /// Metadata of the open file (`statx` with `AT_EMPTY_PATH`).

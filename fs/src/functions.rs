@@ -13,11 +13,9 @@ use hoop_runtime::op::statx::Statx;
 use hoop_runtime::op::Op;
 use std::ffi::{OsStr, OsString};
 use std::fs::Permissions;
-use std::future::Future;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 
 /// Reads a whole file.
 ///
@@ -108,7 +106,7 @@ pub async fn rename(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<
     Op::new(op).await.map_err(with_path("rename", from))
 }
 
-async fn unlink(path: &Path, flags: i32, op: &'static str) -> io::Result<()> {
+pub(crate) async fn unlink(path: &Path, flags: i32, op: &'static str) -> io::Result<()> {
     let c = c_path(path).map_err(with_path(op, path))?;
     Op::new(UnlinkAt::new(At::cwd(), c, flags))
         .await
@@ -125,38 +123,6 @@ pub async fn remove_dir(path: impl AsRef<Path>) -> io::Result<()> {
     unlink(path.as_ref(), libc::AT_REMOVEDIR, "rmdir").await
 }
 
-/// Removes a directory and everything in it. Symlinks are removed, never followed (a symlink
-/// given as `path` is removed itself); a file as `path` is an error (`NotADirectory`), as with
-/// `std::fs::remove_dir_all`.
-pub async fn remove_dir_all(path: impl AsRef<Path>) -> io::Result<()> {
-    let path = path.as_ref();
-    let meta = symlink_metadata(path).await?;
-    if !meta.is_dir() && !meta.is_symlink() {
-        let e = io::Error::from_raw_os_error(libc::ENOTDIR);
-        return Err(with_path("rmdir", path)(e));
-    }
-    remove_tree(path.to_path_buf()).await
-}
-
-fn remove_tree(path: PathBuf) -> Pin<Box<dyn Future<Output = io::Result<()>>>> {
-    Box::pin(async move {
-        let meta = symlink_metadata(&path).await?;
-        if !meta.is_dir() {
-            return remove_file(&path).await;
-        }
-        let mut entries = read_dir(&path).await?;
-        while let Some(entry) = entries.next_entry().await? {
-            let child = entry.path();
-            if entry.file_type().await? == crate::FileType::Dir {
-                remove_tree(child).await?;
-            } else {
-                remove_file(&child).await?;
-            }
-        }
-        remove_dir(&path).await
-    })
-}
-
 /// Creates a directory (mode `0o777` before the umask).
 pub async fn create_dir(path: impl AsRef<Path>) -> io::Result<()> {
     let path = path.as_ref();
@@ -164,46 +130,6 @@ pub async fn create_dir(path: impl AsRef<Path>) -> io::Result<()> {
     Op::new(MkDirAt::new(At::cwd(), c, 0o777))
         .await
         .map_err(with_path("mkdir", path))
-}
-
-/// Creates a directory and its missing parents; an existing directory is fine. Errors are
-/// those of `std::fs::create_dir_all` (e.g. `AlreadyExists` if a file is in the way).
-pub async fn create_dir_all(path: impl AsRef<Path>) -> io::Result<()> {
-    async fn is_dir(p: &Path) -> bool {
-        metadata(p).await.is_ok_and(|m| m.is_dir())
-    }
-    let path = path.as_ref();
-    // Like std: try the deepest directory first and climb only past missing parents, so an
-    // existing tree costs one mkdir.
-    let mut missing = Vec::new();
-    let mut cur = path;
-    loop {
-        if cur.as_os_str().is_empty() {
-            break;
-        }
-        match create_dir(cur).await {
-            Ok(()) => break,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => missing.push(cur),
-            Err(_) if is_dir(cur).await => break,
-            Err(e) => return Err(e),
-        }
-        match cur.parent() {
-            Some(parent) => cur = parent,
-            None => {
-                let e = io::Error::other("failed to create whole tree");
-                return Err(with_path("mkdir", path)(e));
-            }
-        }
-    }
-    for p in missing.into_iter().rev() {
-        match create_dir(p).await {
-            Ok(()) => {}
-            // Created concurrently by someone else: fine if it is a directory.
-            Err(_) if is_dir(p).await => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 /// Creates a hard link `link` to the file `original`.
@@ -290,7 +216,8 @@ pub async fn copy(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<u6
         buf = b;
         pos += n as u64;
     }
-    set_permissions(to, meta.permissions()).await?;
+    // On the open fd: `to` may have been swapped for a symlink since it was opened.
+    dst.set_permissions(meta.permissions()).await?;
     Ok(pos)
 }
 

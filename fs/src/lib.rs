@@ -32,6 +32,7 @@ mod metadata;
 mod open_options;
 mod openat;
 mod read_dir;
+mod tree;
 mod xattr;
 
 pub use dir::{Dir, Resolve};
@@ -41,3 +42,4 @@ pub use functions::*;
 pub use metadata::{FileType, Metadata};
 pub use open_options::OpenOptions;
 pub use read_dir::{DirEntry, ReadDir};
+pub use tree::{create_dir_all, remove_dir_all};

@@ -144,7 +144,7 @@ fn parse_dirents(mut bytes: &[u8]) -> Vec<DirEntryRaw> {
     out
 }
 
-/// `fchmodat(2)`: change permission bits.
+/// `fchmodat(2)`: change permission bits (`fchmod(2)` of an open fd with [`ChmodAt::fd`]).
 pub struct ChmodAt {
     at: At,
     path: CString,
@@ -155,6 +155,15 @@ impl ChmodAt {
     /// Sets the mode of `path` under `at` (following symlinks, as chmod does).
     pub fn new(at: At, path: CString, mode: u32) -> Self {
         ChmodAt { at, path, mode }
+    }
+
+    /// Sets the mode of the open file `fd` (`fchmod`): no path, so nothing to re-resolve.
+    pub fn fd(fd: &SharedFd, mode: u32) -> Self {
+        ChmodAt {
+            at: At::dir(fd),
+            path: CString::default(),
+            mode,
+        }
     }
 }
 
@@ -171,6 +180,10 @@ unsafe impl OpCode for ChmodAt {
     }
 
     fn perform(&mut self) -> io::Result<u32> {
+        if self.path.is_empty() {
+            // SAFETY: a plain syscall on an fd the op keeps open.
+            return cvt(unsafe { libc::fchmod(self.at.raw(), self.mode) } as libc::c_long);
+        }
         // SAFETY: a live CString and an open dirfd.
         cvt(
             unsafe { libc::fchmodat(self.at.raw(), self.path.as_ptr(), self.mode, 0) }
