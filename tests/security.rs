@@ -351,3 +351,156 @@ fn io_wq_threads_are_bounded() {
     // nothing).
     assert!(unbounded > 1, "{unbounded} io-wq threads without a bound");
 }
+
+/// Capability numbers (linux/capability.h).
+const CAP_DAC_OVERRIDE: u32 = 1;
+const CAP_SETGID: u32 = 6;
+const CAP_SETUID: u32 = 7;
+
+/// A `vfs_cap_data` (revision 2) granting `cap_setuid+ep`: what an attacker would write into
+/// `security.capability` to make a root shell of any file they can read.
+fn setuid_file_capability() -> Vec<u8> {
+    let mut v = Vec::new();
+    v.extend_from_slice(&(0x0200_0000u32 | 1).to_le_bytes()); // revision 2, effective
+    v.extend_from_slice(&(1u32 << CAP_SETUID).to_le_bytes()); // permitted, low word
+    v.extend_from_slice(&0u32.to_le_bytes()); // inheritable, low word
+    v.extend_from_slice(&0u32.to_le_bytes()); // permitted, high word
+    v.extend_from_slice(&0u32.to_le_bytes()); // inheritable, high word
+    v
+}
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("hoop-sec-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Review-2 H2: an impersonated user of a root server has none of root's capabilities: no
+/// `trusted.*` xattrs (`CAP_SYS_ADMIN`), no `security.capability` (`CAP_SETFCAP`), and the
+/// server's own capabilities are back afterwards. Both drivers (personality on io_uring, the
+/// pool thread's credentials on epoll).
+#[test]
+fn impersonated_users_keep_no_capabilities() {
+    // SAFETY: a plain query.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let dir = scratch("caps");
+    let file = dir.join("f");
+    std::fs::write(&file, b"root's").unwrap();
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    for driver in common::drivers() {
+        let rt = Builder::new().workers(1).driver(driver).build().unwrap();
+        rt.block_on(async {
+            let nobody = hoop::Credentials::new(65534, 65534, vec![]);
+            let as_nobody = hoop::fs::Dir::open(&dir)
+                .await
+                .unwrap()
+                .with_credentials(nobody.clone());
+            // Readable as nobody (so the xattr calls get past the open).
+            assert!(as_nobody
+                .open_file("f", hoop::fs::OpenOptions::new().read(true))
+                .await
+                .is_ok());
+            for (name, value) in [
+                ("trusted.hoop", b"x".to_vec()),
+                ("security.capability", setuid_file_capability()),
+            ] {
+                let err = as_nobody.set_xattr("f", name, value).await.unwrap_err();
+                assert_eq!(
+                    err.kind(),
+                    std::io::ErrorKind::PermissionDenied,
+                    "{driver:?}: nobody set {name}: {err}"
+                );
+            }
+            // Reading trusted.* needs CAP_SYS_ADMIN too (without it: "no such attribute").
+            hoop::fs::set_xattr(&file, "trusted.hoop", b"root".to_vec())
+                .await
+                .unwrap();
+            let got = as_nobody.get_xattr("f", "trusted.hoop").await;
+            assert!(
+                got.is_err(),
+                "{driver:?}: nobody read trusted.hoop: {got:?}"
+            );
+            // The server itself (root, no credentials) still may, on the same threads.
+            assert_eq!(
+                hoop::fs::get_xattr(&file, "trusted.hoop").await.unwrap(),
+                b"root"
+            );
+            hoop::fs::remove_xattr(&file, "trusted.hoop").await.unwrap();
+        });
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Review-2 H2, case 4: a server that is not root but holds `CAP_SETUID`/`CAP_SETGID` and a
+/// filesystem capability (`CAP_DAC_OVERRIDE`, common in containers) never has fs uid 0, so the
+/// kernel drops nothing when it impersonates: without hoop's `capset`, bob read alice's 0600
+/// file. Runs in a child process that gives up root.
+#[test]
+fn non_root_server_impersonation_keeps_no_capabilities() {
+    // SAFETY: a plain query.
+    if unsafe { libc::geteuid() } != 0 && std::env::var_os("HOOP_CAPS_CHILD").is_none() {
+        eprintln!("skipped: needs root to set up the non-root server");
+        return;
+    }
+    if std::env::var_os("HOOP_CAPS_CHILD").is_none() {
+        common::run_child(
+            "non_root_server_impersonation_keeps_no_capabilities",
+            &[("HOOP_CAPS_CHILD", "1")],
+        );
+        return;
+    }
+    let dir = scratch("nonroot");
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let secret = dir.join("alice-only");
+    std::fs::write(&secret, b"alice's").unwrap();
+    std::os::unix::fs::chown(&secret, Some(1002), Some(1002)).unwrap();
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    // Become uid 1001, keeping CAP_SETUID, CAP_SETGID and CAP_DAC_OVERRIDE.
+    let keep = (1u32 << CAP_SETUID) | (1 << CAP_SETGID) | (1 << CAP_DAC_OVERRIDE);
+    // SAFETY: process-wide identity calls in a child process that runs only this test.
+    unsafe {
+        assert_eq!(libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0), 0);
+        assert_eq!(libc::setresgid(1001, 1001, 1001), 0);
+        assert_eq!(libc::setresuid(1001, 1001, 1001), 0);
+        #[repr(C)]
+        struct Header(u32, i32);
+        #[repr(C)]
+        struct Data(u32, u32, u32);
+        let mut h = Header(0x2008_0522, 0);
+        let d = [Data(keep, keep, 0), Data(0, 0, 0)];
+        assert_eq!(libc::syscall(libc::SYS_capset, &mut h, d.as_ptr()), 0);
+    }
+    for driver in common::drivers() {
+        let rt = Builder::new().workers(1).driver(driver).build().unwrap();
+        rt.block_on(async {
+            // The server itself reads it (CAP_DAC_OVERRIDE)...
+            assert!(hoop::fs::read(&secret).await.is_ok(), "{driver:?}");
+            // ...bob does not.
+            let bob = hoop::Credentials::new(1003, 1003, vec![]);
+            let err = hoop::fs::OpenOptions::new()
+                .read(true)
+                .credentials(bob)
+                .open(&secret)
+                .await
+                .unwrap_err();
+            assert_eq!(
+                err.kind(),
+                std::io::ErrorKind::PermissionDenied,
+                "{driver:?}: {err}"
+            );
+            // alice does.
+            let alice = hoop::Credentials::new(1002, 1002, vec![]);
+            let f = hoop::fs::OpenOptions::new()
+                .read(true)
+                .credentials(alice)
+                .open(&secret)
+                .await
+                .unwrap();
+            assert_eq!(f.read_at(Vec::with_capacity(16), 0).await.1, b"alice's");
+        });
+    }
+}

@@ -5,9 +5,13 @@
 //! once per worker ring, cached, put in the SQE of each operation, and unregistered once every
 //! `Credentials` value for them is gone. On the blocking pool (the epoll driver, and calls io_uring
 //! lacks) the pool thread switches its filesystem credentials (`setfsuid`, `setfsgid`,
-//! `setgroups`, all per-thread) for the duration of the call. Either way only the filesystem
-//! identity changes: when the fs uid leaves 0, the kernel drops the filesystem capabilities, so a
-//! root server gets exactly the user's permissions.
+//! `setgroups`, all per-thread) for the duration of the call. Either way the identity is least
+//! privilege: the filesystem ids change, and every effective capability is dropped unless the
+//! identity is uid 0 (`capset` on the thread, before a personality is registered from it). The
+//! kernel itself only drops the filesystem capabilities when the fs uid *leaves 0*, and none of
+//! the others: without the `capset` an impersonated user of a root server kept `CAP_SYS_ADMIN`
+//! (`trusted.*` xattrs), `CAP_SETFCAP` (`security.capability`, file capabilities) and
+//! `CAP_SYS_RESOURCE` (quotas), and a non-root server holding `CAP_DAC_OVERRIDE` kept it.
 //!
 //! Creating a personality for another user needs `CAP_SETUID` and `CAP_SETGID`; without them the
 //! operation fails with `EPERM` instead of silently running as the server.
@@ -100,6 +104,74 @@ struct FsIdentity {
     uid: u32,
     gid: u32,
     groups: Vec<libc::gid_t>,
+    caps: Option<Caps>,
+}
+
+/// A thread's capability sets (`capget`/`capset`, version 3: two 32-bit words per set).
+#[derive(Clone, Copy)]
+#[repr(C)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+const CAP_VERSION_3: u32 = 0x2008_0522;
+
+#[derive(Clone, Copy)]
+struct Caps([CapData; 2]);
+
+impl Caps {
+    /// This thread's capabilities.
+    fn get() -> io::Result<Caps> {
+        let mut header = CapHeader {
+            version: CAP_VERSION_3,
+            pid: 0,
+        };
+        let mut data = [CapData {
+            effective: 0,
+            permitted: 0,
+            inheritable: 0,
+        }; 2];
+        // SAFETY: a version-3 header and room for the two data words the kernel writes.
+        let r = unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Caps(data))
+    }
+
+    /// Makes these this thread's capabilities (pid 0: the calling thread only).
+    fn set(&self) -> io::Result<()> {
+        let mut header = CapHeader {
+            version: CAP_VERSION_3,
+            pid: 0,
+        };
+        // SAFETY: a version-3 header and the two data words the kernel reads.
+        let r = unsafe { libc::syscall(libc::SYS_capset, &mut header, self.0.as_ptr()) };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// The same sets with nothing effective (the permitted set stays, so they can come back).
+    fn without_effective(mut self) -> Caps {
+        for d in &mut self.0 {
+            d.effective = 0;
+        }
+        self
+    }
+
+    fn any_effective(&self) -> bool {
+        self.0.iter().any(|d| d.effective != 0)
+    }
 }
 
 fn set_groups(groups: &[libc::gid_t]) -> io::Result<()> {
@@ -144,18 +216,39 @@ impl FsIdentity {
                 libc::setfsgid(u32::MAX) as u32,
             )
         };
-        let saved = FsIdentity { uid, gid, groups };
+        let caps = Caps::get()?;
+        let mut saved = FsIdentity {
+            uid,
+            gid,
+            groups,
+            caps: None,
+        };
         // Groups and gid first: once the fs uid is not 0, the right to change them may be gone.
         set_groups(&to.inner.groups)?;
         set_fs_id(libc::setfsgid, to.inner.gid)?;
         set_fs_id(libc::setfsuid, to.inner.uid)?;
+        // Then the capabilities a user other than root does not have: all of them. (The kernel
+        // dropped the filesystem ones above if the fs uid left 0, but none of the others.)
+        if to.inner.uid != 0 {
+            let now = Caps::get()?;
+            if now.any_effective() {
+                saved.caps = Some(caps);
+                now.without_effective().set()?;
+            }
+        }
         Ok(saved)
     }
 }
 
 impl Drop for FsIdentity {
     fn drop(&mut self) {
-        // The uid first, which gives back the capabilities needed for the rest.
+        // The capabilities first (from the permitted set, which was kept), then the uid, which
+        // gives back the filesystem capabilities needed for the rest.
+        if let Some(caps) = &self.caps {
+            if let Err(e) = caps.set() {
+                crate::log::warning!("cannot restore this thread's capabilities: {e}");
+            }
+        }
         // SAFETY: per-thread syscalls restoring this thread's own previous identity.
         unsafe {
             libc::setfsuid(self.uid);
