@@ -478,3 +478,45 @@ async fn blocking_jobs_pushed_together_after_an_idle_spell_run_side_by_side() {
         }
     }
 }
+
+/// Review-2 M5: a panic in a `spawn_on_with` closure is that task's panic (the worker lives
+/// on), and a worker that a panic does stop (a task's destructor) shuts down like any other:
+/// later `spawn_on`s to it resolve as cancelled instead of hanging.
+#[test]
+fn a_panic_on_a_worker_never_leaves_its_join_handles_hanging() {
+    struct Bomb;
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            panic!("destructor");
+        }
+    }
+    for driver in common::drivers() {
+        let rt = hoop::Builder::new()
+            .workers(2)
+            .driver(driver)
+            .build()
+            .unwrap();
+        let h = rt.handle();
+        rt.block_on(async {
+            let made = h.spawn_on_with(1, || -> std::future::Ready<()> { panic!("make") });
+            assert!(made.await.unwrap_err().is_panic(), "{driver:?}");
+            assert_eq!(h.spawn_on(1, async { 1 }).await.unwrap(), 1, "{driver:?}");
+
+            let bomb = h.spawn_on(1, async {
+                let _b = Bomb;
+                std::future::pending::<()>().await
+            });
+            hoop::time::sleep(Duration::from_millis(20)).await;
+            bomb.abort();
+            let _ = hoop::time::timeout(Duration::from_secs(5), bomb)
+                .await
+                .expect("the aborted task's handle hung");
+            let after = hoop::time::timeout(Duration::from_secs(5), h.spawn_on(1, async { 2 }))
+                .await
+                .expect("a spawn on the worker hung");
+            // Either the worker survived the destructor's panic, or it shut down.
+            assert!(matches!(after, Ok(2)) || after.is_err(), "{driver:?}");
+        });
+        drop(rt);
+    }
+}

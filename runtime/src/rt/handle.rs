@@ -4,7 +4,7 @@
 use super::context;
 use super::shared::{Remote, WorkerShared};
 use crate::driver::RuntimeInfo;
-use crate::task::{JoinGuard, JoinHandle, JoinState};
+use crate::task::{JoinError, JoinGuard, JoinHandle, JoinState};
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
@@ -90,8 +90,16 @@ impl Handle {
         let state = JoinState::new();
         let guard = JoinGuard::new(state.clone());
         let spawn = Box::new(move || {
-            let future = make();
-            context::with_core(|core| core.executor.spawn_with(&core.shared, future, guard));
+            // `make` is user code running in the worker's loop: its panic is the task's, not
+            // the worker's.
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(make)) {
+                Ok(future) => {
+                    context::with_core(|core| {
+                        core.executor.spawn_with(&core.shared, future, guard)
+                    });
+                }
+                Err(payload) => guard.finish(Err(JoinError::panic(payload))),
+            }
         });
         // A refused spawn (worker gone) drops the closure, and its guard reports "cancelled".
         let _ = shared.push(Remote::Spawn(spawn));

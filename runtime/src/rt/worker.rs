@@ -72,14 +72,21 @@ pub(crate) fn block_on<F: Future>(core: &Rc<Core>, future: F) -> F::Output {
 }
 
 /// Runs a worker thread's loop until the runtime asks it to stop, then shuts it down.
+///
+/// A panic out of the loop (a task's destructor, a failed driver) still shuts the worker down
+/// before the thread unwinds: its inbox closes, so `spawn_on` to it is refused and the
+/// `JoinHandle`s of its tasks resolve as cancelled instead of waiting forever.
 pub(crate) fn serve(core: Rc<Core>, shutdown_timeout: Duration) {
-    {
+    let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let _enter = context::enter(core.clone());
         let mut scratch = Scratch::default();
         let idle = AtomicBool::new(false);
         while !tick(&core, &mut scratch, &idle) {}
-    }
+    }));
     shutdown(&core, shutdown_timeout);
+    if let Err(payload) = served {
+        std::panic::resume_unwind(payload);
+    }
 }
 
 /// One pass of the loop; true when a shutdown request arrived.
