@@ -58,6 +58,10 @@ impl RingEnter {
     /// Registers `fd` in the calling thread's ring table; enters by fd if the kernel refuses
     /// (before 5.18, a full table, or a seccomp filter on the register call).
     pub(crate) fn new(fd: RawFd) -> Self {
+        use super::old_kernel::{lacks, since};
+        if lacks(since::RING_FDS) {
+            return RingEnter { fd, index: None };
+        }
         let mut update = RsrcUpdate {
             // "Any free slot"; the kernel writes the one it took.
             offset: u32::MAX,

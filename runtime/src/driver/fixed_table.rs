@@ -36,7 +36,13 @@ impl FixedTable {
             return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
         }
         if self.used.is_none() {
-            if let Err(e) = submitter.register_buffers_sparse(SLOTS as u32) {
+            use super::old_kernel::{lacks, refused, since};
+            let res = if lacks(since::SPARSE_BUFFERS) {
+                Err(refused())
+            } else {
+                submitter.register_buffers_sparse(SLOTS as u32)
+            };
+            if let Err(e) = res {
                 self.unsupported = true;
                 return Err(e);
             }

@@ -15,6 +15,7 @@ mod fixed_table;
 pub(crate) mod lifecycle;
 #[cfg(test)]
 mod lifecycle_props;
+mod old_kernel;
 pub mod restrict;
 mod select;
 mod uring;

@@ -10,6 +10,7 @@
 use super::enter::RingEnter;
 use super::fixed_table::FixedTable;
 use super::lifecycle::{Arrival, Completion, Ops};
+use super::old_kernel::{self, since, Release};
 use super::DriverStats;
 use crate::creds::{self, Credentials};
 use crate::op::DynOp;
@@ -59,23 +60,34 @@ impl UringDriver {
         let restrict = config.restrict.as_deref();
         let entries = config.entries.clamp(1, 32768).next_power_of_two();
         // Newest flags first; older kernels reject unknown flags with EINVAL.
-        type Setup = (&'static str, fn(&mut io_uring::Builder));
+        type Setup = (&'static str, Release, fn(&mut io_uring::Builder));
         let attempts: [Setup; 3] = [
-            ("SINGLE_ISSUER|DEFER_TASKRUN|TASKRUN_FLAG|SUBMIT_ALL", |b| {
-                b.setup_single_issuer()
-                    .setup_defer_taskrun()
-                    .setup_taskrun_flag()
-                    .setup_submit_all();
-            }),
-            ("COOP_TASKRUN|TASKRUN_FLAG|SUBMIT_ALL", |b| {
-                b.setup_coop_taskrun()
-                    .setup_taskrun_flag()
-                    .setup_submit_all();
-            }),
-            ("(none)", |_| {}),
+            (
+                "SINGLE_ISSUER|DEFER_TASKRUN|TASKRUN_FLAG|SUBMIT_ALL",
+                since::DEFER_TASKRUN,
+                |b| {
+                    b.setup_single_issuer()
+                        .setup_defer_taskrun()
+                        .setup_taskrun_flag()
+                        .setup_submit_all();
+                },
+            ),
+            (
+                "COOP_TASKRUN|TASKRUN_FLAG|SUBMIT_ALL",
+                since::COOP_TASKRUN,
+                |b| {
+                    b.setup_coop_taskrun()
+                        .setup_taskrun_flag()
+                        .setup_submit_all();
+                },
+            ),
+            ("(none)", (0, 0), |_| {}),
         ];
         let mut last = io::Error::from_raw_os_error(libc::EINVAL);
-        for (name, apply) in attempts {
+        for (name, since, apply) in attempts {
+            if old_kernel::lacks(since) {
+                continue;
+            }
             let mut builder = IoUring::builder();
             builder.dontfork().setup_clamp();
             if restrict.is_some() {
@@ -88,8 +100,12 @@ impl UringDriver {
                     let mut driver = Self::with_ring(ring, name, doorbell_fd)?;
                     if let Some(mut max) = config.io_wq_max_workers {
                         // Before the restrictions: register calls are not on their allowlist.
-                        if let Err(e) = driver.ring.submitter().register_iowq_max_workers(&mut max)
-                        {
+                        let res = if old_kernel::lacks(since::IOWQ_MAX_WORKERS) {
+                            Err(old_kernel::refused())
+                        } else {
+                            driver.ring.submitter().register_iowq_max_workers(&mut max)
+                        };
+                        if let Err(e) = res {
                             crate::log::warning!(
                                 "io-wq worker bound not applied (needs Linux 5.15): {e}"
                             );
@@ -182,7 +198,7 @@ impl UringDriver {
 
     /// True if the kernel implements `opcode` (from `IORING_REGISTER_PROBE`).
     pub(crate) fn supports(&self, opcode: u8) -> bool {
-        self.probe.is_supported(opcode)
+        self.probe.is_supported(opcode) && !old_kernel::lacks_opcode(opcode)
     }
 
     /// The personality id for `creds`, registering it (with this thread switched to `creds`)
@@ -239,12 +255,17 @@ impl UringDriver {
             }
             None => return Err(io::Error::from_raw_os_error(libc::ENOSPC)),
         };
-        // SAFETY: forwarded to the caller.
-        match unsafe {
-            self.ring
-                .submitter()
-                .register_buf_ring_with_flags(addr, entries, bgid, 0)
-        } {
+        let res = if old_kernel::lacks(since::PBUF_RING) {
+            Err(old_kernel::refused())
+        } else {
+            // SAFETY: forwarded to the caller.
+            unsafe {
+                self.ring
+                    .submitter()
+                    .register_buf_ring_with_flags(addr, entries, bgid, 0)
+            }
+        };
+        match res {
             Ok(()) => Ok(bgid),
             Err(e) => {
                 self.free_bgids.push(bgid);
@@ -273,6 +294,17 @@ impl UringDriver {
         graveyard: &mut Vec<Box<dyn DynOp>>,
         stats: &mut DriverStats,
     ) -> io::Result<()> {
+        if old_kernel::refuses(&entry) {
+            // What the emulated kernel answers for a flag it does not know.
+            let c = Completion {
+                res: -libc::EINVAL,
+                flags: 0,
+            };
+            if let Arrival::Orphan(Some(data)) = ops.complete(entry.get_user_data(), c, false) {
+                graveyard.push(data);
+            }
+            return Ok(());
+        }
         loop {
             // SAFETY: every SQE we push comes from an `OpCode` (whose contract keeps its memory
             // alive until the final completion, the op being owned by a driver slot or future

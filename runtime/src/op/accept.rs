@@ -78,8 +78,14 @@ unsafe impl OpCode for Accept {
 }
 
 /// Multishot accept: one SQE, a completion per connection (no peer address; ask the stream).
+/// On a kernel without it (before 5.19, which refuses the flag with `EINVAL`) it arms a
+/// single-shot accept per connection instead, with the same stream of results.
 pub struct AcceptMulti {
     listener: SharedFd,
+    /// Cleared when the kernel refused multishot accept.
+    multishot: bool,
+    /// Set once a connection was yielded: an `EINVAL` after that is the listener's own.
+    yielded: bool,
 }
 
 impl AcceptMulti {
@@ -87,6 +93,8 @@ impl AcceptMulti {
     pub fn new(listener: &SharedFd) -> Self {
         AcceptMulti {
             listener: listener.clone(),
+            multishot: true,
+            yielded: false,
         }
     }
 }
@@ -96,11 +104,14 @@ unsafe impl OpCode for AcceptMulti {
     type Output = io::Result<SharedFd>;
 
     fn uring_entry(&mut self) -> Option<Entry> {
-        Some(
-            opcode::AcceptMulti::new(types::Fd(self.listener.raw()))
+        let fd = types::Fd(self.listener.raw());
+        Some(if self.multishot {
+            opcode::AcceptMulti::new(fd).flags(ACCEPT_FLAGS).build()
+        } else {
+            opcode::Accept::new(fd, std::ptr::null_mut(), std::ptr::null_mut())
                 .flags(ACCEPT_FLAGS)
-                .build(),
-        )
+                .build()
+        })
     }
 
     fn plan(&self) -> Plan {
@@ -141,10 +152,16 @@ unsafe impl MultishotOp for AcceptMulti {
     type Item = io::Result<SharedFd>;
 
     fn item(&mut self, res: io::Result<u32>, _flags: u32) -> io::Result<SharedFd> {
+        self.yielded |= res.is_ok();
         res.map(adopt)
     }
 
     fn after_final(&mut self, res: i32) -> super::AfterFinal {
+        if res == -libc::EINVAL && self.multishot && !self.yielded {
+            tracing::debug!(target: "hoop", "multishot accept refused (EINVAL); single-shot accepts");
+            self.multishot = false;
+            return super::AfterFinal::Rearm;
+        }
         match -res {
             // Transient: out of fds or memory, the connection went away before it was accepted.
             // Report it and re-arm (the caller backs off on EMFILE).

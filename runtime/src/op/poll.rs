@@ -39,6 +39,8 @@ pub struct PollAdd {
     fd: RawFd,
     interest: Interest,
     multi: bool,
+    /// Set once a readiness was yielded: an `EINVAL` after that is the fd's own.
+    yielded: bool,
 }
 
 impl PollAdd {
@@ -48,15 +50,19 @@ impl PollAdd {
             fd,
             interest,
             multi: false,
+            yielded: false,
         }
     }
 
-    /// A multishot poll (one completion per readiness change).
+    /// A multishot poll (one completion per readiness change) for [`MultiOp`](super::MultiOp).
+    /// On a kernel without it (before 5.13, which refuses it with `EINVAL`) each readiness is
+    /// one single-shot poll, re-armed by the stream.
     pub fn multishot(fd: RawFd, interest: Interest) -> Self {
         PollAdd {
             fd,
             interest,
             multi: true,
+            yielded: false,
         }
     }
 }
@@ -110,6 +116,20 @@ unsafe impl MultishotOp for PollAdd {
     type Item = io::Result<Ready>;
 
     fn item(&mut self, res: io::Result<u32>, _flags: u32) -> io::Result<Ready> {
+        self.yielded |= res.is_ok();
         res.map(Ready)
+    }
+
+    fn after_final(&mut self, res: i32) -> super::AfterFinal {
+        match res {
+            r if r == -libc::EINVAL && self.multi && !self.yielded => {
+                tracing::debug!(target: "hoop", "multishot poll refused (EINVAL); single-shot polls");
+                self.multi = false;
+                super::AfterFinal::Rearm
+            }
+            r if r >= 0 => super::AfterFinal::YieldRearm,
+            r if r == -libc::ECANCELED => super::AfterFinal::End,
+            _ => super::AfterFinal::YieldEnd,
+        }
     }
 }
