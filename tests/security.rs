@@ -186,6 +186,82 @@ fn restricted_ring_refuses_other_opcodes() {
     assert!(rt.info().uring_setup.contains("restricted"));
 }
 
+/// Review-2 M2: an operation that would run outside a restricted ring (no opcode, or one the
+/// kernel lacks: the blocking pool or a syscall on the worker) is held to the same allowlist,
+/// and the runtime's own doorbell no longer puts READ on every list.
+#[test]
+fn restricted_ring_allowlist_covers_operations_run_outside_the_ring() {
+    if common::io_uring_denied() {
+        return; // restrictions are a ring feature
+    }
+    let dir = std::env::temp_dir().join(format!("hoop-restrict-out-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("f");
+    std::fs::write(&file, b"data").unwrap();
+    std::os::unix::fs::symlink("f", dir.join("link")).unwrap();
+    let eacces = |r: std::io::Result<()>, what: &str| {
+        let e = r.expect_err(what);
+        assert_eq!(hoop::fs::os_error(&e), Some(libc::EACCES), "{what}: {e}");
+    };
+    let rt = Builder::new()
+        .driver(Driver::IoUring)
+        .restrict_to(&[OpClass::Net])
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        eacces(hoop::fs::read_dir(&dir).await.map(drop), "read_dir");
+        eacces(
+            hoop::fs::read_link(dir.join("link")).await.map(drop),
+            "read_link",
+        );
+        let perm = std::os::unix::fs::PermissionsExt::from_mode(0o600);
+        eacces(
+            hoop::fs::set_permissions(&file, perm).await,
+            "set_permissions",
+        );
+        eacces(hoop::fs::list_xattr(&file).await.map(drop), "list_xattr");
+        eacces(
+            hoop::fs::remove_xattr(&file, "user.x").await,
+            "remove_xattr",
+        );
+        // READ is on the Net list (reads of sockets), so a file opened elsewhere still reads:
+        // the list is by opcode, not by fd.
+        let f = hoop::fs::File::from(std::fs::File::open(&file).unwrap());
+        assert!(f.read_at(Vec::with_capacity(8), 0).await.0.is_ok());
+    });
+    let rt = Builder::new()
+        .driver(Driver::IoUring)
+        .restrict_to(&[OpClass::Paths])
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        // Path operations, with or without an opcode, run.
+        assert!(hoop::fs::read_dir(&dir).await.is_ok());
+        assert_eq!(
+            hoop::fs::read_link(dir.join("link")).await.unwrap(),
+            std::path::Path::new("f")
+        );
+        let f = hoop::fs::File::open(&file).await.unwrap();
+        // READ is not on a Paths-only list any more (the doorbell polls instead).
+        let (res, _) = f.read_at(Vec::with_capacity(8), 0).await;
+        let e = res.unwrap_err();
+        assert_eq!(hoop::fs::os_error(&e), Some(libc::EACCES), "{e}");
+        // Cross-thread wake-ups still end the worker's wait (the doorbell poll).
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            tx.send(()).unwrap();
+        });
+        let h = hoop::spawn_blocking(move || rx.recv().unwrap());
+        hoop::time::timeout(Duration::from_secs(5), h)
+            .await
+            .unwrap()
+            .unwrap();
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// With `max_in_flight(8)`, 200 tasks each waiting on a read never have more than 8 operations
 /// in the kernel; the rest wait their turn and every read completes. On epoll the reads wait on
 /// readiness (no slot); 200 concurrent path operations on the blocking pool are bounded instead.

@@ -3,8 +3,12 @@
 //! A sandboxed server can create its rings disabled, register which SQE opcodes (and which
 //! `io_uring_register` calls) they accept, and only then enable them: an SQE outside the list
 //! fails with `EACCES`, so a bug or an attacker steering the server cannot reach the rest of
-//! io_uring's kernel surface through its rings. The runtime's own machinery (the eventfd
-//! doorbell read, cancels, readiness polls, no-ops) is always allowed.
+//! io_uring's kernel surface through its rings. The runtime's own machinery (cancels, readiness
+//! polls — the doorbell too is a poll on a restricted ring — and no-ops) is always allowed.
+//! Operations that would run outside the ring (no opcode, or one the kernel lacks: the blocking
+//! pool or a syscall on the worker) are held to the same list: one that is not on it fails with
+//! `EACCES` too (`OpCode::ring_equivalent` names the opcode an operation without one stands
+//! for).
 
 use io_uring::opcode;
 
@@ -82,9 +86,8 @@ impl OpClass {
     }
 }
 
-/// Opcodes the runtime itself submits: the doorbell read, cancels, readiness polls, no-ops.
+/// Opcodes the runtime itself submits: cancels, readiness polls (and the doorbell's), no-ops.
 const RUNTIME_OPCODES: &[u8] = &[
-    opcode::Read::CODE,
     opcode::AsyncCancel::CODE,
     opcode::PollAdd::CODE,
     opcode::PollRemove::CODE,

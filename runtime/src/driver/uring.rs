@@ -49,8 +49,8 @@ pub(crate) struct UringDriver {
     next_bgid: u16,
     /// Human-readable setup flags, for `RuntimeInfo`.
     pub(crate) setup: String,
-    /// The ring has an opcode allowlist (`Builder::restrict_to`).
-    restricted: bool,
+    /// The ring's opcode allowlist (`Builder::restrict_to`), sorted; `None` if unrestricted.
+    allowed: Option<Vec<u8>>,
 }
 
 impl UringDriver {
@@ -157,7 +157,7 @@ impl UringDriver {
             free_bgids: Vec::new(),
             next_bgid: 0,
             setup,
-            restricted: false,
+            allowed: None,
         })
     }
 
@@ -180,7 +180,7 @@ impl UringDriver {
         submitter.register_restrictions(&mut list)?;
         submitter.register_enable_rings()?;
         self.setup.push_str("|R_DISABLED (restricted)");
-        self.restricted = true;
+        self.allowed = Some(opcodes.to_vec());
         tracing::debug!(target: "hoop", opcodes = opcodes.len(), "ring restricted to an opcode allowlist");
         Ok(())
     }
@@ -188,7 +188,19 @@ impl UringDriver {
     /// True if the ring has an opcode allowlist: operations must then go through the ring (an
     /// inline syscall would bypass the list), so inline attempts are off.
     pub(crate) fn is_restricted(&self) -> bool {
-        self.restricted
+        self.allowed.is_some()
+    }
+
+    /// True if an operation may run outside the ring (on the pool, or by a syscall on this
+    /// thread) because the kernel lacks its opcode or io_uring has none: always on an
+    /// unrestricted ring; on a restricted one only if `opcode` (its own, or the one it stands
+    /// for) is on the allowlist, which would otherwise be bypassed.
+    pub(crate) fn allows_outside(&self, opcode: Option<u8>) -> bool {
+        match (&self.allowed, opcode) {
+            (None, _) => true,
+            (Some(list), Some(op)) => list.binary_search(&op).is_ok(),
+            (Some(_), None) => false,
+        }
     }
 
     /// True if no SQE waits to be submitted.
@@ -348,6 +360,9 @@ impl UringDriver {
 
     /// Leaks the doorbell buffer (the kernel may still write into it) when the ring is abandoned.
     pub(crate) fn leak_doorbell(&mut self) {
+        // Never armed again: a new read would land in the replacement buffer, which is freed
+        // with the driver while the kernel may still complete the read (review-2 L2).
+        self.closing = true;
         let buf = std::mem::replace(&mut self.doorbell_buf, Box::new(0));
         std::mem::forget(buf);
     }
@@ -361,10 +376,15 @@ impl UringDriver {
         if self.doorbell_armed || self.closing {
             return Ok(());
         }
-        let ptr: *mut u64 = &mut *self.doorbell_buf;
-        let entry = opcode::Read::new(types::Fd(self.doorbell_fd), ptr.cast(), 8)
-            .build()
-            .user_data(DOORBELL);
+        let entry = if self.is_restricted() {
+            // A restricted ring does not allow READ for the runtime's sake (it would let every
+            // op class read any fd): it polls the eventfd, and `reap` reads it.
+            opcode::PollAdd::new(types::Fd(self.doorbell_fd), libc::POLLIN as u32).build()
+        } else {
+            let ptr: *mut u64 = &mut *self.doorbell_buf;
+            opcode::Read::new(types::Fd(self.doorbell_fd), ptr.cast(), 8).build()
+        };
+        let entry = entry.user_data(DOORBELL);
         self.push(entry, ops, graveyard, stats)?;
         self.doorbell_armed = true;
         Ok(())
@@ -433,6 +453,13 @@ impl UringDriver {
                 CANCEL => continue,
                 DOORBELL => {
                     self.doorbell_armed = false;
+                    if self.allowed.is_some() && cqe.result() > 0 {
+                        // The poll said readable: the count is non-zero, so this read of the
+                        // (blocking) eventfd returns at once; only this thread reads it.
+                        let mut count = 0u64;
+                        // SAFETY: reads 8 bytes into a live local.
+                        unsafe { libc::read(self.doorbell_fd, (&mut count as *mut u64).cast(), 8) };
+                    }
                     continue;
                 }
                 _ => {}

@@ -39,6 +39,10 @@ unsafe impl OpCode for ReadLinkAt {
         Plan::Blocking
     }
 
+    fn ring_equivalent(&self) -> Option<u8> {
+        Some(io_uring::opcode::OpenAt2::CODE)
+    }
+
     fn perform(&mut self) -> io::Result<u32> {
         // SAFETY: a live CString, `capacity` writable bytes.
         cvt(unsafe {
@@ -97,6 +101,10 @@ unsafe impl OpCode for GetDents {
 
     fn plan(&self) -> Plan {
         Plan::Blocking
+    }
+
+    fn ring_equivalent(&self) -> Option<u8> {
+        Some(io_uring::opcode::OpenAt2::CODE)
     }
 
     fn perform(&mut self) -> io::Result<u32> {
@@ -177,6 +185,15 @@ unsafe impl OpCode for ChmodAt {
 
     fn plan(&self) -> Plan {
         Plan::Blocking
+    }
+
+    fn ring_equivalent(&self) -> Option<u8> {
+        // `fchmod` changes an open file like `ftruncate`; `fchmodat` is a path operation.
+        Some(if self.path.is_empty() {
+            io_uring::opcode::Ftruncate::CODE
+        } else {
+            io_uring::opcode::OpenAt2::CODE
+        })
     }
 
     fn perform(&mut self) -> io::Result<u32> {

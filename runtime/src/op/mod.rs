@@ -134,6 +134,13 @@ pub unsafe trait OpCode: 'static {
     /// How the epoll driver runs it.
     fn plan(&self) -> Plan;
 
+    /// For an operation io_uring has no opcode for (`uring_entry` is `None`): the opcode whose
+    /// place on a restricted ring's allowlist it takes (`getdents` stands for `OPENAT2`, a path
+    /// operation). `None` (the default) refuses it on every restricted ring.
+    fn ring_equivalent(&self) -> Option<u8> {
+        None
+    }
+
     /// The syscall for the epoll driver and the blocking pool; the `u32` is what a CQE's result
     /// would have been.
     fn perform(&mut self) -> io::Result<u32>;

@@ -67,6 +67,10 @@ unsafe impl OpCode for OpenWalk {
         Plan::Blocking
     }
 
+    fn ring_equivalent(&self) -> Option<u8> {
+        Some(io_uring::opcode::OpenAt2::CODE)
+    }
+
     fn perform(&mut self) -> io::Result<u32> {
         let walk = Walk {
             beneath: self.resolve & libc::RESOLVE_BENEATH != 0,

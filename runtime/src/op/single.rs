@@ -296,10 +296,17 @@ impl<T: OpCode> Op<T> {
         if let Backend::Uring(ring) = &d.backend {
             // Boxed before `uring_entry`: the SQE may point into the op, which must not move.
             let mut boxed = Box::new(data);
-            if let Some(entry) = boxed.uring_entry() {
-                if ring.supports(entry.get_opcode() as u8) {
+            let entry = boxed.uring_entry();
+            let opcode = entry.as_ref().map(|e| e.get_opcode() as u8);
+            if let (Some(entry), Some(op)) = (entry, opcode) {
+                if ring.supports(op) {
                     return self.submit(driver, d, boxed, entry, false, cx);
                 }
+            }
+            // From here it runs outside the ring: not past a restricted ring's allowlist.
+            if !ring.allows_outside(opcode.or_else(|| boxed.ring_equivalent())) {
+                let e = io::Error::from_raw_os_error(libc::EACCES);
+                return Step::Finish(Data::Heap(boxed), Err(e));
             }
             data = *boxed;
         }

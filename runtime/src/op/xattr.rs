@@ -180,6 +180,13 @@ unsafe impl OpCode for ListXattr {
         Plan::Blocking
     }
 
+    fn ring_equivalent(&self) -> Option<u8> {
+        Some(match self.target {
+            XattrTarget::Path(_) => opcode::GetXattr::CODE,
+            XattrTarget::Fd(_) => opcode::FGetXattr::CODE,
+        })
+    }
+
     fn perform(&mut self) -> io::Result<u32> {
         let (list, len) = (self.buf.as_mut_ptr().cast(), self.buf.capacity());
         // SAFETY: `len` writable bytes of the Vec's allocation, a live CString.
@@ -219,6 +226,13 @@ unsafe impl OpCode for RemoveXattr {
 
     fn plan(&self) -> Plan {
         Plan::Blocking
+    }
+
+    fn ring_equivalent(&self) -> Option<u8> {
+        Some(match self.target {
+            XattrTarget::Path(_) => opcode::SetXattr::CODE,
+            XattrTarget::Fd(_) => opcode::FSetXattr::CODE,
+        })
     }
 
     fn perform(&mut self) -> io::Result<u32> {
