@@ -166,3 +166,13 @@ pub fn driver_names() -> Vec<&'static str> {
         })
         .collect()
 }
+
+/// True if a runtime may use io_uring features of kernel `release` (the running kernel, or the
+/// older one `HOOP_EMULATE_KERNEL` names).
+pub fn kernel_at_least(release: (u32, u32)) -> bool {
+    let kernel = match hoop::runtime_info() {
+        Some(info) => info.kernel,
+        None => hoop::block_on(async { hoop::runtime_info().unwrap().kernel }),
+    };
+    kernel >= release
+}

@@ -16,6 +16,11 @@ pub(crate) mod lifecycle;
 #[cfg(test)]
 mod lifecycle_props;
 mod old_kernel;
+
+/// See [`RuntimeInfo::kernel`].
+pub(crate) fn kernel_release() -> (u32, u32) {
+    old_kernel::effective()
+}
 pub mod restrict;
 mod select;
 mod uring;

@@ -58,6 +58,32 @@ fn parse(v: &str) -> Option<Release> {
     Some((major.parse().ok()?, minor.parse().ok()?))
 }
 
+/// The running kernel's release (`uname`), or the emulated one.
+pub(crate) fn effective() -> Release {
+    static RUNNING: OnceLock<Release> = OnceLock::new();
+    let running = *RUNNING.get_or_init(|| {
+        // SAFETY: `uname` fills a zeroed, live utsname; `release` is NUL-terminated by it.
+        let release = unsafe {
+            let mut u: libc::utsname = std::mem::zeroed();
+            if libc::uname(&mut u) != 0 {
+                return (0, 0);
+            }
+            std::ffi::CStr::from_ptr(u.release.as_ptr())
+                .to_string_lossy()
+                .into_owned()
+        };
+        // "6.1.0-28-amd64": the first two numbers.
+        let mut parts = release.split(|c: char| !c.is_ascii_digit());
+        let major = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        let minor = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        (major, minor)
+    });
+    match emulated() {
+        Some(e) if e < running => e,
+        _ => running,
+    }
+}
+
 /// True if the emulated kernel predates `feature`.
 pub(crate) fn lacks(feature: Release) -> bool {
     emulated().is_some_and(|r| r < feature)

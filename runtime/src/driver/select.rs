@@ -55,6 +55,9 @@ pub struct RuntimeInfo {
     pub uring_setup: String,
     /// Number of workers of the runtime.
     pub workers: usize,
+    /// The kernel release `(major, minor)` whose io_uring features the runtime may use: the
+    /// running kernel's, or the older one `HOOP_EMULATE_KERNEL` names (see `DESIGN.md`).
+    pub kernel: (u32, u32),
 }
 
 /// True for the errors that mean "this process cannot use io_uring here".

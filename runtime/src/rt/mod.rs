@@ -98,6 +98,7 @@ impl Runtime {
             reason,
             uring_setup,
             workers: b.workers,
+            kernel: crate::driver::kernel_release(),
         };
         tracing::info!(
             target: "hoop",
