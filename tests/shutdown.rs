@@ -311,3 +311,38 @@ fn closed_fd_number_reuse_keeps_wakeups() {
         writer.join().unwrap();
     });
 }
+
+/// True if fd `fd` is open and names `path`.
+fn fd_names(fd: i32, path: &std::path::Path) -> bool {
+    std::fs::read_link(format!("/proc/self/fd/{fd}")).is_ok_and(|p| p == path)
+}
+
+/// Review-2 L1: a close the kernel never ran (here: polled outside any runtime; the same rule
+/// covers a runtime gone and a pool shut down) still closes the fd.
+#[test]
+fn a_close_that_never_ran_still_closes_the_fd() {
+    use std::os::fd::AsRawFd;
+    let _serial = serial();
+    let dir = std::env::temp_dir().join(format!("hoop-close-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for driver in common::drivers() {
+        let path = dir.join(format!("{driver:?}"));
+        std::fs::write(&path, b"x").unwrap();
+        let rt = Runtime::builder()
+            .workers(1)
+            .driver(driver)
+            .build()
+            .unwrap();
+        // Outside any runtime: the close fails with "no runtime".
+        let file = rt.block_on(hoop::fs::File::open(&path)).unwrap();
+        let fd = file.as_raw_fd();
+        let res = futures_util::FutureExt::now_or_never(file.close()).expect("ready at once");
+        assert!(res.is_err());
+        assert!(
+            !fd_names(fd, &path),
+            "{driver:?}: fd {fd} leaked (no runtime)"
+        );
+        drop(rt);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -44,13 +44,19 @@ unsafe impl OpCode for Close {
     }
 
     fn complete(mut self, result: io::Result<u32>) -> io::Result<()> {
-        // A completion means the kernel ran the close (Linux releases the fd even on error).
-        self.submitted = true;
+        // `perform` (pool, inline) already said whether it ran. Otherwise a result with an OS
+        // error came from the kernel, which ran the close unless it cancelled it first (Linux
+        // releases the fd even when close reports an error); an error without one came from
+        // the runtime (no runtime, runtime gone, pool shut down) and the fd is still ours.
+        self.submitted |= match &result {
+            Ok(_) => true,
+            Err(e) => !matches!(e.raw_os_error(), None | Some(libc::ECANCELED)),
+        };
         result.map(drop)
     }
 
-    fn orphaned(&mut self, _res: i32, _flags: u32) {
-        self.submitted = true;
+    fn orphaned(&mut self, res: i32, _flags: u32) {
+        self.submitted |= res != -libc::ECANCELED;
     }
 }
 
