@@ -492,3 +492,50 @@ async fn recv_refuses_flags_that_would_overrun_the_buffer() {
     assert_eq!(res.unwrap(), 4);
     assert_eq!(buf.into_inner(), [7u8; 4]);
 }
+
+/// Review-2 L5: connections the kernel accepted for a multishot `incoming()` that was not
+/// polled again before its runtime shut down are closed when the stream is next polled (they
+/// were queued in the driver and leaked).
+#[test]
+fn connections_queued_for_a_stream_outliving_its_runtime_are_closed() {
+    use std::io::Read;
+    for driver in common::drivers() {
+        let rt = hoop::Builder::new()
+            .workers(1)
+            .driver(driver)
+            .build()
+            .unwrap();
+        let (clients, incoming) = rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let mut incoming = Box::pin(listener.incoming());
+            // Armed, nothing to accept yet.
+            assert!(futures_util::FutureExt::now_or_never(incoming.next()).is_none());
+            let clients: Vec<_> = (0..4)
+                .map(|_| std::net::TcpStream::connect(addr).unwrap())
+                .collect();
+            // Let the worker reap the accepts without polling the stream.
+            hoop::time::sleep(Duration::from_millis(50)).await;
+            (clients, (listener, incoming))
+        });
+        drop(rt);
+        let (listener, mut incoming) = incoming;
+        assert!(futures_util::FutureExt::now_or_never(incoming.next())
+            .expect("ready")
+            .is_none());
+        drop((listener, incoming));
+        for mut c in clients {
+            c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            let mut b = [0u8; 1];
+            // Accepted on io_uring and now closed: end of stream. Never accepted (epoll
+            // accepts only when polled): the listener's close reset it.
+            match c.read(&mut b) {
+                Ok(0) => {}
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+                other => {
+                    panic!("{driver:?}: the server side of a queued connection leaked: {other:?}")
+                }
+            }
+        }
+    }
+}

@@ -109,8 +109,15 @@ impl<T: MultishotOp> MultiOp<T> {
             return Poll::Pending;
         };
         if d.is_closed() {
-            if matches!(self.state, State::Ring { .. }) && d.is_abandoned() {
-                return Poll::Pending;
+            if let State::Ring { user_data, .. } = self.state {
+                if d.is_abandoned() {
+                    return Poll::Pending;
+                }
+                // Completions still queued for the stream (connections accepted before the
+                // shutdown) are released as orphans — their fds closed — before the data goes.
+                let data: Box<dyn DynOp> = self.take_data();
+                *dead = d.ignore(user_data, Some(data)).map(super::downcast::<T>);
+                return Poll::Ready(None);
             }
             *dead = Some(self.take_data());
             return Poll::Ready(None);
