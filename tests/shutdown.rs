@@ -346,3 +346,61 @@ fn a_close_that_never_ran_still_closes_the_fd() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A pool operation whose own result is `ECANCELED` (a syscall may give it).
+struct OwnCancel;
+
+// SAFETY: no SQE, and `perform` touches nothing but a sleep.
+unsafe impl hoop::op::OpCode for OwnCancel {
+    type Output = io::Result<u32>;
+    fn uring_entry(&mut self) -> Option<io_uring::squeue::Entry> {
+        None
+    }
+    fn plan(&self) -> hoop::op::Plan {
+        hoop::op::Plan::Blocking
+    }
+    fn perform(&mut self) -> io::Result<u32> {
+        std::thread::sleep(Duration::from_millis(30));
+        Err(io::Error::from_raw_os_error(libc::ECANCELED))
+    }
+    fn complete(self, result: io::Result<u32>) -> io::Result<u32> {
+        result
+    }
+}
+
+/// Review-2 L6: an operation whose completion arrived during the shutdown's drain reports its
+/// own result when polled later, also a genuine `ECANCELED` (before: a pool op never resolved).
+#[test]
+fn an_operations_own_ecanceled_survives_the_shutdown() {
+    let _serial = serial();
+    for driver in common::drivers() {
+        let rt = Runtime::builder()
+            .workers(1)
+            .driver(driver)
+            .build()
+            .unwrap();
+        let pending = rt.block_on(async {
+            let mut op = Box::pin(hoop::op::Op::new(OwnCancel));
+            let waker = futures_util::task::noop_waker();
+            let mut cx = std::task::Context::from_waker(&waker);
+            assert!(op.as_mut().poll(&mut cx).is_pending());
+            op
+        });
+        drop(rt); // waits for the pool job
+        let other = Runtime::builder()
+            .workers(1)
+            .driver(driver)
+            .build()
+            .unwrap();
+        let res = other.block_on(async {
+            hoop::time::timeout(Duration::from_secs(2), pending)
+                .await
+                .expect("the op never resolved")
+        });
+        assert_eq!(
+            res.unwrap_err().raw_os_error(),
+            Some(libc::ECANCELED),
+            "{driver:?}"
+        );
+    }
+}

@@ -129,6 +129,9 @@ pub(crate) struct IoDriver {
     graveyard: Vec<Box<dyn DynOp>>,
     /// Operations on the blocking pool (they must come back before the driver closes).
     pooled: usize,
+    /// The operations `shutdown` asked the kernel to cancel: their `-ECANCELED` is the
+    /// shutdown's, reported as "runtime shut down"; any other `-ECANCELED` is an op's own.
+    shutdown_cancels: std::collections::HashSet<u64>,
     pub(crate) stats: DriverStats,
 }
 
@@ -158,12 +161,18 @@ impl IoDriver {
             worker,
             graveyard: Vec::new(),
             pooled: 0,
+            shutdown_cancels: std::collections::HashSet::new(),
             stats: DriverStats::default(),
         }
     }
 
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.is_some()
+    }
+
+    /// True if `res` for `user_data` is the cancellation `shutdown` asked for.
+    pub(crate) fn cancelled_by_shutdown(&self, user_data: u64, res: i32) -> bool {
+        res == -libc::ECANCELED && self.shutdown_cancels.contains(&user_data)
     }
 
     pub(crate) fn is_abandoned(&self) -> bool {
@@ -344,6 +353,7 @@ impl IoDriver {
         if let Backend::Uring(ring) = &mut self.backend {
             // Pool jobs cannot be interrupted: their slots wait for the job's answer.
             for user_data in self.ops.in_flight_ring_keys() {
+                self.shutdown_cancels.insert(user_data);
                 ring.cancel(
                     user_data,
                     &mut self.ops,

@@ -141,7 +141,7 @@ impl<T: OpCode> Op<T> {
                 // A zero-copy send's result came in a completion before its notification (and
                 // is the shutdown's `ECANCELED` if the send was still waiting).
                 for c in d.take_more(*user_data) {
-                    if c.res == -libc::ECANCELED {
+                    if d.cancelled_by_shutdown(*user_data, c.res) {
                         cancelled = true;
                     } else {
                         data.more(c.res, c.flags);
@@ -153,21 +153,28 @@ impl<T: OpCode> Op<T> {
                 _ => None,
             };
             let arrived = user_data.and_then(|ud| d.take_completion(ud, cx.waker()));
-            // Operations the shutdown cancelled report that, the same way on every driver.
-            let arrived = arrived.filter(|(c, _)| !cancelled && c.res != -libc::ECANCELED);
             return match (std::mem::replace(&mut self.state, State::Done), arrived) {
+                // A pool job's result is its own, whatever it is.
+                (State::Pool { .. }, Some((c, Some(data)))) => {
+                    Step::Finish(Data::Heap(downcast::<T>(data)), c.result())
+                }
+                // Not back yet (the waker is registered with the slot).
+                (state @ State::Pool { .. }, _) => {
+                    self.state = state;
+                    Step::Wait
+                }
+                // Operations the shutdown cancelled report that, the same way on every driver.
                 (
                     State::Ring {
                         data,
                         polling: false,
+                        user_data,
                         ..
                     },
                     Some((c, _)),
-                ) => Step::Finish(Data::Heap(data), c.result()),
-                (State::Pool { .. }, Some((c, Some(data)))) => {
-                    Step::Finish(Data::Heap(downcast::<T>(data)), c.result())
+                ) if !cancelled && !d.cancelled_by_shutdown(user_data, c.res) => {
+                    Step::Finish(Data::Heap(data), c.result())
                 }
-                (State::Pool { .. }, _) => Step::Wait,
                 (state, _) => {
                     self.state = state;
                     Step::Finish(self.take_data(), Err(runtime_gone()))
