@@ -376,3 +376,87 @@ async fn buf_ring_indices_wrap_around() {
         "only {chunks} receives: no wrap-around"
     );
 }
+
+/// Review-2 L7: in a process that keeps `SIGPIPE`'s default action (a C host), a write to a
+/// closed pipe or socket through any hoop path — `write` on a pipe, `writev` on a socket,
+/// `Compat` writes — fails with `EPIPE`/`ECONNRESET` instead of killing the process. Runs in
+/// a child process (Rust ignores `SIGPIPE` at startup; the child restores the default).
+#[test]
+fn writes_to_closed_peers_never_raise_sigpipe() {
+    if std::env::var_os("HOOP_SIGPIPE_CHILD").is_none() {
+        common::run_child(
+            "writes_to_closed_peers_never_raise_sigpipe",
+            &[("HOOP_SIGPIPE_CHILD", "1")],
+        );
+        return;
+    }
+    // SAFETY: restores the default disposition in this child process, which runs only this test.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    let broken =
+        |e: &std::io::Error| matches!(e.raw_os_error(), Some(libc::EPIPE | libc::ECONNRESET));
+    for driver in common::drivers() {
+        let rt = hoop::Builder::new()
+            .workers(2)
+            .driver(driver)
+            .build()
+            .unwrap();
+        // On the block_on thread and on a worker thread.
+        for worker in [0, 1] {
+            let h = rt.handle().spawn_on_with(worker, move || async move {
+                let (r, w) = hoop::io::pipe().unwrap();
+                drop(r);
+                let (res, _) = w.write(b"x".to_vec()).await;
+                assert!(res.as_ref().is_err_and(broken), "{driver:?} pipe: {res:?}");
+
+                let listener = hoop::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                let client = hoop::net::TcpStream::connect(listener.local_addr().unwrap())
+                    .await
+                    .unwrap();
+                let (server, _) = listener.accept().await.unwrap();
+                drop(server);
+                let mut failed = None;
+                for _ in 0..100 {
+                    let (res, _) = client.writev(vec![vec![1u8; 4096], vec![2u8; 4096]]).await;
+                    if let Err(e) = res {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+                let e = failed.expect("writes to a closed peer fail");
+                assert!(broken(&e), "{driver:?} writev: {e}");
+
+                use futures_util::AsyncWriteExt;
+                let (a, b) = hoop::net::UnixStream::pair().unwrap();
+                drop(b);
+                let mut a = a.compat();
+                let res = async {
+                    a.write_all(&[0u8; 1024]).await?;
+                    a.flush().await
+                }
+                .await;
+                assert!(
+                    res.as_ref().is_err_and(broken),
+                    "{driver:?} compat: {res:?}"
+                );
+            });
+            rt.block_on(h).unwrap();
+        }
+    }
+    // The block_on thread has SIGPIPE unblocked again, with nothing pending.
+    // SAFETY: plain queries of this thread's signal state.
+    unsafe {
+        let mut set = std::mem::zeroed::<libc::sigset_t>();
+        libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut set);
+        assert_eq!(
+            libc::sigismember(&set, libc::SIGPIPE),
+            0,
+            "SIGPIPE left blocked"
+        );
+        libc::sigpending(&mut set);
+        assert_eq!(
+            libc::sigismember(&set, libc::SIGPIPE),
+            0,
+            "SIGPIPE left pending"
+        );
+    }
+}
