@@ -588,4 +588,34 @@ fn non_root_server_impersonation_keeps_no_capabilities() {
             assert_eq!(f.read_at(Vec::with_capacity(16), 0).await.1, b"alice's");
         });
     }
+    // Without CAP_SETUID impersonation is refused with the same error on both drivers
+    // (review-2 L8: the pool's PermissionDenied, which has no errno — setfsuid reports failure
+    // only by not changing — came back as EIO on epoll).
+    let only = (1u32 << CAP_DAC_OVERRIDE) | (1 << CAP_SETGID);
+    // SAFETY: drops capabilities of this thread (threads started later inherit them).
+    unsafe {
+        #[repr(C)]
+        struct Header(u32, i32);
+        #[repr(C)]
+        struct Data(u32, u32, u32);
+        let mut h = Header(0x2008_0522, 0);
+        let d = [Data(only, only, 0), Data(0, 0, 0)];
+        assert_eq!(libc::syscall(libc::SYS_capset, &mut h, d.as_ptr()), 0);
+    }
+    for driver in common::drivers() {
+        let rt = Builder::new().workers(1).driver(driver).build().unwrap();
+        rt.block_on(async {
+            let err = hoop::fs::OpenOptions::new()
+                .read(true)
+                .credentials(hoop::Credentials::new(1002, 1002, vec![]))
+                .open(&secret)
+                .await
+                .unwrap_err();
+            assert_eq!(
+                err.kind(),
+                std::io::ErrorKind::PermissionDenied,
+                "{driver:?}: {err}"
+            );
+        });
+    }
 }

@@ -40,11 +40,27 @@ pub(crate) struct Completion {
     pub(crate) flags: u32,
 }
 
+/// The errno a completion carries for an error made without one (a credentials switch refused,
+/// a caught panic), so that both drivers report the same kind of error.
+fn errno_of_kind(kind: std::io::ErrorKind) -> i32 {
+    use std::io::ErrorKind as K;
+    match kind {
+        K::PermissionDenied => libc::EPERM,
+        K::NotFound => libc::ENOENT,
+        K::InvalidInput => libc::EINVAL,
+        K::WouldBlock => libc::EAGAIN,
+        K::Interrupted => libc::EINTR,
+        K::Unsupported => libc::EOPNOTSUPP,
+        K::OutOfMemory => libc::ENOMEM,
+        _ => libc::EIO,
+    }
+}
+
 impl Completion {
     pub(crate) fn from_result(r: std::io::Result<u32>) -> Self {
         let res = match r {
             Ok(n) => n as i32,
-            Err(e) => -e.raw_os_error().unwrap_or(libc::EIO),
+            Err(e) => -e.raw_os_error().unwrap_or_else(|| errno_of_kind(e.kind())),
         };
         Completion { res, flags: 0 }
     }
