@@ -695,3 +695,49 @@ async fn copy_sets_permissions_on_the_file_it_wrote() {
         "copy chmodded the symlink's target ({copies} copies)"
     );
 }
+
+/// Review-2 L9: offsets past `i64::MAX` are refused, not taken as the fd's position (`u64::MAX`
+/// is the runtime's "current position" sentinel).
+#[hoop::test]
+async fn offsets_past_i64_max_are_refused() {
+    let s = Scratch::new("offsets");
+    let path = s.path("f");
+    std::fs::write(&path, b"0123456789").unwrap();
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .await
+        .unwrap();
+    for pos in [u64::MAX, i64::MAX as u64 + 1] {
+        let (res, _) = f.read_at(Vec::with_capacity(4), pos).await;
+        assert_eq!(
+            res.unwrap_err().kind(),
+            ErrorKind::InvalidInput,
+            "read at {pos}"
+        );
+        let (res, _) = f.write_at(b"XX".to_vec(), pos).await;
+        assert_eq!(
+            res.unwrap_err().kind(),
+            ErrorKind::InvalidInput,
+            "write at {pos}"
+        );
+        let (res, _) = f.write_all_at(b"XX".to_vec(), pos).await;
+        assert_eq!(
+            res.unwrap_err().kind(),
+            ErrorKind::InvalidInput,
+            "write_all at {pos}"
+        );
+        let (res, _) = f.readv_at(vec![Vec::with_capacity(4)], pos).await;
+        assert_eq!(
+            res.unwrap_err().kind(),
+            ErrorKind::InvalidInput,
+            "readv at {pos}"
+        );
+    }
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        b"0123456789",
+        "nothing was written"
+    );
+}

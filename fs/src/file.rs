@@ -85,6 +85,18 @@ pub struct File {
     creds: Option<Credentials>,
 }
 
+/// Refuses offsets the kernel cannot take: it reads them as signed, and `u64::MAX` is the
+/// runtime's "current position" sentinel, which would silently use the fd's position.
+fn check_offset(pos: u64) -> io::Result<()> {
+    if pos > i64::MAX as u64 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "file offset past i64::MAX",
+        ));
+    }
+    Ok(())
+}
+
 impl File {
     pub(crate) fn from_shared(fd: SharedFd, path: Option<&Path>) -> Self {
         File {
@@ -141,6 +153,9 @@ impl File {
 
     /// Reads up to `buf.bytes_total()` bytes at `pos`; `Ok(0)` at end of file.
     pub async fn read_at<B: IoBufMut>(&self, buf: B, pos: u64) -> BufResult<usize, B> {
+        if let Err(e) = check_offset(pos) {
+            return (Err(e).map_err(self.ctx("read")), buf);
+        }
         let (res, buf) = self.op(Read::new(&self.fd, buf, pos, FdKind::File)).await;
         (res.map_err(self.ctx("read")), buf)
     }
@@ -148,6 +163,9 @@ impl File {
     /// Fills `buf` to its capacity from `pos`, reading again after short reads;
     /// `UnexpectedEof` if the file ends first.
     pub async fn read_exact_at<B: IoBufMut>(&self, buf: B, pos: u64) -> BufResult<(), B> {
+        if let Err(e) = check_offset(pos) {
+            return (Err(e).map_err(self.ctx("read")), buf);
+        }
         let total = buf.bytes_total();
         let mut done = 0;
         let mut slice = buf.slice(..);
@@ -175,6 +193,9 @@ impl File {
 
     /// Writes `buf`'s initialised bytes at `pos` (possibly only some of them).
     pub async fn write_at<B: IoBuf>(&self, buf: B, pos: u64) -> BufResult<usize, B> {
+        if let Err(e) = check_offset(pos) {
+            return (Err(e).map_err(self.ctx("write")), buf);
+        }
         let (res, buf) = self.op(Write::new(&self.fd, buf, pos, FdKind::File)).await;
         (res.map_err(self.ctx("write")), buf)
     }
@@ -182,6 +203,9 @@ impl File {
     /// Writes all of `buf`'s initialised bytes at `pos`, writing again after short writes. A full
     /// disk gives `StorageFull` (`ENOSPC`), never a silent short write.
     pub async fn write_all_at<B: IoBuf>(&self, buf: B, pos: u64) -> BufResult<(), B> {
+        if let Err(e) = check_offset(pos) {
+            return (Err(e).map_err(self.ctx("write")), buf);
+        }
         let total = buf.bytes_init();
         let mut done = 0;
         let mut slice = buf.slice(..total);
@@ -220,6 +244,9 @@ impl File {
     /// # });
     /// ```
     pub async fn read_fixed_at(&self, mut buf: FixedBuf, pos: u64) -> BufResult<usize, FixedBuf> {
+        if let Err(e) = check_offset(pos) {
+            return (Err(e).map_err(self.ctx("read")), buf);
+        }
         buf.clear();
         let (res, buf) = match buf.fixed_index() {
             Some(index) => self.op(ReadFixed::new(&self.fd, buf, index, pos)).await,
@@ -231,6 +258,9 @@ impl File {
     /// Writes a registered buffer's initialised bytes at `pos` (`IORING_OP_WRITE_FIXED`; a
     /// plain write where the pool is not registered). May write only some of them.
     pub async fn write_fixed_at(&self, buf: FixedBuf, pos: u64) -> BufResult<usize, FixedBuf> {
+        if let Err(e) = check_offset(pos) {
+            return (Err(e).map_err(self.ctx("write")), buf);
+        }
         let (res, buf) = match buf.fixed_index() {
             Some(index) => self.op(WriteFixed::new(&self.fd, buf, index, pos)).await,
             None => self.op(Write::new(&self.fd, buf, pos, FdKind::File)).await,
@@ -255,6 +285,9 @@ impl File {
 
     /// Reads at `pos` into several buffers in turn (`preadv`); returns the total read.
     pub async fn readv_at<B: IoBufMut>(&self, bufs: Vec<B>, pos: u64) -> BufResult<usize, Vec<B>> {
+        if let Err(e) = check_offset(pos) {
+            return (Err(e).map_err(self.ctx("read")), bufs);
+        }
         let (res, bufs) = self.op(Readv::new(&self.fd, bufs, pos, FdKind::File)).await;
         (res.map_err(self.ctx("read")), bufs)
     }
@@ -262,6 +295,9 @@ impl File {
     /// Writes several buffers' initialised bytes in order at `pos` (`pwritev`); returns the total
     /// written, which may be short.
     pub async fn writev_at<B: IoBuf>(&self, bufs: Vec<B>, pos: u64) -> BufResult<usize, Vec<B>> {
+        if let Err(e) = check_offset(pos) {
+            return (Err(e).map_err(self.ctx("write")), bufs);
+        }
         let (res, bufs) = self
             .op(Writev::new(&self.fd, bufs, pos, FdKind::File))
             .await;
