@@ -18,7 +18,7 @@ pub use compat::{Compat, CompatSource};
 pub use compat::{HyperExecutor, HyperTimer};
 pub use owned::{copy, AsyncReadOwned, AsyncWriteOwned};
 pub use pipe::{pipe, PipeReader, PipeWriter};
-pub use ready::{ready_stream, wait_ready, ReadyStream};
+pub use ready::{ready_stream, wait_ready, ReadyStream, WaitReady};
 pub use recv_stream::RecvStream;
 pub use send_file::{send_file, splice_file};
 
