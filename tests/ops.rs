@@ -250,3 +250,28 @@ async fn pipe_io_completes_inline_when_it_can() {
     writer.await.unwrap();
     assert!(got == expected, "bytes lost or reordered");
 }
+
+/// Review-2 L4: multishot operations run only as `MultiOp` streams; a single-shot `Op` of one
+/// is refused instead of dropping every completion but the last (accepted fds, buffer ids).
+#[hoop::test]
+async fn multishot_operations_are_refused_as_single_shot_futures() {
+    use hoop::fd::SharedFd;
+    use hoop::op::{accept::AcceptMulti, poll::PollAdd, Op};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let fd = SharedFd::new(listener.into());
+    let _client = std::net::TcpStream::connect(addr).unwrap();
+    let err = Op::new(AcceptMulti::new(&fd)).await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+    let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&a);
+    let err = Op::new(PollAdd::multishot(raw, Interest::WRITABLE))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+    // Single-shot poll is fine.
+    assert!(Op::new(PollAdd::new(raw, Interest::WRITABLE))
+        .await
+        .unwrap()
+        .is_writable());
+}

@@ -121,6 +121,10 @@ unsafe impl OpCode for AcceptMulti {
         }
     }
 
+    fn multishot(&self) -> bool {
+        true
+    }
+
     fn perform(&mut self) -> io::Result<u32> {
         // SAFETY: null address pointers are allowed; nothing is written.
         let fd = unsafe {

@@ -145,6 +145,13 @@ pub unsafe trait OpCode: 'static {
     /// would have been.
     fn perform(&mut self) -> io::Result<u32>;
 
+    /// True for an operation armed as multishot (one SQE, many completions): it runs only as a
+    /// [`MultiOp`] stream, and [`Op`] refuses it with `InvalidInput` (a single-shot future would
+    /// drop every completion but the last: accepted fds, selected buffers).
+    fn multishot(&self) -> bool {
+        false
+    }
+
     /// Refuses an operation whose arguments the kernel must not see (flags that would let a
     /// result claim more than the buffer holds): it then completes with this error, never
     /// reaching the kernel or the pool.

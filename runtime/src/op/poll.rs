@@ -86,6 +86,10 @@ unsafe impl OpCode for PollAdd {
         }
     }
 
+    fn multishot(&self) -> bool {
+        self.multi
+    }
+
     fn perform(&mut self) -> io::Result<u32> {
         let mut pfd = libc::pollfd {
             fd: self.fd,

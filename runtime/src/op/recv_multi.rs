@@ -57,6 +57,12 @@ unsafe impl OpCode for RecvRing {
         }
     }
 
+    fn multishot(&self) -> bool {
+        // Also in its single-shot fallback: the kernel picks the buffer, and only a stream
+        // sees the completion flags that say which.
+        true
+    }
+
     fn perform(&mut self) -> io::Result<u32> {
         // Only built for registered rings, which exist only on io_uring.
         Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP))

@@ -270,6 +270,13 @@ impl<T: OpCode> Op<T> {
         mut data: T,
         cx: &mut Context<'_>,
     ) -> Step<T> {
+        if data.multishot() {
+            let e = io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "hoop: a multishot operation runs as a MultiOp stream, not an Op",
+            );
+            return Step::Finish(Data::Inline(data), Err(e));
+        }
         if let Err(e) = data.check() {
             return Step::Finish(Data::Inline(data), Err(e));
         }
