@@ -220,11 +220,30 @@ pub mod __private {
         })
     }
 
+    /// Records that the running test skips its check, with `reason`: printed to stderr and, if
+    /// `HOOP_SKIP_LOG` names a file, appended to it as one line (`.ci/run` counts them, so a
+    /// skipped test is never silently counted as a pass).
+    pub fn record_skip(reason: &str) {
+        let thread = std::thread::current();
+        let test = thread.name().unwrap_or("?");
+        eprintln!("skipped: {reason}");
+        if let Some(path) = std::env::var_os("HOOP_SKIP_LOG") {
+            use std::io::Write;
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+            {
+                let _ = writeln!(f, "{test}\t{reason}");
+            }
+        }
+    }
+
     /// The builder a `#[hoop::test]` variant uses, or `None` if `HOOP_DRIVER` selects the other
     /// driver or io_uring is denied (see [`io_uring_denied`]); the variant is then skipped.
     pub fn test_builder(builder: Builder) -> Option<Builder> {
         if builder.driver_choice() == Driver::IoUring && io_uring_denied() {
-            eprintln!("skipped: io_uring denied (HOOP_EXPECT_NO_IO_URING)");
+            record_skip("io_uring denied (HOOP_EXPECT_NO_IO_URING)");
             return None;
         }
         let wanted = std::env::var("HOOP_DRIVER").unwrap_or_default();
@@ -233,7 +252,7 @@ pub mod __private {
             ("epoll", Driver::IoUring) | ("io_uring", Driver::Epoll)
         );
         if skip {
-            eprintln!("skipped: HOOP_DRIVER={wanted}");
+            record_skip(&format!("HOOP_DRIVER={wanted}"));
             return None;
         }
         Some(builder)

@@ -137,7 +137,7 @@ async fn o_direct_with_aligned_buffers() {
     let file = match opened {
         Ok(f) => f,
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-            eprintln!("skipped: the temp filesystem refuses O_DIRECT");
+            common::skip("the temp filesystem refuses O_DIRECT");
             return;
         }
         Err(e) => panic!("{e}"),
@@ -178,11 +178,9 @@ async fn o_direct_with_aligned_buffers() {
 
 /// Reads of an `O_DIRECT` file wait for the device, so io_uring gets each one at once (an
 /// `io_uring_enter` per read) instead of with the tick's batch; buffered reads stay batched.
-#[hoop::test]
+// io_uring only: on epoll file reads go to the blocking pool either way.
+#[hoop::test(driver = "io_uring")]
 async fn o_direct_reads_are_submitted_at_once() {
-    if hoop::runtime_info().unwrap().driver != DriverKind::IoUring {
-        return; // epoll: file reads go to the blocking pool either way
-    }
     let dir = scratch("direct-eager");
     let path = dir.join("f");
     std::fs::write(&path, vec![7u8; 16 * 4096]).unwrap();
@@ -212,7 +210,7 @@ async fn o_direct_reads_are_submitted_at_once() {
     {
         Ok(f) => f,
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-            eprintln!("skipped: the temp filesystem refuses O_DIRECT");
+            common::skip("the temp filesystem refuses O_DIRECT");
             return;
         }
         Err(e) => panic!("{e}"),

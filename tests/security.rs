@@ -469,7 +469,7 @@ fn scratch(name: &str) -> std::path::PathBuf {
 fn impersonated_users_keep_no_capabilities() {
     // SAFETY: a plain query.
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: needs root");
+        common::skip("needs root");
         return;
     }
     let dir = scratch("caps");
@@ -528,7 +528,7 @@ fn impersonated_users_keep_no_capabilities() {
 fn non_root_server_impersonation_keeps_no_capabilities() {
     // SAFETY: a plain query.
     if unsafe { libc::geteuid() } != 0 && std::env::var_os("HOOP_CAPS_CHILD").is_none() {
-        eprintln!("skipped: needs root to set up the non-root server");
+        common::skip("needs root to set up the non-root server");
         return;
     }
     if std::env::var_os("HOOP_CAPS_CHILD").is_none() {

@@ -151,9 +151,18 @@ pub fn drivers() -> Vec<hoop::Driver> {
 }
 
 /// True when io_uring is denied to this test run (see [`drivers`]); tests of io_uring-only
-/// behaviour return early then.
+/// behaviour return early then, and the skip is recorded (see [`skip`]).
 pub fn io_uring_denied() -> bool {
-    hoop::__private::io_uring_denied()
+    let denied = hoop::__private::io_uring_denied();
+    if denied {
+        skip("io_uring denied");
+    }
+    denied
+}
+
+/// Records that this test skips its check (`.ci/run` prints the count and the reasons).
+pub fn skip(reason: &str) {
+    hoop::__private::record_skip(reason);
 }
 
 /// [`drivers`] by the names `HOOP_DRIVER` takes.
