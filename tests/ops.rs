@@ -176,6 +176,13 @@ async fn tiny_ring_many_ops() {
         total += h.await.unwrap();
     }
     assert_eq!(total, 200);
+    if hoop::runtime_info().unwrap().driver == hoop::DriverKind::IoUring {
+        // 200 completions at once into a CQ of 4: the backlog was used (and nothing lost).
+        assert!(
+            hoop::metrics().unwrap().cq_overflows > 0,
+            "the CQ never overflowed"
+        );
+    }
 }
 
 /// SQEs pushed by the tasks of one tick go to the kernel in one `io_uring_enter`.

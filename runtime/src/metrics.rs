@@ -32,6 +32,9 @@ pub struct WorkerMetrics {
     pub enters: u64,
     /// Times the SQ was full and flushed early.
     pub sq_full: u64,
+    /// Times the completion queue was found overflowed (`IORING_SQ_CQ_OVERFLOW`): completions
+    /// waited in the kernel's backlog until the next enter flushed them. None is lost.
+    pub cq_overflows: u64,
     /// Pending timers.
     pub timers: usize,
     /// Blocking-pool threads alive (shared by all workers).
@@ -65,6 +68,7 @@ pub fn metrics() -> Option<WorkerMetrics> {
             ops_inline: d.stats.inline,
             enters: d.stats.enters,
             sq_full: d.stats.sq_full,
+            cq_overflows: d.stats.cq_overflows,
             timers: core.timers.borrow().len(),
             blocking_threads: core.pool.threads(),
         }

@@ -74,6 +74,7 @@ pub(crate) struct DriverStats {
     pub(crate) cancelled: u64,
     pub(crate) enters: u64,
     pub(crate) sq_full: u64,
+    pub(crate) cq_overflows: u64,
     pub(crate) blocking_ops: u64,
     /// Operations completed by their non-blocking inline attempt (page-cache reads).
     pub(crate) inline: u64,

@@ -420,8 +420,10 @@ impl UringDriver {
         sq.sync();
         let pending = sq.len() as u32;
         // Deferred task work and overflowed completions are only processed by GETEVENTS.
-        let getevents = sq.taskrun() || sq.cq_overflow();
+        let overflow = sq.cq_overflow();
+        let getevents = sq.taskrun() || overflow;
         drop(sq);
+        stats.cq_overflows += overflow as u64;
         let res = match timeout {
             Some(Duration::ZERO) if pending == 0 && !getevents => return Ok(()),
             Some(Duration::ZERO) => self.enter.enter(pending, false, getevents, None),
