@@ -9,7 +9,7 @@
 //! When the process exits, a non-zero count fails the run.
 //!
 //! Under it run: the cancellation and shutdown suites (`shutdown.rs`, `ops.rs`,
-//! `net_zero_copy.rs`, `compat.rs`, included below), and scenarios built to make a late write
+//! `net_zero_copy.rs`, `compat.rs`, included below), the API fuzzer (`api_fuzz.rs`), and scenarios built to make a late write
 //! likely: operations dropped just as their data arrives, runtimes dropped with operations in
 //! flight, a forgotten future, a write cut short by a timeout. A negative control shows that the
 //! quarantine does turn a late kernel write into `EFAULT`.
@@ -23,6 +23,8 @@ use std::alloc::{GlobalAlloc, Layout};
 use std::collections::VecDeque;
 use std::sync::{Mutex, Once};
 
+#[path = "api_fuzz.rs"]
+mod api_fuzz;
 #[path = "compat.rs"]
 mod compat;
 #[path = "net_zero_copy.rs"]
