@@ -8,14 +8,15 @@
 use crate::driver::SendOp;
 use crate::rt::affinity::CpuSet;
 use crate::rt::shared::WorkerShared;
+use crate::sync::{thread, Condvar, Mutex, MutexGuard};
 use crate::task::{JoinError, JoinGuard, JoinHandle, JoinState};
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Work for a pool thread.
-enum Job {
+pub(crate) enum Job {
     /// A driver operation; its completion goes back to the worker.
     Op(SendOp, u64, Arc<WorkerShared>),
     /// A user closure from `spawn_blocking`.
@@ -81,12 +82,12 @@ impl BlockingPool {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Queues a job; gives it back if the pool is shut down or no thread can be started.
-    fn spawn(self: &Arc<Self>, job: Job) -> Result<(), Job> {
+    pub(crate) fn spawn(self: &Arc<Self>, job: Job) -> Result<(), Job> {
         let mut state = self.lock();
         if state.shutdown {
             return Err(job);
@@ -100,7 +101,7 @@ impl BlockingPool {
         }
         if state.threads < self.max_threads {
             let pool = self.clone();
-            let started = std::thread::Builder::new()
+            let started = thread::Builder::new()
                 .name(self.name.clone())
                 .spawn(move || pool.thread_main());
             match started {
@@ -155,7 +156,7 @@ impl BlockingPool {
             let deadline = Instant::now() + self.keep_alive;
             let woken = loop {
                 let now = Instant::now();
-                let (s, _) = self
+                let (s, wait) = self
                     .work
                     .wait_timeout(state, deadline.saturating_duration_since(now))
                     .unwrap_or_else(|e| e.into_inner());
@@ -166,7 +167,7 @@ impl BlockingPool {
                     state.notified -= 1;
                     break true;
                 }
-                if state.shutdown || Instant::now() >= deadline {
+                if state.shutdown || wait.timed_out() {
                     state.idle -= 1;
                     break false;
                 }

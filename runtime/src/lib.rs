@@ -20,9 +20,12 @@ mod driver;
 pub mod fd;
 pub mod io;
 mod log;
+#[cfg(all(test, loom))]
+mod loom_models;
 mod metrics;
 pub mod op;
 mod rt;
+mod sync;
 mod task;
 pub mod time;
 

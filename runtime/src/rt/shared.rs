@@ -6,11 +6,12 @@
 //! listens to) unless it was already rung since the worker last emptied the inbox.
 
 use crate::driver::BlockingDone;
+use crate::sync::{AtomicBool, Mutex};
 use crate::task::TaskHeader;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// A `Send` job that spawns a task on the worker that runs it.
 pub(crate) type RemoteSpawn = Box<dyn FnOnce() + Send>;
@@ -58,6 +59,9 @@ pub(crate) struct WorkerShared {
     /// eventfd write per wake when many wakes arrive in a burst.
     rung: AtomicBool,
     doorbell: OwnedFd,
+    /// In loom models: the eventfd's counter and the worker's wait on it, modelled.
+    #[cfg(loom)]
+    model_doorbell: (Mutex<u64>, crate::sync::Condvar),
 }
 
 static NEXT_WORKER_ID: AtomicU64 = AtomicU64::new(1);
@@ -81,6 +85,8 @@ impl WorkerShared {
             rung: AtomicBool::new(false),
             // SAFETY: `fd` was just returned by eventfd and is owned by nobody else.
             doorbell: unsafe { OwnedFd::from_raw_fd(fd) },
+            #[cfg(loom)]
+            model_doorbell: (Mutex::new(0), crate::sync::Condvar::new()),
         }))
     }
 
@@ -105,6 +111,11 @@ impl WorkerShared {
     }
 
     fn ring(&self) {
+        #[cfg(loom)]
+        {
+            *self.model_doorbell.0.lock().unwrap() += 1;
+            self.model_doorbell.1.notify_all();
+        }
         let one: u64 = 1;
         // SAFETY: writes 8 bytes from a live local to our own eventfd. The only possible failure is
         // EAGAIN when the counter is saturated, which means the worker is already woken.
@@ -122,6 +133,16 @@ impl WorkerShared {
         }
         let mut inbox = self.inbox.lock().unwrap_or_else(|e| e.into_inner());
         into.append(&mut inbox.items);
+    }
+
+    /// Waits for the doorbell as the parked worker does, and reads it (loom models only).
+    #[cfg(loom)]
+    pub(crate) fn park_on_doorbell(&self) {
+        let mut count = self.model_doorbell.0.lock().unwrap();
+        while *count == 0 {
+            count = self.model_doorbell.1.wait(count).unwrap();
+        }
+        *count = 0;
     }
 
     /// Closes the inbox and returns what is still in it; later pushes are refused.

@@ -1,11 +1,12 @@
 //! [`JoinHandle`] and [`JoinError`]: awaiting a task's output, aborting it, learning it panicked.
 
+use crate::sync::{AtomicBool, Mutex};
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 /// Why a task produced no output.

@@ -1,0 +1,156 @@
+//! Model checks of the cross-thread code under every interleaving loom can reach (`--cfg loom`;
+//! run by `.ci/loom`). Each model states the property it checks; RELIABILITY.md lists the
+//! mutations of the real code each one was seen to catch.
+
+use crate::blocking::{BlockingPool, Job};
+use crate::rt::shared::{Remote, WorkerShared};
+use crate::sync::{Condvar, Mutex};
+use crate::task::{JoinGuard, JoinHandle, JoinState};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(3);
+    }
+    builder.check(f);
+}
+
+/// A one-shot signal between loom threads.
+#[derive(Default)]
+struct Signal {
+    set: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Signal {
+    fn raise(&self) {
+        *self.set.lock().unwrap() = true;
+        self.cv.notify_all();
+    }
+    fn wait(&self) {
+        let mut set = self.set.lock().unwrap();
+        while !*set {
+            set = self.cv.wait(set).unwrap();
+        }
+    }
+}
+
+/// The blocking pool's idle accounting (review-2 H3): after a thread went idle, two jobs pushed
+/// together, the first waiting for the second, both run — each gets a thread. With the idle
+/// thread counted as free until it woke, both queued behind it and the first waited forever
+/// (loom reports the deadlock).
+#[test]
+fn blocking_pool_runs_a_job_that_waits_for_a_later_one() {
+    model(|| {
+        let pool = BlockingPool::new(2, Duration::from_secs(3600), "loom".into(), None);
+        // One thread, which goes idle after its first job (or is still busy: loom tries both).
+        let _ = pool.spawn(Job::Closure(Box::new(|| {})));
+        let b_ran = Arc::new(Signal::default());
+        let (wait, raise) = (b_ran.clone(), b_ran.clone());
+        let _ = pool.spawn(Job::Closure(Box::new(move || wait.wait())));
+        let _ = pool.spawn(Job::Closure(Box::new(move || raise.raise())));
+        pool.shutdown(Duration::from_secs(3600));
+        assert_eq!(pool.threads(), 0, "shutdown returned with threads alive");
+    });
+}
+
+/// A waker that raises a signal, cleared by the waiter: `join` blocks on it between polls, so a
+/// lost wake-up is a deadlock, which loom reports.
+#[derive(Default)]
+struct WakeSignal {
+    woken: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Wake for WakeSignal {
+    fn wake(self: Arc<Self>) {
+        *self.woken.lock().unwrap() = true;
+        self.cv.notify_all();
+    }
+}
+
+/// Polls `handle` until it is ready, blocking on its waker between polls.
+fn join<T>(mut handle: JoinHandle<T>) -> Result<T, crate::task::JoinError> {
+    let signal = Arc::new(WakeSignal::default());
+    let waker = Waker::from(signal.clone());
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        if let Poll::Ready(out) = Pin::new(&mut handle).poll(&mut cx) {
+            return out;
+        }
+        let mut woken = signal.woken.lock().unwrap();
+        while !*woken {
+            woken = signal.cv.wait(woken).unwrap();
+        }
+        *woken = false;
+    }
+}
+
+/// The join state: a task finishing on one thread while its handle is polled on another never
+/// loses the output or the wake-up.
+#[test]
+fn join_handle_gets_the_output_of_a_task_finished_on_another_thread() {
+    model(|| {
+        let state = JoinState::new();
+        let guard = JoinGuard::new(state.clone());
+        let handle = JoinHandle::new(state);
+        let task = loom::thread::spawn(move || guard.finish(Ok(7)));
+        assert_eq!(join(handle).unwrap(), 7);
+        task.join().unwrap();
+    });
+}
+
+/// An abort racing the task's end: the handle resolves exactly once, with the output or with
+/// "cancelled", and never hangs.
+#[test]
+fn join_handle_resolves_once_when_abort_races_the_end() {
+    model(|| {
+        let state = JoinState::new();
+        let guard = JoinGuard::new(state.clone());
+        let handle = JoinHandle::new(state);
+        let task = loom::thread::spawn(move || {
+            if !guard.state().is_aborted() {
+                guard.finish(Ok(1));
+            }
+            // Dropping the guard reports "cancelled" if it did not finish.
+        });
+        handle.abort();
+        match join(handle) {
+            Ok(v) => assert_eq!(v, 1),
+            Err(e) => assert!(e.is_cancelled()),
+        }
+        task.join().unwrap();
+    });
+}
+
+/// The worker's inbox and doorbell flag: an item pushed from another thread is either in the
+/// worker's next batch or rings the doorbell again, so a worker parked on the doorbell always
+/// wakes to find it. Two pushes, so that one can race the worker's take of the other; a push
+/// that neither lands in a batch nor rings is a lost wake-up (the worker parks forever).
+#[test]
+fn an_item_pushed_from_another_thread_is_never_lost() {
+    model(|| {
+        let shared = WorkerShared::new(0).unwrap();
+        let pusher = {
+            let shared = shared.clone();
+            loom::thread::spawn(move || {
+                shared.push(Remote::Shutdown).ok().unwrap();
+                shared.push(Remote::Shutdown).ok().unwrap();
+            })
+        };
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            shared.take_inbox(&mut got);
+            if got.len() < 2 {
+                // Parked: only the doorbell (the eventfd write behind `rung`) ends the wait.
+                shared.park_on_doorbell();
+            }
+        }
+        pusher.join().unwrap();
+    });
+}
