@@ -460,3 +460,103 @@ fn writes_to_closed_peers_never_raise_sigpipe() {
         );
     }
 }
+
+/// Thread ids of this process's threads named `comm`.
+fn threads_named(comm: &str) -> Vec<i32> {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|e| {
+            let tid = e.ok()?.file_name().to_str()?.parse().ok()?;
+            let name = std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")).ok()?;
+            (name.trim() == comm).then_some(tid)
+        })
+        .collect()
+}
+
+/// Review-2 T6: signals aimed at blocking-pool threads (a handler without `SA_RESTART`) never
+/// reach a pool syscall as `EINTR`: an `open` of a FIFO that waits for its writer on the pool
+/// (the epoll driver's path for every open; also `spawn_blocking`) completes once the writer
+/// comes, on both drivers.
+#[test]
+fn signals_aimed_at_pool_threads_do_not_interrupt_its_syscalls() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // SAFETY: installs a handler that does nothing, without SA_RESTART.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_signal as *const () as usize;
+        sa.sa_flags = 0;
+        libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut());
+    }
+    let dir = std::env::temp_dir().join(format!("hoop-pool-signals-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for driver in common::drivers() {
+        let rt = Builder::new()
+            .workers(1)
+            .driver(driver)
+            .thread_name("sigt")
+            .build()
+            .unwrap();
+        let fifo = dir.join(format!("fifo-{driver:?}"));
+        let path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid path string.
+        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicUsize::new(0));
+        let storm = {
+            let (stop, sent) = (stop.clone(), sent.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    for tid in threads_named("sigt-blocking") {
+                        // SAFETY: tgkill of a thread of this process (a stale tid fails).
+                        unsafe {
+                            libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGUSR1)
+                        };
+                        sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            })
+        };
+        let writer_path = fifo.clone();
+        rt.block_on(async move {
+            // A blocking job that waits on the FIFO on a pool thread, as the epoll driver's open
+            // does: the read end's open blocks until a writer opens.
+            // One raw open(2), as the pool's operations make it (std's `File::open` would retry
+            // EINTR and hide it).
+            let reader = hoop::spawn_blocking(move || {
+                let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+                // SAFETY: a valid path string; the fd is closed right after.
+                let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+                if fd < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // SAFETY: the fd was just opened here.
+                unsafe { libc::close(fd) };
+                Ok(())
+            });
+            hoop::time::sleep(Duration::from_millis(100)).await;
+            // The writer opens without blocking (ENXIO while no reader waits), so that a reader
+            // that gave up cannot hang the test.
+            let mut w = None;
+            while w.is_none() && !reader.is_finished() {
+                use std::os::unix::fs::OpenOptionsExt;
+                w = std::fs::OpenOptions::new()
+                    .write(true)
+                    .custom_flags(libc::O_NONBLOCK)
+                    .open(&writer_path)
+                    .ok();
+                hoop::time::sleep(Duration::from_millis(1)).await;
+            }
+            let res = reader.await.unwrap();
+            drop(w);
+            assert!(res.is_ok(), "{driver:?}: {res:?}");
+        });
+        stop.store(true, Ordering::Relaxed);
+        storm.join().unwrap();
+        assert!(
+            sent.load(Ordering::Relaxed) > 10,
+            "the storm never reached a pool thread"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

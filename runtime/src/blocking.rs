@@ -134,7 +134,7 @@ impl BlockingPool {
     }
 
     fn thread_main(self: Arc<Self>) {
-        crate::rt::sigpipe::block_for_this_thread();
+        crate::rt::signals::block_all_for_this_thread();
         if let Some(cpus) = &self.cpus {
             // Started by a pinned worker: run beside it, not on its core.
             if let Err(e) = cpus.apply_to_current_thread() {

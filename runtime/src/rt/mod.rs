@@ -10,7 +10,7 @@ mod builder;
 pub(crate) mod context;
 mod handle;
 pub(crate) mod shared;
-pub(crate) mod sigpipe;
+pub(crate) mod signals;
 mod worker;
 
 pub use builder::{Builder, DEFAULT_MAX_IN_FLIGHT};
@@ -293,7 +293,7 @@ fn worker_thread(
     handle: Handle,
     ready: mpsc::Sender<io::Result<()>>,
 ) {
-    sigpipe::block_for_this_thread();
+    signals::block_sigpipe_for_this_thread();
     let started = (|| {
         if let Some(cpu) = config.pin {
             CpuSet::single(cpu).apply_to_current_thread()?;

@@ -52,7 +52,7 @@ pub(crate) fn block_on<F: Future>(core: &Rc<Core>, future: F) -> F::Output {
         "cannot start a hoop runtime from within a hoop runtime (this thread already runs one)"
     );
     let _enter = context::enter(core.clone());
-    let _sigpipe = super::sigpipe::Blocked::new();
+    let _sigpipe = super::signals::Blocked::new();
     let main = Arc::new(MainWaker {
         woken: AtomicBool::new(true),
         worker: core.shared.clone(),

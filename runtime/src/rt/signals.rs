@@ -1,3 +1,12 @@
+//! Signal masks of the threads that run hoop.
+//!
+//! Blocking-pool threads block every signal that can be blocked, for their whole life: they only
+//! run syscalls for the runtime (and `spawn_blocking` closures), and a signal handled there made
+//! a pool syscall fail with `EINTR` on files that do not restart (FIFOs, NFS, FUSE) —
+//! `Interrupted` for the caller of an `open` or `read_at`. Process-directed signals go to the
+//! other threads instead; thread-directed ones wait (faults that the kernel forces, like
+//! `SIGSEGV`, still take their default action).
+//!
 //! `SIGPIPE` is blocked on every thread while it runs hoop: a write to a closed pipe or socket
 //! then fails with `EPIPE` instead of killing the process, whichever way it is made (`send`
 //! takes `MSG_NOSIGNAL`, but `write`/`writev` on a socket or a pipe, `splice` into a socket and
@@ -33,9 +42,20 @@ fn block_on_this_thread() -> bool {
     }
 }
 
-/// For threads hoop starts: `SIGPIPE` stays blocked until the thread ends.
-pub(crate) fn block_for_this_thread() {
+/// For worker threads: `SIGPIPE` stays blocked until the thread ends.
+pub(crate) fn block_sigpipe_for_this_thread() {
     block_on_this_thread();
+}
+
+/// For blocking-pool threads: every signal that can be blocked stays blocked.
+pub(crate) fn block_all_for_this_thread() {
+    let mut all = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigfillset initialises the set; pthread_sigmask changes this thread's mask only
+    // (SIGKILL and SIGSTOP are silently left out by the kernel).
+    unsafe {
+        libc::sigfillset(all.as_mut_ptr());
+        libc::pthread_sigmask(libc::SIG_BLOCK, all.as_ptr(), std::ptr::null_mut());
+    }
 }
 
 /// Blocks `SIGPIPE` on the calling thread until dropped.
