@@ -107,6 +107,9 @@ pub(crate) fn lacks_opcode(opcode: u8) -> bool {
         r if r < (6, 0) => 46,  // IORING_OP_URING_CMD
         r if r < (6, 1) => 47,  // IORING_OP_SEND_ZC
         r if r < (6, 7) => 48,  // IORING_OP_SENDMSG_ZC
+        r if r < (6, 8) => 53,  // IORING_OP_FUTEX_WAITV
+        r if r < (6, 9) => 54,  // IORING_OP_FIXED_FD_INSTALL
+        r if r < (6, 11) => 55, // IORING_OP_FTRUNCATE
         _ => return false,
     };
     opcode > last

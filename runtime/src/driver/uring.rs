@@ -165,6 +165,18 @@ impl UringDriver {
     fn restrict(&mut self, opcodes: &[u8]) -> io::Result<()> {
         use io_uring::register::Restriction;
         use io_uring::squeue::Flags;
+        // Only opcodes this kernel has: it refuses the whole list (EINVAL) if one is past its
+        // last opcode (`OpClass::Files` names FTRUNCATE, 6.9, which made every restricted ring
+        // fail to start on 6.1). An opcode left out is one the driver never submits anyway.
+        let opcodes: Vec<u8> = opcodes
+            .iter()
+            .copied()
+            .filter(|&op| self.supports(op))
+            .collect();
+        if opcodes.iter().any(|&op| old_kernel::lacks_opcode(op)) {
+            // What an emulated older kernel answers for an opcode past its last.
+            return Err(old_kernel::refused());
+        }
         let mut list: Vec<Restriction> =
             opcodes.iter().map(|&op| Restriction::sqe_op(op)).collect();
         list.extend(
@@ -180,8 +192,8 @@ impl UringDriver {
         submitter.register_restrictions(&mut list)?;
         submitter.register_enable_rings()?;
         self.setup.push_str("|R_DISABLED (restricted)");
-        self.allowed = Some(opcodes.to_vec());
         tracing::debug!(target: "hoop", opcodes = opcodes.len(), "ring restricted to an opcode allowlist");
+        self.allowed = Some(opcodes);
         Ok(())
     }
 
