@@ -282,3 +282,66 @@ async fn multishot_operations_are_refused_as_single_shot_futures() {
         .unwrap()
         .is_writable());
 }
+
+/// A NOP whose first `cancels` submissions complete with `-ECANCELED`, injected by the kernel
+/// (`IORING_NOP_INJECT_RESULT`, 6.10+): what io-wq answers before 6.14 when it cannot create a
+/// worker thread while a signal is pending.
+struct CancelledNop {
+    cancels: u32,
+    submitted: std::rc::Rc<std::cell::Cell<u32>>,
+}
+
+// SAFETY: the SQE carries no pointers; `perform` does nothing.
+unsafe impl hoop::op::OpCode for CancelledNop {
+    type Output = std::io::Result<u32>;
+    fn uring_entry(&mut self) -> Option<io_uring::squeue::Entry> {
+        let n = self.submitted.get();
+        self.submitted.set(n + 1);
+        let entry = io_uring::opcode::Nop::new().build();
+        if n >= self.cancels {
+            return Some(entry);
+        }
+        // SAFETY: `Entry` is the 64-byte `io_uring_sqe` (repr(C)); the bytes are plain integers.
+        let mut sqe: [u8; 64] = unsafe { std::mem::transmute(entry) };
+        sqe[24..28].copy_from_slice(&(-libc::ECANCELED).to_ne_bytes()); // len: the result
+        sqe[28..32].copy_from_slice(&1u32.to_ne_bytes()); // nop_flags: INJECT_RESULT
+                                                          // SAFETY: as above, back to the entry it came from.
+        Some(unsafe { std::mem::transmute::<[u8; 64], io_uring::squeue::Entry>(sqe) })
+    }
+    fn plan(&self) -> hoop::op::Plan {
+        hoop::op::Plan::Now
+    }
+    fn perform(&mut self) -> std::io::Result<u32> {
+        Ok(0)
+    }
+    fn complete(self, result: std::io::Result<u32>) -> std::io::Result<u32> {
+        result
+    }
+}
+
+/// An operation the kernel cancels although nobody asked (io-wq before 6.14, under signals) is
+/// submitted again, a bounded number of times; past that the error is returned.
+#[hoop::test(driver = "io_uring")]
+async fn an_unasked_kernel_cancel_is_retried() {
+    let probe = std::rc::Rc::new(std::cell::Cell::new(0));
+    let first = hoop::op::Op::new(CancelledNop {
+        cancels: 1,
+        submitted: probe.clone(),
+    })
+    .await;
+    if first.as_ref().err().and_then(|e| e.raw_os_error()) == Some(libc::EINVAL) {
+        common::skip("the kernel cannot inject NOP results (6.10+)");
+        return;
+    }
+    assert_eq!(first.unwrap(), 0);
+    assert_eq!(probe.get(), 2, "submitted again after the cancel");
+    let submitted = std::rc::Rc::new(std::cell::Cell::new(0));
+    let err = hoop::op::Op::new(CancelledNop {
+        cancels: 100,
+        submitted: submitted.clone(),
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ECANCELED));
+    assert_eq!(submitted.get(), 4, "three retries, then the error");
+}

@@ -25,7 +25,13 @@ pub struct Op<T: OpCode> {
     state: State<T>,
     /// Run the operation as this user (a ring personality, or switched pool-thread credentials).
     creds: Option<Credentials>,
+    /// Times the kernel cancelled this operation although nobody asked it to (see `step`).
+    unasked_cancels: u8,
 }
+
+/// How often an operation nobody cancelled is resubmitted after a `-ECANCELED` before the error
+/// is returned.
+const UNASKED_CANCEL_RETRIES: u8 = 3;
 
 enum State<T> {
     /// Not yet started.
@@ -83,6 +89,7 @@ impl<T: OpCode> Op<T> {
         Op {
             state: State::Idle(op),
             creds: None,
+            unasked_cancels: 0,
         }
     }
 
@@ -208,6 +215,15 @@ impl<T: OpCode> Op<T> {
                     if c.res < 0 {
                         return Step::Finish(Data::Heap(data), c.result());
                     }
+                    return self.start(&driver, &mut d, *data, cx);
+                }
+                if c.res == -libc::ECANCELED && self.unasked_cancels < UNASKED_CANCEL_RETRIES {
+                    // A live future's op is cancelled only by its drop or the shutdown (not
+                    // this path): the kernel gave up on it itself. Before 6.14 io-wq cancels
+                    // work whose worker thread could not be created while a signal was pending
+                    // (seen on 6.1 under a signal storm: an open failed with ECANCELED); the
+                    // operation is simply submitted again.
+                    self.unasked_cancels += 1;
                     return self.start(&driver, &mut d, *data, cx);
                 }
                 if c.res == -libc::EAGAIN {
