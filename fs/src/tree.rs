@@ -19,9 +19,17 @@ use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::pin::Pin;
 
-/// Opens the directory `name` under `at`, refusing a symlink in its place.
+/// Opens the directory `name` under `at` for reading its entries, refusing a symlink in its
+/// place.
 async fn open_dir(at: &At, name: &Path) -> io::Result<SharedFd> {
     let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+    openat2(at, name, flags, 0, 0, None).await
+}
+
+/// Opens the directory `name` under `at` only as an anchor for `*at` calls (`O_PATH`: no read
+/// permission needed, as `mkdir` inside it needs none), refusing a symlink in its place.
+async fn enter_dir(at: &At, name: &Path) -> io::Result<SharedFd> {
+    let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW;
     openat2(at, name, flags, 0, 0, None).await
 }
 
@@ -155,7 +163,7 @@ pub async fn create_dir_all(path: impl AsRef<Path>) -> io::Result<()> {
     let mut dir = openat2(
         &At::cwd(),
         base,
-        libc::O_RDONLY | libc::O_DIRECTORY,
+        libc::O_PATH | libc::O_DIRECTORY,
         0,
         0,
         None,
@@ -172,7 +180,7 @@ pub async fn create_dir_all(path: impl AsRef<Path>) -> io::Result<()> {
             }
             _ => {}
         }
-        dir = open_dir(&At::dir(&dir), Path::new(name))
+        dir = enter_dir(&At::dir(&dir), Path::new(name))
             .await
             .map_err(with_path("mkdir", path))?;
     }
