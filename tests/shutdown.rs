@@ -379,12 +379,13 @@ fn an_operations_own_ecanceled_survives_the_shutdown() {
             .driver(driver)
             .build()
             .unwrap();
-        let pending = rt.block_on(async {
+        // (A one-tuple: the future itself, returned from an async block, would look unawaited.)
+        let (pending,) = rt.block_on(async {
             let mut op = Box::pin(hoop::op::Op::new(OwnCancel));
             let waker = futures_util::task::noop_waker();
             let mut cx = std::task::Context::from_waker(&waker);
             assert!(op.as_mut().poll(&mut cx).is_pending());
-            op
+            (op,)
         });
         drop(rt); // waits for the pool job
         let other = Runtime::builder()
