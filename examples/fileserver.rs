@@ -1,29 +1,49 @@
 //! An HTTP/1.1 static file server: GET and HEAD, keep-alive, `Content-Length`, `Content-Type` by
 //! extension, single `Range` requests (206, 416), `index.html` for directories, and 400, 403,
-//! 404, 405 with a short body. Every path is resolved through `hoop::fs::Dir`, i.e. by the kernel
+//! 404, 405 with a short body. Only regular files are served (a FIFO or a device is refused
+//! without being opened, and opened non-blocking in case one is swapped in). A request head must
+//! arrive within 10 s and a keep-alive connection idles at most 30 s (`--head-timeout`,
+//! `--idle-timeout`); each worker serves at most
+//! `--max-connections` (default 10 000) at once. A request with a body (`Content-Length`,
+//! `Transfer-Encoding`) is answered and the connection closed, so the body is never read as the
+//! next request. Every path is resolved through `hoop::fs::Dir`, i.e. by the kernel
 //! beneath the root (`openat2` with `RESOLVE_BENEATH`): `..`, `%2e%2e`, absolute paths and
 //! symlinks leading outside are refused. Bodies go out through `TcpStream::send_file` (256 KiB
 //! reads and sends: what measured fastest, see `benches/download.rs` and `benches/sendfile.rs`).
 //!
 //! ```sh
-//! cargo run --release --example fileserver -- [--root DIR] [--addr 127.0.0.1:8080] [--workers N] [--verbose]
+//! cargo run --release --example fileserver -- [--root DIR] [--addr 127.0.0.1:8080] [--workers N] [--max-connections N] [--verbose]
 //! curl -v http://127.0.0.1:8080/
 //! ```
 
 use futures_util::StreamExt;
 use hoop::fs::{Dir, File, OpenOptions};
 use hoop::net::{TcpListener, TcpStream};
+use std::cell::Cell;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::time::Duration;
 
 const MAX_HEAD: usize = 16 * 1024;
+
+/// Per-connection limits (`--head-timeout`, `--idle-timeout`, in seconds).
+#[derive(Clone, Copy)]
+struct Limits {
+    /// How long a client may take to send a request head, once it started one.
+    head: Duration,
+    /// How long a keep-alive connection may wait for its next request.
+    idle: Duration,
+}
 
 struct Request {
     method: String,
     target: String,
     keep_alive: bool,
     range: Option<String>,
+    /// The request has a body (`Content-Length` > 0 or `Transfer-Encoding`), which this server
+    /// never reads: the connection closes after the response.
+    has_body: bool,
 }
 
 /// Parses the request head; `None` if it is malformed.
@@ -37,21 +57,29 @@ fn parse_head(head: &[u8]) -> Option<Request> {
     }
     let mut keep_alive = version == "HTTP/1.1";
     let mut range = None;
+    let mut has_body = false;
     for line in lines.filter(|l| !l.is_empty()) {
         let (name, value) = line.split_once(':')?;
+        // RFC 9112: no whitespace between a field name and its colon.
+        if name.is_empty() || name.ends_with([' ', '\t']) {
+            return None;
+        }
         let value = value.trim();
-        match name.trim().to_ascii_lowercase().as_str() {
+        match name.to_ascii_lowercase().as_str() {
             "connection" if value.eq_ignore_ascii_case("close") => keep_alive = false,
             "connection" if value.eq_ignore_ascii_case("keep-alive") => keep_alive = true,
             "range" => range = Some(value.to_string()),
+            "content-length" => has_body |= value != "0",
+            "transfer-encoding" => has_body = true,
             _ => {}
         }
     }
     Some(Request {
         method: method.to_string(),
         target: target.to_string(),
-        keep_alive,
+        keep_alive: keep_alive && !has_body,
         range,
+        has_body,
     })
 }
 
@@ -141,9 +169,15 @@ async fn send_error(stream: &TcpStream, status: &str, keep_alive: bool) -> io::R
     stream.write_all(head.into_bytes()).await.0
 }
 
-/// Opens the file a request names: a regular file, or `index.html` of a directory.
+/// Opens the file a request names: a regular file, or `index.html` of a directory. Anything
+/// else (a FIFO, a device, a socket) is refused before it is opened — opening a FIFO blocks until
+/// a writer comes, a device's open has side effects — and the open is non-blocking in case one
+/// was swapped in since the check (the type is checked again on the open file).
 async fn open_target(root: &Dir, rel: &Path) -> io::Result<(File, PathBuf)> {
-    let read = OpenOptions::new().read(true).clone();
+    let read = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .clone();
     let meta = root
         .metadata(if rel.as_os_str().is_empty() {
             Path::new(".")
@@ -152,9 +186,15 @@ async fn open_target(root: &Dir, rel: &Path) -> io::Result<(File, PathBuf)> {
         })
         .await?;
     let path = if meta.is_dir() {
-        rel.join("index.html")
-    } else {
+        let index = rel.join("index.html");
+        if !root.metadata(&index).await?.is_file() {
+            return Err(io::ErrorKind::NotFound.into());
+        }
+        index
+    } else if meta.is_file() {
         rel.to_path_buf()
+    } else {
+        return Err(io::ErrorKind::NotFound.into());
     };
     let file = root.open_file(&path, &read).await?;
     if !file.metadata().await?.is_file() {
@@ -234,32 +274,86 @@ async fn respond(stream: &TcpStream, root: &Dir, req: &Request, verbose: bool) -
     Ok(keep)
 }
 
-async fn connection(stream: TcpStream, root: Rc<Dir>, verbose: bool) -> io::Result<()> {
+/// Reads until `pending` holds a whole request head; returns its length with the blank line, or
+/// `None` if the peer closed. Scans only the bytes it has not scanned yet.
+async fn read_head(stream: &TcpStream, pending: &mut Vec<u8>) -> io::Result<Option<usize>> {
+    let mut scanned = 0;
+    loop {
+        if let Some(i) = pending[scanned..].windows(4).position(|w| w == b"\r\n\r\n") {
+            return Ok(Some(scanned + i + 4));
+        }
+        scanned = pending.len().saturating_sub(3);
+        if pending.len() > MAX_HEAD {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "request head too large",
+            ));
+        }
+        let (n, chunk) = stream.read(Vec::with_capacity(8192)).await;
+        if n? == 0 {
+            return Ok(None);
+        }
+        pending.extend_from_slice(&chunk);
+    }
+}
+
+async fn connection(
+    stream: TcpStream,
+    root: Rc<Dir>,
+    limits: Limits,
+    verbose: bool,
+) -> io::Result<()> {
     stream.set_nodelay(true)?;
     let mut pending: Vec<u8> = Vec::new();
     loop {
-        let head_end = loop {
-            if let Some(i) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            if pending.len() > MAX_HEAD {
-                send_error(&stream, "400 Bad Request", false).await?;
-                return Ok(());
-            }
-            let (n, chunk) = stream.read(Vec::with_capacity(8192)).await;
+        // Idle until the first byte of the next request, then the whole head within its limit.
+        if pending.is_empty() {
+            let (n, chunk) =
+                match hoop::time::timeout(limits.idle, stream.read(Vec::with_capacity(8192))).await
+                {
+                    Ok(read) => read,
+                    Err(_) => return Ok(()), // idle keep-alive connection: closed
+                };
             if n? == 0 {
                 return Ok(());
             }
             pending.extend_from_slice(&chunk);
-        };
+        }
+        let head_end =
+            match hoop::time::timeout(limits.head, read_head(&stream, &mut pending)).await {
+                Err(_) => return Ok(()), // too slow: closed without an answer
+                Ok(Ok(Some(end))) => end,
+                Ok(Ok(None)) => return Ok(()),
+                Ok(Err(e)) if e.kind() == io::ErrorKind::InvalidData => {
+                    send_error(&stream, "431 Request Header Fields Too Large", false).await?;
+                    return Ok(());
+                }
+                Ok(Err(e)) => return Err(e),
+            };
         let head: Vec<u8> = pending.drain(..head_end).collect();
         let Some(req) = parse_head(&head[..head.len() - 4]) else {
             send_error(&stream, "400 Bad Request", false).await?;
             return Ok(());
         };
-        if !respond(&stream, &root, &req, verbose).await? {
+        if !respond(&stream, &root, &req, verbose).await? || req.has_body {
             return Ok(());
         }
+    }
+}
+
+/// One of a worker's `--max-connections`, given back when the connection's task ends.
+struct ConnectionSlot(Rc<Cell<usize>>);
+
+impl ConnectionSlot {
+    fn take(open: &Rc<Cell<usize>>) -> Self {
+        open.set(open.get() + 1);
+        ConnectionSlot(open.clone())
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
     }
 }
 
@@ -268,6 +362,15 @@ fn main() -> io::Result<()> {
     let mut addr = "127.0.0.1:8080".to_string();
     let mut workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut verbose = false;
+    let mut max_connections = 10_000usize;
+    let mut limits = Limits {
+        head: Duration::from_secs(10),
+        idle: Duration::from_secs(30),
+    };
+    let secs = |v: Option<String>, or: Duration| {
+        v.and_then(|v| v.parse().ok())
+            .map_or(or, Duration::from_secs_f64)
+    };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -275,9 +378,17 @@ fn main() -> io::Result<()> {
             "--root" => root = args.next().map(PathBuf::from).unwrap_or(root),
             "--addr" => addr = args.next().unwrap_or(addr),
             "--workers" => workers = args.next().and_then(|v| v.parse().ok()).unwrap_or(workers),
+            "--head-timeout" => limits.head = secs(args.next(), limits.head),
+            "--idle-timeout" => limits.idle = secs(args.next(), limits.idle),
+            "--max-connections" => {
+                max_connections = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(max_connections)
+            }
             _ => {
                 eprintln!(
-                    "usage: fileserver [--root DIR] [--addr HOST:PORT] [--workers N] [--verbose]"
+                    "usage: fileserver [--root DIR] [--addr HOST:PORT] [--workers N] [--max-connections N] [--head-timeout SECS] [--idle-timeout SECS] [--verbose]"
                 );
                 std::process::exit(2);
             }
@@ -298,13 +409,20 @@ fn main() -> io::Result<()> {
                     root.display()
                 );
             }
+            let open = Rc::new(Cell::new(0usize));
             let mut incoming = listener.incoming();
             while let Some(conn) = incoming.next().await {
                 match conn {
+                    Ok(stream) if open.get() >= max_connections => {
+                        // At the cap: refused at once (the client may retry).
+                        let _ = send_error(&stream, "503 Service Unavailable", false).await;
+                    }
                     Ok(stream) => {
                         let dir = dir.clone();
+                        let slot = ConnectionSlot::take(&open);
                         hoop::spawn(async move {
-                            if let Err(e) = connection(stream, dir, verbose).await {
+                            let _slot = slot;
+                            if let Err(e) = connection(stream, dir, limits, verbose).await {
                                 if verbose {
                                     eprintln!("fileserver: connection: {e}");
                                 }

@@ -234,7 +234,8 @@ pub mod __private {
                 .append(true)
                 .open(path)
             {
-                let _ = writeln!(f, "{test}\t{reason}");
+                // One write of the whole line: appends from parallel tests stay whole lines.
+                let _ = f.write_all(format!("{test}\t{reason}\n").as_bytes());
             }
         }
     }

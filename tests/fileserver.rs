@@ -10,10 +10,26 @@ use std::net::TcpStream;
 use std::process::Command;
 
 fn start(root: &std::path::Path, driver: &str) -> ExampleServer {
-    let args = ["--addr", "127.0.0.1:0", "--workers", "2", "--root"];
-    let mut args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    start_with(root, driver, &["--workers", "2"])
+}
+
+fn start_with(root: &std::path::Path, driver: &str, extra: &[&str]) -> ExampleServer {
+    let mut args: Vec<&std::ffi::OsStr> = ["--addr", "127.0.0.1:0"]
+        .iter()
+        .chain(extra)
+        .map(std::ffi::OsStr::new)
+        .collect();
+    args.push(std::ffi::OsStr::new("--root"));
     args.push(root.as_os_str());
     ExampleServer::start("fileserver", &args, driver)
+}
+
+/// Reads until the peer closes (`Ok(bytes)`), or fails on the read timeout.
+fn read_to_close(conn: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+    let mut all = Vec::new();
+    conn.read_to_end(&mut all)?;
+    Ok(all)
 }
 
 struct Response {
@@ -150,6 +166,92 @@ fn fileserver_serves_files_and_refuses_traversal() {
                 assert!(out.stdout == data, "{driver}: curl got different bytes");
             }
         }
+    }
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+/// Review-2 M3: a FIFO (or device) in the root is refused without being opened, a request
+/// body is never read as the next request, clients that send nothing or too slowly are closed,
+/// and each worker caps its connections. On both drivers.
+#[test]
+fn fileserver_refuses_fifos_bodies_and_slow_clients() {
+    let base = std::env::temp_dir().join(format!("hoop-fileserver-m3-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let root = base.join("www");
+    std::fs::create_dir_all(root.join("fifodir")).unwrap();
+    std::fs::write(root.join("index.html"), "<h1>hoop</h1>\n").unwrap();
+    for fifo in [root.join("pipe"), root.join("fifodir/index.html")] {
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid path string.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    }
+    for driver in common::driver_names() {
+        let server = start_with(
+            &root,
+            driver,
+            &[
+                "--workers",
+                "1",
+                "--head-timeout",
+                "1",
+                "--idle-timeout",
+                "1",
+            ],
+        );
+        let mut conn = BufReader::new(TcpStream::connect(&server.addr).unwrap());
+        conn.get_ref()
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        // Refused at once, never opened (the open would wait for a writer).
+        assert_eq!(
+            request(&mut conn, "GET", "/pipe", "").status,
+            404,
+            "{driver}"
+        );
+        assert_eq!(
+            request(&mut conn, "GET", "/fifodir/", "").status,
+            404,
+            "{driver}"
+        );
+        assert_eq!(request(&mut conn, "GET", "/", "").status, 200, "{driver}");
+
+        // A body is not the next request: one answer, then the connection closes.
+        let mut c = TcpStream::connect(&server.addr).unwrap();
+        let smuggled = "GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n";
+        let req = format!(
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{smuggled}",
+            smuggled.len()
+        );
+        c.write_all(req.as_bytes()).unwrap();
+        let all = String::from_utf8_lossy(&read_to_close(&mut c).unwrap()).into_owned();
+        assert_eq!(all.matches("HTTP/1.1 ").count(), 1, "{driver}: {all}");
+        assert!(all.starts_with("HTTP/1.1 405"), "{driver}: {all}");
+        // A space before the colon is a bad request (RFC 9112).
+        let mut c = TcpStream::connect(&server.addr).unwrap();
+        c.write_all(b"GET / HTTP/1.1\r\nHost : x\r\n\r\n").unwrap();
+        let all = String::from_utf8_lossy(&read_to_close(&mut c).unwrap()).into_owned();
+        assert!(all.starts_with("HTTP/1.1 400"), "{driver}: {all}");
+
+        // Silent and slow clients are closed after their timeouts (1 s here).
+        let mut idle = TcpStream::connect(&server.addr).unwrap();
+        assert_eq!(read_to_close(&mut idle).unwrap(), b"", "{driver}: idle");
+        let mut slow = TcpStream::connect(&server.addr).unwrap();
+        slow.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+        assert_eq!(
+            read_to_close(&mut slow).unwrap(),
+            b"",
+            "{driver}: slow head"
+        );
+        drop(server);
+
+        // At the connection cap, a new connection gets a 503 and is closed.
+        let server = start_with(&root, driver, &["--workers", "1", "--max-connections", "1"]);
+        let mut first = BufReader::new(TcpStream::connect(&server.addr).unwrap());
+        assert_eq!(request(&mut first, "GET", "/", "").status, 200);
+        let mut second = TcpStream::connect(&server.addr).unwrap();
+        let all = String::from_utf8_lossy(&read_to_close(&mut second).unwrap()).into_owned();
+        assert!(all.starts_with("HTTP/1.1 503"), "{driver}: {all}");
+        drop(first);
     }
     let _ = std::fs::remove_dir_all(&base);
 }
