@@ -289,6 +289,7 @@ async fn multishot_operations_are_refused_as_single_shot_futures() {
 struct CancelledNop {
     cancels: u32,
     submitted: std::rc::Rc<std::cell::Cell<u32>>,
+    repeatable: bool,
 }
 
 // SAFETY: the SQE carries no pointers; `perform` does nothing.
@@ -311,6 +312,9 @@ unsafe impl hoop::op::OpCode for CancelledNop {
     fn plan(&self) -> hoop::op::Plan {
         hoop::op::Plan::Now
     }
+    fn repeatable(&self) -> bool {
+        self.repeatable
+    }
     fn perform(&mut self) -> std::io::Result<u32> {
         Ok(0)
     }
@@ -320,13 +324,15 @@ unsafe impl hoop::op::OpCode for CancelledNop {
 }
 
 /// An operation the kernel cancels although nobody asked (io-wq before 6.14, under signals) is
-/// submitted again, a bounded number of times; past that the error is returned.
+/// submitted again if repeating it is harmless, a bounded number of times; past that, or for
+/// an operation that must not run twice (a close, a write), the error is returned.
 #[hoop::test(driver = "io_uring")]
 async fn an_unasked_kernel_cancel_is_retried() {
     let probe = std::rc::Rc::new(std::cell::Cell::new(0));
     let first = hoop::op::Op::new(CancelledNop {
         cancels: 1,
         submitted: probe.clone(),
+        repeatable: true,
     })
     .await;
     if first.as_ref().err().and_then(|e| e.raw_os_error()) == Some(libc::EINVAL) {
@@ -339,9 +345,24 @@ async fn an_unasked_kernel_cancel_is_retried() {
     let err = hoop::op::Op::new(CancelledNop {
         cancels: 100,
         submitted: submitted.clone(),
+        repeatable: true,
     })
     .await
     .unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::ECANCELED));
     assert_eq!(submitted.get(), 4, "three retries, then the error");
+    let once = std::rc::Rc::new(std::cell::Cell::new(0));
+    let err = hoop::op::Op::new(CancelledNop {
+        cancels: 1,
+        submitted: once.clone(),
+        repeatable: false,
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ECANCELED));
+    assert_eq!(
+        once.get(),
+        1,
+        "an operation that must not run twice is not repeated"
+    );
 }

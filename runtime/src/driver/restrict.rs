@@ -86,8 +86,10 @@ impl OpClass {
     }
 }
 
-/// Opcodes the runtime itself submits: cancels, readiness polls (and the doorbell's), no-ops.
+/// Opcodes the runtime itself submits: cancels, readiness polls (and the doorbell's), no-ops,
+/// and closes (every class's fds are closed through the ring; a refused close would leak).
 const RUNTIME_OPCODES: &[u8] = &[
+    opcode::Close::CODE,
     opcode::AsyncCancel::CODE,
     opcode::PollAdd::CODE,
     opcode::PollRemove::CODE,

@@ -7,8 +7,9 @@ use io_uring::{opcode, squeue::Entry, types};
 use std::io;
 use std::os::fd::{IntoRawFd, OwnedFd, RawFd};
 
-/// Closes an fd it owns, exactly once: by the kernel if the operation ran (its completion, or
-/// the orphaned completion of a dropped future, says so), otherwise by `Drop`.
+/// Closes an fd it owns, never twice: by the kernel if the operation ran (its completion, or
+/// the orphaned completion of a dropped future, says so), otherwise by `Drop`. Where a result
+/// cannot tell whether the kernel released the fd, it is left alone (a leak at worst).
 pub struct Close {
     fd: RawFd,
     submitted: bool,
@@ -45,17 +46,22 @@ unsafe impl OpCode for Close {
 
     fn complete(mut self, result: io::Result<u32>) -> io::Result<()> {
         // `perform` (pool, inline) already said whether it ran. Otherwise a result with an OS
-        // error came from the kernel, which ran the close unless it cancelled it first (Linux
-        // releases the fd even when close reports an error); an error without one came from
-        // the runtime (no runtime, runtime gone, pool shut down) and the fd is still ours.
+        // error came from the kernel, which may have released the fd even when it reports one
+        // (Linux does on close errors; io-wq detaches the fd before a filesystem's flush, which
+        // may answer ECANCELED): the fd is considered gone, and at worst leaks — never closed
+        // twice, which could close a number reused meanwhile. An error without an OS error
+        // came from the runtime (no runtime, runtime gone after the shutdown cancelled the
+        // close, pool shut down) before anything ran: the fd is still this op's to close.
         self.submitted |= match &result {
             Ok(_) => true,
-            Err(e) => !matches!(e.raw_os_error(), None | Some(libc::ECANCELED)),
+            Err(e) => e.raw_os_error().is_some(),
         };
         result.map(drop)
     }
 
     fn orphaned(&mut self, res: i32, _flags: u32) {
+        // The future was dropped, so the driver asked for this cancel: `-ECANCELED` means the
+        // close was cancelled before it ran.
         self.submitted |= res != -libc::ECANCELED;
     }
 }
@@ -70,3 +76,39 @@ impl Drop for Close {
 }
 
 super::opaque_debug!(Close);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::{AsRawFd, FromRawFd};
+
+    fn is_open(fd: RawFd) -> bool {
+        // SAFETY: F_GETFD on a number only reads the fd table.
+        unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+    }
+
+    fn fresh_fd() -> OwnedFd {
+        std::fs::File::open("/dev/null").unwrap().into()
+    }
+
+    /// A result the kernel gave (any OS error, `ECANCELED` included: a flush may answer it after
+    /// io-wq detached the fd) means the fd may be gone: never closed again. An error made by the
+    /// runtime before anything ran (no OS error) leaves the fd to `Drop`.
+    #[test]
+    fn closes_only_what_the_kernel_did_not() {
+        for (err, closed_by_drop) in [
+            (io::Error::from_raw_os_error(libc::ECANCELED), false),
+            (io::Error::from_raw_os_error(libc::EIO), false),
+            (io::Error::other("the runtime shut down"), true),
+        ] {
+            let fd = fresh_fd();
+            let raw = fd.as_raw_fd();
+            let _ = Close::new(fd).complete(Err(err));
+            assert_eq!(!is_open(raw), closed_by_drop, "fd {raw}");
+            if is_open(raw) {
+                // SAFETY: the op left it alone; this test owns it.
+                drop(unsafe { OwnedFd::from_raw_fd(raw) });
+            }
+        }
+    }
+}

@@ -57,6 +57,10 @@ unsafe impl OpCode for ReadFixed {
         Plan::Blocking
     }
 
+    fn repeatable(&self) -> bool {
+        true
+    }
+
     fn perform(&mut self) -> io::Result<u32> {
         let len = self.buf.bytes_total();
         // SAFETY: the pointer covers `len` writable bytes of the owned buffer.

@@ -145,6 +145,16 @@ pub unsafe trait OpCode: 'static {
     /// would have been.
     fn perform(&mut self) -> io::Result<u32>;
 
+    /// True if submitting the operation again is harmless even if a first attempt ran in part
+    /// (file reads at an offset, `statx`, an open that cannot fail because it ran before).
+    /// Only such operations are resubmitted after a `-ECANCELED` nobody asked for (io-wq gives
+    /// it before 6.14 when it cannot start a worker thread under a pending signal): for the
+    /// others, the same errno may come from a filesystem after the operation ran (a FUSE
+    /// `FLUSH` of a close, a write that was applied), and running it again would repeat it.
+    fn repeatable(&self) -> bool {
+        false
+    }
+
     /// True for an operation armed as multishot (one SQE, many completions): it runs only as a
     /// [`MultiOp`] stream, and [`Op`] refuses it with `InvalidInput` (a single-shot future would
     /// drop every completion but the last: accepted fds, selected buffers).

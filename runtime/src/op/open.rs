@@ -57,6 +57,11 @@ unsafe impl OpCode for OpenAt2 {
         Plan::Blocking
     }
 
+    fn repeatable(&self) -> bool {
+        // Not with O_EXCL: a create that ran would fail with EEXIST the second time.
+        self.raw_how.flags & libc::O_EXCL as u64 == 0
+    }
+
     fn perform(&mut self) -> io::Result<u32> {
         // SAFETY: pointers to a live CString and open_how; the size is the struct's.
         cvt(unsafe {

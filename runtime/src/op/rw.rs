@@ -110,6 +110,11 @@ unsafe impl<B: IoBufMut> OpCode for Read<B> {
         }
     }
 
+    fn repeatable(&self) -> bool {
+        // Positioned file reads; a stream read consumes what it reads.
+        self.kind == FdKind::File && self.offset != CURRENT_POSITION
+    }
+
     fn perform(&mut self) -> io::Result<u32> {
         // SAFETY: `ptr` points to `len` writable bytes of the owned buffer.
         let n = unsafe {

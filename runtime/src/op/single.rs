@@ -217,12 +217,15 @@ impl<T: OpCode> Op<T> {
                     }
                     return self.start(&driver, &mut d, *data, cx);
                 }
-                if c.res == -libc::ECANCELED && self.unasked_cancels < UNASKED_CANCEL_RETRIES {
+                if c.res == -libc::ECANCELED
+                    && data.repeatable()
+                    && self.unasked_cancels < UNASKED_CANCEL_RETRIES
+                {
                     // A live future's op is cancelled only by its drop or the shutdown (not
                     // this path): the kernel gave up on it itself. Before 6.14 io-wq cancels
                     // work whose worker thread could not be created while a signal was pending
-                    // (seen on 6.1 under a signal storm: an open failed with ECANCELED); the
-                    // operation is simply submitted again.
+                    // (seen on 6.1 under a signal storm: an open failed with ECANCELED); an
+                    // operation that is harmless to repeat is submitted again.
                     self.unasked_cancels += 1;
                     return self.start(&driver, &mut d, *data, cx);
                 }

@@ -49,6 +49,10 @@ unsafe impl OpCode for Statx {
         Plan::Blocking
     }
 
+    fn repeatable(&self) -> bool {
+        true
+    }
+
     fn perform(&mut self) -> io::Result<u32> {
         let buf: *mut libc::statx = &mut *self.buf;
         // SAFETY: a live CString and a live, writable statx buffer.

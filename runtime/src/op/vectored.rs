@@ -69,6 +69,10 @@ unsafe impl<B: IoBufMut> OpCode for Readv<B> {
         plan_for(&self.fd, self.kind, Interest::READABLE)
     }
 
+    fn repeatable(&self) -> bool {
+        self.kind == FdKind::File && self.offset != CURRENT_POSITION
+    }
+
     fn perform(&mut self) -> io::Result<u32> {
         let (fd, iov, cnt) = (
             self.fd.raw(),
