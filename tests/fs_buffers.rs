@@ -22,10 +22,10 @@ fn on_uring() -> bool {
     hoop::runtime_info().unwrap().driver == DriverKind::IoUring
 }
 
-/// True where pools get registered: io_uring with a sparse buffer table (5.13); elsewhere they
+/// True where pools get registered: io_uring with a sparse buffer table (5.19); elsewhere they
 /// do plain I/O, which these tests check just the same.
 fn registers() -> bool {
-    on_uring() && common::kernel_at_least((5, 13))
+    on_uring() && common::kernel_at_least((5, 19))
 }
 
 #[hoop::test]

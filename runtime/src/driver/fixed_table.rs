@@ -16,7 +16,7 @@ const SLOTS: usize = 4096;
 pub(crate) struct FixedTable {
     /// `None` until the sparse table is registered; `Some(used)` after.
     used: Option<Vec<bool>>,
-    /// Set when sparse registration failed (kernel < 5.13): pools stay unregistered.
+    /// Set when sparse registration failed (kernel < 5.19): pools stay unregistered.
     unsupported: bool,
 }
 

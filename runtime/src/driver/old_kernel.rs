@@ -26,8 +26,9 @@ pub(crate) mod since {
     pub(crate) const COOP_TASKRUN: Release = (5, 19);
     /// `IORING_REGISTER_RING_FDS`.
     pub(crate) const RING_FDS: Release = (5, 18);
-    /// `IORING_REGISTER_BUFFERS2` (a sparse registered-buffer table).
-    pub(crate) const SPARSE_BUFFERS: Release = (5, 13);
+    /// `IORING_RSRC_REGISTER_SPARSE` (a sparse registered-buffer table; `BUFFERS2` itself is
+    /// 5.13, where the flag's word was reserved and any value refused).
+    pub(crate) const SPARSE_BUFFERS: Release = (5, 19);
     /// `IORING_REGISTER_PBUF_RING` (provided-buffer rings).
     pub(crate) const PBUF_RING: Release = (5, 19);
     /// `IORING_REGISTER_IOWQ_MAX_WORKERS`.
@@ -92,6 +93,23 @@ pub(crate) fn lacks(feature: Release) -> bool {
 /// The error an old kernel gives for a flag or register call it does not know.
 pub(crate) fn refused() -> std::io::Error {
     std::io::Error::from_raw_os_error(libc::EINVAL)
+}
+
+/// True if `io_uring_register` opcode `op` exists on the kernel the runtime uses (the running
+/// one by its release, or the emulated one). `IORING_REGISTER_RESTRICTIONS` refuses a whole list
+/// naming one past the kernel's last (`EINVAL`), and there is no probe for register opcodes.
+pub(crate) fn register_op_known(op: u8) -> bool {
+    // One past the last register opcode of each release (include/uapi/linux/io_uring.h).
+    let end = match effective() {
+        r if r < (5, 13) => 13, // ... IORING_REGISTER_ENABLE_RINGS
+        r if r < (5, 14) => 17, // ... IORING_REGISTER_BUFFERS_UPDATE
+        r if r < (5, 15) => 19, // ... IORING_UNREGISTER_IOWQ_AFF
+        r if r < (5, 18) => 20, // IORING_REGISTER_IOWQ_MAX_WORKERS
+        r if r < (5, 19) => 22, // ... IORING_UNREGISTER_RING_FDS
+        r if r < (6, 3) => 26,  // ... IORING_REGISTER_FILE_ALLOC_RANGE
+        _ => return true,
+    };
+    op < end
 }
 
 /// True if the emulated kernel's probe would not list `opcode`.

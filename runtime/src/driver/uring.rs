@@ -165,25 +165,29 @@ impl UringDriver {
     fn restrict(&mut self, opcodes: &[u8]) -> io::Result<()> {
         use io_uring::register::Restriction;
         use io_uring::squeue::Flags;
-        // Only opcodes this kernel has: it refuses the whole list (EINVAL) if one is past its
-        // last opcode (`OpClass::Files` names FTRUNCATE, 6.9, which made every restricted ring
-        // fail to start on 6.1). An opcode left out is one the driver never submits anyway.
-        let opcodes: Vec<u8> = opcodes
+        // Only opcodes and register calls this kernel has: it refuses the whole list (EINVAL)
+        // if one is past its last (`OpClass::Files` names FTRUNCATE, 6.9, which made every
+        // restricted ring fail to start on 6.1; the register list names 5.13-5.19 calls). One
+        // left out is one the kernel cannot run anyway. The full list stays the policy for
+        // operations run outside the ring (`allows_outside`).
+        let sqe_ops: Vec<u8> = opcodes
             .iter()
             .copied()
             .filter(|&op| self.supports(op))
             .collect();
-        if opcodes.iter().any(|&op| old_kernel::lacks_opcode(op)) {
-            // What an emulated older kernel answers for an opcode past its last.
+        let register_ops: Vec<u8> = super::restrict::REGISTER_OPS
+            .iter()
+            .copied()
+            .filter(|&op| old_kernel::register_op_known(op))
+            .collect();
+        // The kernel model of the emulation: a list naming what the emulated kernel lacks is
+        // refused as it would refuse it (this catches a list built without the filters above).
+        if sqe_ops.iter().any(|&op| old_kernel::lacks_opcode(op)) {
             return Err(old_kernel::refused());
         }
         let mut list: Vec<Restriction> =
-            opcodes.iter().map(|&op| Restriction::sqe_op(op)).collect();
-        list.extend(
-            super::restrict::REGISTER_OPS
-                .iter()
-                .map(|&op| Restriction::register_op(op)),
-        );
+            sqe_ops.iter().map(|&op| Restriction::sqe_op(op)).collect();
+        list.extend(register_ops.iter().map(|&op| Restriction::register_op(op)));
         // SQE flags the runtime sets (buffer select for provided-buffer receives).
         list.push(Restriction::sqe_flags_allowed(
             (Flags::BUFFER_SELECT | Flags::ASYNC).bits(),
@@ -192,8 +196,8 @@ impl UringDriver {
         submitter.register_restrictions(&mut list)?;
         submitter.register_enable_rings()?;
         self.setup.push_str("|R_DISABLED (restricted)");
-        tracing::debug!(target: "hoop", opcodes = opcodes.len(), "ring restricted to an opcode allowlist");
-        self.allowed = Some(opcodes);
+        tracing::debug!(target: "hoop", opcodes = sqe_ops.len(), "ring restricted to an opcode allowlist");
+        self.allowed = Some(opcodes.to_vec());
         Ok(())
     }
 
