@@ -474,9 +474,10 @@ fn threads_named(comm: &str) -> Vec<i32> {
 }
 
 /// Review-2 T6: signals aimed at blocking-pool threads (a handler without `SA_RESTART`) never
-/// reach a pool syscall as `EINTR`: an `open` of a FIFO that waits for its writer on the pool
-/// (the epoll driver's path for every open; also `spawn_blocking`) completes once the writer
-/// comes, on both drivers.
+/// reach a pool syscall as `EINTR`: an open of a FIFO that waits for its writer on the pool (the
+/// component walk, which runs there on both drivers; the epoll driver's path for every open)
+/// completes once the writer comes. `spawn_blocking` closures still run with the thread's
+/// original mask, and the faults the kernel forces are never blocked.
 #[test]
 fn signals_aimed_at_pool_threads_do_not_interrupt_its_syscalls() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -497,9 +498,9 @@ fn signals_aimed_at_pool_threads_do_not_interrupt_its_syscalls() {
             .build()
             .unwrap();
         let fifo = dir.join(format!("fifo-{driver:?}"));
-        let path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
         // SAFETY: a valid path string.
-        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
         let stop = Arc::new(AtomicBool::new(false));
         let sent = Arc::new(AtomicUsize::new(0));
         let storm = {
@@ -521,19 +522,15 @@ fn signals_aimed_at_pool_threads_do_not_interrupt_its_syscalls() {
         rt.block_on(async move {
             // A blocking job that waits on the FIFO on a pool thread, as the epoll driver's open
             // does: the read end's open blocks until a writer opens.
-            // One raw open(2), as the pool's operations make it (std's `File::open` would retry
-            // EINTR and hide it).
-            let reader = hoop::spawn_blocking(move || {
-                let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
-                // SAFETY: a valid path string; the fd is closed right after.
-                let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
-                if fd < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // SAFETY: the fd was just opened here.
-                unsafe { libc::close(fd) };
-                Ok(())
-            });
+            // The walk's open(2)s run on the pool on both drivers, once each (no EINTR retry).
+            let walk = hoop::op::open_walk::OpenWalk::new(
+                hoop::op::at::At::cwd(),
+                std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap(),
+                libc::O_RDONLY,
+                0,
+                0,
+            );
+            let reader = hoop::spawn(hoop::op::Op::new(walk));
             hoop::time::sleep(Duration::from_millis(100)).await;
             // The writer opens without blocking (ENXIO while no reader waits), so that a reader
             // that gave up cannot hang the test.
@@ -550,7 +547,45 @@ fn signals_aimed_at_pool_threads_do_not_interrupt_its_syscalls() {
             let res = reader.await.unwrap();
             drop(w);
             assert!(res.is_ok(), "{driver:?}: {res:?}");
+            // A user closure runs with the thread's original mask (SIGUSR1 unblocked here).
+            let blocked = hoop::spawn_blocking(|| {
+                // SAFETY: reads this thread's mask into a zeroed set.
+                unsafe {
+                    let mut set = std::mem::zeroed::<libc::sigset_t>();
+                    libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut set);
+                    libc::sigismember(&set, libc::SIGUSR1) == 1
+                }
+            })
+            .await
+            .unwrap();
+            assert!(
+                !blocked,
+                "{driver:?}: a spawn_blocking closure ran with SIGUSR1 blocked"
+            );
         });
+        // The pool threads block SIGUSR1 but never SIGSEGV (a blocked fault kills the process).
+        // (A thread that just ran the closure above puts its pool mask back right after its
+        // handle resolved: give it a moment.)
+        let bit = |sig: i32| 1u64 << (sig - 1);
+        for tid in threads_named("sigt-blocking") {
+            let sig_blk = || {
+                let status =
+                    std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).ok()?;
+                let line = status.lines().find(|l| l.starts_with("SigBlk:"))?;
+                u64::from_str_radix(line.split_whitespace().nth(1)?, 16).ok()
+            };
+            let deadline = std::time::Instant::now() + Duration::from_secs(2);
+            let mut mask = sig_blk();
+            while mask.is_some_and(|m| m & bit(libc::SIGUSR1) == 0)
+                && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(5));
+                mask = sig_blk();
+            }
+            let Some(mask) = mask else { continue }; // the thread exited
+            assert_ne!(mask & bit(libc::SIGUSR1), 0, "{driver:?}: {mask:x}");
+            assert_eq!(mask & bit(libc::SIGSEGV), 0, "{driver:?}: {mask:x}");
+        }
         stop.store(true, Ordering::Relaxed);
         storm.join().unwrap();
         assert!(

@@ -24,10 +24,11 @@ pub(crate) enum Job {
 }
 
 impl Job {
-    fn run(self) {
+    /// Runs the job; a user closure with `user_mask`, the signal mask its thread started with.
+    fn run(self, user_mask: &libc::sigset_t) {
         match self {
             Job::Op(op, user_data, worker) => op.run(user_data, &worker),
-            Job::Closure(f) => f(),
+            Job::Closure(f) => crate::rt::signals::with_mask(user_mask, f),
         }
     }
 }
@@ -134,7 +135,7 @@ impl BlockingPool {
     }
 
     fn thread_main(self: Arc<Self>) {
-        crate::rt::signals::block_all_for_this_thread();
+        let user_mask = crate::rt::signals::block_async_for_this_thread();
         if let Some(cpus) = &self.cpus {
             // Started by a pinned worker: run beside it, not on its core.
             if let Err(e) = cpus.apply_to_current_thread() {
@@ -145,7 +146,7 @@ impl BlockingPool {
         loop {
             if let Some(job) = state.queue.pop_front() {
                 drop(state);
-                job.run();
+                job.run(&user_mask);
                 state = self.lock();
                 continue;
             }

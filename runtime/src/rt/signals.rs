@@ -1,11 +1,12 @@
 //! Signal masks of the threads that run hoop.
 //!
-//! Blocking-pool threads block every signal that can be blocked, for their whole life: they only
-//! run syscalls for the runtime (and `spawn_blocking` closures), and a signal handled there made
-//! a pool syscall fail with `EINTR` on files that do not restart (FIFOs, NFS, FUSE) —
-//! `Interrupted` for the caller of an `open` or `read_at`. Process-directed signals go to the
-//! other threads instead; thread-directed ones wait (faults that the kernel forces, like
-//! `SIGSEGV`, still take their default action).
+//! Blocking-pool threads block every asynchronous signal while they run the runtime's
+//! syscalls: a signal handled there made a pool syscall fail with `EINTR` on files that do not
+//! restart (FIFOs, NFS, FUSE) — `Interrupted` for the caller of an `open` or `read_at`.
+//! Process-directed signals go to the other threads instead. The faults the kernel forces
+//! (`SIGSEGV`, `SIGBUS`, `SIGFPE`, `SIGILL`, `SIGTRAP`, `SIGSYS`) stay unblocked: blocked, one
+//! would kill the process instead of reaching its handler. `spawn_blocking` closures run with the
+//! mask the thread started with.
 //!
 //! `SIGPIPE` is blocked on every thread while it runs hoop: a write to a closed pipe or socket
 //! then fails with `EPIPE` instead of killing the process, whichever way it is made (`send`
@@ -47,15 +48,51 @@ pub(crate) fn block_sigpipe_for_this_thread() {
     block_on_this_thread();
 }
 
-/// For blocking-pool threads: every signal that can be blocked stays blocked.
-pub(crate) fn block_all_for_this_thread() {
-    let mut all = MaybeUninit::<libc::sigset_t>::uninit();
-    // SAFETY: sigfillset initialises the set; pthread_sigmask changes this thread's mask only
-    // (SIGKILL and SIGSTOP are silently left out by the kernel).
+/// Signals a blocked one of which the kernel turns into a kill (it forces them when raised by
+/// a fault).
+const FORCED: [libc::c_int; 6] = [
+    libc::SIGSEGV,
+    libc::SIGBUS,
+    libc::SIGFPE,
+    libc::SIGILL,
+    libc::SIGTRAP,
+    libc::SIGSYS,
+];
+
+/// For blocking-pool threads: blocks every asynchronous signal; returns the mask the thread had,
+/// for [`with_mask`].
+pub(crate) fn block_async_for_this_thread() -> libc::sigset_t {
+    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+    let mut old = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigfillset initialises the set, sigdelset removes valid signal numbers from it;
+    // pthread_sigmask changes this thread's mask only (the kernel leaves SIGKILL and SIGSTOP
+    // out) and fills `old`.
     unsafe {
-        libc::sigfillset(all.as_mut_ptr());
-        libc::pthread_sigmask(libc::SIG_BLOCK, all.as_ptr(), std::ptr::null_mut());
+        libc::sigfillset(set.as_mut_ptr());
+        for sig in FORCED {
+            libc::sigdelset(set.as_mut_ptr(), sig);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, set.as_ptr(), old.as_mut_ptr());
+        old.assume_init()
     }
+}
+
+/// Runs `f` with this thread's signal mask set to `mask`, then puts the current one back (also
+/// if `f` panics).
+pub(crate) fn with_mask<R>(mask: &libc::sigset_t, f: impl FnOnce() -> R) -> R {
+    struct Restore(libc::sigset_t);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            // SAFETY: a mask read by pthread_sigmask below; this thread's only.
+            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.0, std::ptr::null_mut()) };
+        }
+    }
+    let mut now = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: `mask` is a valid set; the call fills `now` with the mask it replaces.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, mask, now.as_mut_ptr()) };
+    // SAFETY: initialised by the call above.
+    let _restore = Restore(unsafe { now.assume_init() });
+    f()
 }
 
 /// Blocks `SIGPIPE` on the calling thread until dropped.
