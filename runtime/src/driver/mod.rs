@@ -332,6 +332,13 @@ impl IoDriver {
     }
 
     pub(crate) fn turn(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        if self.is_abandoned() {
+            // No doorbell any more (it was leaked with the ring's other memory): a wait could
+            // never be woken from another thread.
+            return Err(io::Error::other(
+                "hoop: this worker's driver failed earlier",
+            ));
+        }
         match &mut self.backend {
             Backend::Uring(ring) => {
                 ring.turn(timeout, &mut self.ops, &mut self.graveyard, &mut self.stats)

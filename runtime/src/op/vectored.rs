@@ -101,14 +101,18 @@ unsafe impl<B: IoBufMut> OpCode for Readv<B> {
         match result {
             Ok(n) => {
                 let mut left = n as usize;
+                let mut total = 0;
                 for b in &mut self.bufs {
                     let filled = left.min(b.bytes_total());
                     // SAFETY: the kernel filled the iovecs in order; this buffer got `filled`
                     // bytes from its start.
                     unsafe { b.set_init(filled) };
                     left -= filled;
+                    total += filled;
                 }
-                (Ok(n as usize), self.bufs)
+                debug_assert_eq!(left, 0, "a readv reported more than its buffers hold");
+                // Never more than the buffers hold, whatever the kernel said.
+                (Ok(total), self.bufs)
             }
             Err(e) => (Err(e), self.bufs),
         }

@@ -130,11 +130,12 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 65_536;
 
 impl Builder {
     /// Creates every io_uring disabled, registers an allowlist of opcodes — the runtime's own
-    /// (eventfd read, cancel, poll, nop) plus those of `classes` — and only then enables it
-    /// (`IORING_REGISTER_RESTRICTIONS`, Linux 5.10). An operation outside the list fails with
-    /// `EACCES` instead of reaching the kernel code behind it: a sandboxed server narrows what
-    /// its rings can be made to do. Registered buffers, buffer rings and personalities stay
-    /// allowed. With [`Driver::IoUring`], a kernel that cannot restrict rings makes `build`
+    /// (cancel, poll, nop, close) plus those of `classes`, as far as the kernel has them — and
+    /// only then enables it (`IORING_REGISTER_RESTRICTIONS`, Linux 5.10). An operation outside
+    /// the list fails with `EACCES` instead of reaching the kernel code behind it, also one that
+    /// would run outside the ring (no opcode, or one the kernel lacks: the blocking pool or a
+    /// syscall on the worker): a sandboxed server narrows what its rings can be made to do.
+    /// Registered buffers, buffer rings and personalities stay allowed. With [`Driver::IoUring`], a kernel that cannot restrict rings makes `build`
     /// fail; with [`Driver::Auto`] it falls back to epoll (no io_uring at all). No effect on
     /// epoll.
     pub fn restrict_to(mut self, classes: &[OpClass]) -> Self {

@@ -42,6 +42,10 @@ pub struct Runtime {
     shutdown_timeout: Duration,
     /// The building thread's affinity before it was pinned as worker 0, given back on drop.
     unpin: Option<CpuSet>,
+    /// `SIGPIPE` stays blocked on the building thread (worker 0) for the runtime's whole life:
+    /// without `DEFER_TASKRUN` (before 6.1) its ring's task work also runs on that thread's
+    /// syscalls outside `block_on`. Declared last: restored after everything else is dropped.
+    _sigpipe: signals::Blocked,
 }
 
 struct WorkerConfig {
@@ -182,6 +186,7 @@ impl Runtime {
             pool,
             shutdown_timeout,
             unpin,
+            _sigpipe: signals::Blocked::new(),
         }
     }
 

@@ -17,8 +17,12 @@
 //!
 //! A `SIGPIPE` raised by a write is directed at the writing thread; blocked, it stays pending
 //! there. Threads hoop starts (workers, blocking pool) keep it blocked for their whole life;
-//! the thread that calls `block_on` gets its mask back afterwards, with a `SIGPIPE` left
-//! pending by the runtime's writes taken first, so that unblocking does not deliver it.
+//! the thread that builds a `Runtime` (its worker 0) keeps it blocked until the runtime is
+//! dropped — without `DEFER_TASKRUN` its ring's task work runs on that thread's syscalls outside
+//! `block_on` too — and then gets its mask back, with a `SIGPIPE` left pending taken first, so
+//! that unblocking does not deliver it (a process-directed `SIGPIPE` pending at that moment is
+//! taken too). Two runtimes built on one thread and dropped out of order leave it unblocked
+//! while the second still runs.
 
 use std::mem::MaybeUninit;
 

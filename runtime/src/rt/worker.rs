@@ -52,7 +52,6 @@ pub(crate) fn block_on<F: Future>(core: &Rc<Core>, future: F) -> F::Output {
         "cannot start a hoop runtime from within a hoop runtime (this thread already runs one)"
     );
     let _enter = context::enter(core.clone());
-    let _sigpipe = super::signals::Blocked::new();
     let main = Arc::new(MainWaker {
         woken: AtomicBool::new(true),
         worker: core.shared.clone(),
@@ -84,8 +83,15 @@ pub(crate) fn serve(core: Rc<Core>, shutdown_timeout: Duration) {
         let idle = AtomicBool::new(false);
         while !tick(&core, &mut scratch, &idle) {}
     }));
-    shutdown(&core, shutdown_timeout);
-    if let Err(payload) = served {
+    // A second panic (a destructor of another task during the shutdown) must not leave the
+    // inbox open either.
+    let shut = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        shutdown(&core, shutdown_timeout)
+    }));
+    if shut.is_err() {
+        drop(core.shared.close());
+    }
+    if let Err(payload) = served.and(shut) {
         std::panic::resume_unwind(payload);
     }
 }
