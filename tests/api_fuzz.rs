@@ -1,6 +1,8 @@
 //! A seeded fuzzer of the public operation API, on both drivers: random operations (`hoop::op`
 //! constructors and the net/fs types' methods) with random `MSG_*` flags, buffer kinds (`Vec`
-//! of random capacity, `Slice`, `Box<[u8]>`, `AlignedBuf`, `FixedBuf`, `RingBuf`), sizes and
+//! of random capacity, `Slice`, `Box<[u8]>`, `AlignedBuf`, `FixedBuf` through `READ_FIXED`,
+//! a `RingBufMut` taken from a user-space buffer ring (epoll; a registered ring lends none),
+//! `RingBuf` chunks of a provided-buffer stream), sizes and
 //! cancellation points (dropped after a few polls, its task aborted, its runtime dropped with
 //! it in flight). Every result is checked against its buffer (a buffer never claims more bytes
 //! than it holds; a count never exceeds the buffer), nothing may panic, and the process's fd
@@ -37,6 +39,7 @@ enum AnyBuf {
     Boxed(Box<[u8]>),
     Aligned(AlignedBuf),
     Fixed(hoop::buf::FixedBuf),
+    Ring(hoop::buf::RingBufMut),
 }
 
 // SAFETY: every variant is an `IoBuf` with a stable heap allocation; this forwards to it.
@@ -48,6 +51,7 @@ unsafe impl IoBuf for AnyBuf {
             AnyBuf::Boxed(b) => b.stable_ptr(),
             AnyBuf::Aligned(b) => b.stable_ptr(),
             AnyBuf::Fixed(b) => b.stable_ptr(),
+            AnyBuf::Ring(b) => b.stable_ptr(),
         }
     }
     fn bytes_init(&self) -> usize {
@@ -57,6 +61,7 @@ unsafe impl IoBuf for AnyBuf {
             AnyBuf::Boxed(b) => b.bytes_init(),
             AnyBuf::Aligned(b) => b.bytes_init(),
             AnyBuf::Fixed(b) => b.bytes_init(),
+            AnyBuf::Ring(b) => b.bytes_init(),
         }
     }
     fn bytes_total(&self) -> usize {
@@ -66,6 +71,7 @@ unsafe impl IoBuf for AnyBuf {
             AnyBuf::Boxed(b) => b.bytes_total(),
             AnyBuf::Aligned(b) => b.bytes_total(),
             AnyBuf::Fixed(b) => b.bytes_total(),
+            AnyBuf::Ring(b) => b.bytes_total(),
         }
     }
 }
@@ -79,6 +85,7 @@ unsafe impl IoBufMut for AnyBuf {
             AnyBuf::Boxed(b) => b.stable_mut_ptr(),
             AnyBuf::Aligned(b) => b.stable_mut_ptr(),
             AnyBuf::Fixed(b) => b.stable_mut_ptr(),
+            AnyBuf::Ring(b) => b.stable_mut_ptr(),
         }
     }
     // SAFETY: the caller's guarantee is forwarded unchanged.
@@ -91,15 +98,20 @@ unsafe impl IoBufMut for AnyBuf {
                 AnyBuf::Boxed(b) => b.set_init(pos),
                 AnyBuf::Aligned(b) => b.set_init(pos),
                 AnyBuf::Fixed(b) => b.set_init(pos),
+                AnyBuf::Ring(b) => b.set_init(pos),
             }
         }
     }
 }
 
 impl AnyBuf {
-    fn random(rng: &mut Rng, pool: &FixedBufPool) -> AnyBuf {
+    fn random(rng: &mut Rng, pool: &FixedBufPool, ring: &BufRing) -> AnyBuf {
         let cap = [0, 1, 7, 16, 512, 4096, 65_537][below(rng, 7) as usize];
-        match below(rng, 5) {
+        match below(rng, 6) {
+            5 => match ring.try_take() {
+                Some(b) => AnyBuf::Ring(b),
+                None => AnyBuf::Vec(Vec::with_capacity(cap)),
+            },
             0 => AnyBuf::Vec(Vec::with_capacity(cap)),
             1 => {
                 let begin = below(rng, cap as u64 + 1) as usize;
@@ -225,7 +237,7 @@ async fn peers(dir: &std::path::Path) -> Peers {
 async fn one_case(p: &Peers, rng: &mut Rng, seed: u64) {
     use std::io::Write;
     let polls = [1, 2, 3, 1000][below(rng, 4) as usize];
-    let buf = AnyBuf::random(rng, &p.pool);
+    let buf = AnyBuf::random(rng, &p.pool, &p.ring);
     match below(rng, 6) {
         0 => {
             // A datagram of random size, maybe larger than the buffer.
@@ -267,6 +279,14 @@ async fn one_case(p: &Peers, rng: &mut Rng, seed: u64) {
         3 => {
             let pos = [0, 1, 4095, 199_999, 200_000, 1 << 40, u64::MAX][below(rng, 7) as usize];
             let file = p.file.clone();
+            if let AnyBuf::Fixed(fixed) = buf {
+                // Registered buffers through READ_FIXED (where the pool is registered).
+                let op = async move { file.read_fixed_at(fixed, pos).await };
+                if let Some((res, buf)) = poll_then_drop(op, polls).await {
+                    AnyBuf::Fixed(buf).check(res.ok(), seed);
+                }
+                return;
+            }
             let op = async move { file.read_at(buf, pos).await };
             if let Some((res, buf)) = poll_then_drop(op, polls).await {
                 buf.check(res.ok(), seed);
@@ -274,7 +294,7 @@ async fn one_case(p: &Peers, rng: &mut Rng, seed: u64) {
         }
         4 => {
             let bufs: Vec<AnyBuf> = (0..below(rng, 4))
-                .map(|_| AnyBuf::random(rng, &p.pool))
+                .map(|_| AnyBuf::random(rng, &p.pool, &p.ring))
                 .collect();
             let pos = below(rng, 210_000);
             let file = p.file.clone();
@@ -362,7 +382,10 @@ fn random_operations_keep_every_buffer_and_fd_contract() {
                 }
                 if !drop_in_flight {
                     for t in tasks.drain(..) {
-                        let _ = hoop::time::timeout(Duration::from_secs(5), t).await;
+                        // Finished, aborted or still waiting: never panicked.
+                        if let Ok(Err(e)) = hoop::time::timeout(Duration::from_secs(5), t).await {
+                            assert!(!e.is_panic(), "a case run as a task panicked: {e}");
+                        }
                     }
                 }
                 (p, tasks)
@@ -375,5 +398,5 @@ fn random_operations_keep_every_buffer_and_fd_contract() {
     std::fs::remove_dir_all(&dir).unwrap();
     // The runtimes and every fd they made are gone.
     let after = open_fds();
-    assert!(after <= baseline, "fds: {baseline} before, {after} after");
+    assert_eq!(after, baseline, "fds before and after");
 }
