@@ -8,6 +8,13 @@
 //! with `EFAULT` (`hoop::diagnostics::efault_completions`); a user-space access crashes the test.
 //! When the process exits, a non-zero count fails the run.
 //!
+//! That cannot see the kernel's access to *pinned* pages (registered buffers, buffer rings,
+//! zero-copy sends): the kernel writes through its own page references, which no protection of
+//! ours stops or reports. So allocations aligned to a page or more — the memory hoop registers
+//! or hands to the kernel pinned — are quarantined differently: kept mapped, filled with a
+//! sentinel byte, and checked later (when they leave the quarantine, on demand, and at exit). A
+//! changed byte is a late write into freed memory, from the kernel or from user space.
+//!
 //! Under it run: the cancellation and shutdown suites (`shutdown.rs`, `ops.rs`,
 //! `net_zero_copy.rs`, `compat.rs`, included below), the API fuzzer (`api_fuzz.rs`), and scenarios built to make a late write
 //! likely: operations dropped just as their data arrives, runtimes dropped with operations in
@@ -36,6 +43,35 @@ mod shutdown;
 
 const PAGE: usize = 4096;
 const QUARANTINE: usize = 16 * 1024;
+/// Freed page-aligned allocations kept with their sentinel (they stay mapped, so fewer).
+const SENTINELS: usize = 1024;
+const SENTINEL: u8 = 0xA5;
+
+/// A freed page-aligned region: `(mapping base, mapping len, user ptr, user len)`.
+type Region = (usize, usize, usize, usize);
+
+/// Freed page-aligned regions, oldest first.
+static PINNABLE: Mutex<Option<VecDeque<Region>>> = Mutex::new(None);
+/// Sentinel regions found changed when they left the quarantine.
+static DAMAGED_EVICTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn sentinel_intact(ptr: usize, len: usize) -> bool {
+    // SAFETY: a region of ours, still mapped read-write (sentinel regions are never protected).
+    unsafe { std::slice::from_raw_parts(ptr as *const u8, len) }
+        .iter()
+        .all(|&b| b == SENTINEL)
+}
+
+/// Sentinel regions whose bytes changed after they were freed (late writes), so far.
+fn damaged_sentinels() -> usize {
+    let freed = PINNABLE.lock().unwrap_or_else(|e| e.into_inner());
+    let now = freed.as_ref().map_or(0, |q| {
+        q.iter()
+            .filter(|&&(_, _, ptr, len)| !sentinel_intact(ptr, len))
+            .count()
+    });
+    now + DAMAGED_EVICTED.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 struct Quarantine;
 
@@ -101,6 +137,29 @@ unsafe impl GlobalAlloc for Quarantine {
             // SAFETY: written by `alloc` just before the aligned pointer, still mapped.
             unsafe { *((ptr as usize - 8) as *const usize) }
         };
+        if layout.align() >= PAGE {
+            // Pinnable memory: kept mapped with a sentinel (see the module comment).
+            // SAFETY: `ptr..ptr+size` is this allocation, which nothing of ours uses any more.
+            unsafe { std::ptr::write_bytes(ptr, SENTINEL, layout.size()) };
+            let oldest = {
+                let mut freed = PINNABLE.lock().unwrap_or_else(|e| e.into_inner());
+                let q = freed.get_or_insert_with(|| VecDeque::with_capacity(SENTINELS + 1));
+                q.push_back((base, len, ptr as usize, layout.size()));
+                if q.len() > SENTINELS {
+                    q.pop_front()
+                } else {
+                    None
+                }
+            };
+            if let Some((old, old_len, old_ptr, old_size)) = oldest {
+                if !sentinel_intact(old_ptr, old_size) {
+                    DAMAGED_EVICTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                // SAFETY: a quarantined mapping of ours that nothing refers to.
+                unsafe { libc::munmap(old as *mut _, old_len) };
+            }
+            return;
+        }
         // SAFETY: `base..base+len` is the mapping `alloc` made for this allocation; after this
         // call nothing of ours refers to it.
         unsafe {
@@ -129,8 +188,12 @@ static ALLOCATOR: Quarantine = Quarantine;
 
 extern "C" fn check_at_exit() {
     let faults = hoop::diagnostics::efault_completions();
-    if faults != 0 {
-        eprintln!("quarantine: {faults} completions hit freed memory (EFAULT)");
+    let damaged = damaged_sentinels();
+    if faults != 0 || damaged != 0 {
+        eprintln!(
+            "quarantine: {faults} completions hit freed memory (EFAULT), \
+             {damaged} freed page-aligned regions were written to"
+        );
         // SAFETY: terminates the process at once, with a failing status.
         unsafe { libc::_exit(101) };
     }
@@ -138,6 +201,11 @@ extern "C" fn check_at_exit() {
 
 fn assert_no_late_write() {
     assert_eq!(hoop::diagnostics::efault_completions(), 0);
+    assert_eq!(
+        damaged_sentinels(),
+        0,
+        "freed page-aligned memory was written to"
+    );
 }
 
 /// Negative control: with a buffer freed while the kernel's read is pending (what hoop must
@@ -325,4 +393,119 @@ async fn write_cut_short_by_a_timeout() {
     drop(a);
     assert!(drain.join().unwrap() > 0);
     assert_no_late_write();
+}
+
+/// Negative control for pinned memory: a registered buffer freed while the kernel's
+/// `READ_FIXED` into it is pending (what hoop must never do) is written anyway — no `EFAULT`,
+/// the kernel holds the pages — and the sentinel sees it.
+#[test]
+fn a_registered_buffer_freed_under_a_pending_read_fixed_is_seen() {
+    use io_uring::{opcode, types, IoUring};
+    if common::io_uring_denied() {
+        return; // the control needs a raw ring
+    }
+    let before = damaged_sentinels();
+    let mut ring = IoUring::new(4).unwrap();
+    let layout = std::alloc::Layout::from_size_align(PAGE, PAGE).unwrap();
+    // SAFETY: a non-zero-size layout.
+    let buf = unsafe { std::alloc::alloc(layout) };
+    let iov = libc::iovec {
+        iov_base: buf.cast(),
+        iov_len: PAGE,
+    };
+    // SAFETY: the buffer is registered and, deliberately, freed before the read lands (the
+    // kernel keeps the pinned page; the quarantine keeps it mapped): confined to this test.
+    unsafe { ring.submitter().register_buffers(&[iov]).unwrap() };
+    let mut fds = [0; 2];
+    // SAFETY: a local array for pipe2 to fill.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    let read = opcode::ReadFixed::new(types::Fd(fds[0]), buf, 64, 0)
+        .offset(u64::MAX)
+        .build()
+        .user_data(9);
+    // SAFETY: see above.
+    unsafe { ring.submission().push(&read).unwrap() };
+    ring.submit().unwrap();
+    // SAFETY: `buf` came from `alloc` with `layout`.
+    unsafe { std::alloc::dealloc(buf, layout) };
+    // SAFETY: writes 5 bytes from a static string into the pipe.
+    assert_eq!(
+        unsafe { libc::write(fds[1], b"late!".as_ptr().cast(), 5) },
+        5
+    );
+    ring.submit_and_wait(1).unwrap();
+    let cqe = ring.completion().next().unwrap();
+    assert_eq!(
+        cqe.result(),
+        5,
+        "the kernel wrote into the freed, pinned page"
+    );
+    assert_eq!(
+        damaged_sentinels(),
+        before + 1,
+        "the sentinel did not see the late write"
+    );
+    // Undo the damage so the rest of the binary checks its own.
+    // SAFETY: the freed region is still mapped read-write by the quarantine.
+    unsafe { std::ptr::write_bytes(buf, SENTINEL, PAGE) };
+    ring.submitter().unregister_buffers().unwrap();
+    // SAFETY: closing the pipe this test made.
+    unsafe {
+        libc::close(fds[0]);
+        libc::close(fds[1]);
+    }
+    assert_eq!(damaged_sentinels(), before);
+}
+
+/// Registered buffers in `READ_FIXED` operations that are dropped mid-flight, pools dropped
+/// with them, and runtimes dropped with such reads pending: hoop frees the buffers only after
+/// the kernel is done (the sentinel stays intact), on both drivers.
+#[test]
+fn registered_buffers_outlive_every_read_fixed_into_them() {
+    use hoop::fd::SharedFd;
+    use hoop::op::{fixed::ReadFixed, Op};
+    use std::future::Future;
+    use std::task::Context;
+    for driver in common::drivers() {
+        for round in 0..20 {
+            let rt = hoop::Builder::new()
+                .workers(1)
+                .driver(driver)
+                .build()
+                .unwrap();
+            let (r, w) = std::os::unix::net::UnixStream::pair().unwrap();
+            let fd = SharedFd::new(r.into());
+            let pending = rt.block_on(async {
+                let pool = hoop::buf::FixedBufPool::new(2, PAGE).unwrap();
+                let waker = futures_util::task::noop_waker();
+                let mut left = Vec::new();
+                for i in 0..2 {
+                    let buf = pool.try_get().unwrap();
+                    let Some(index) = buf.fixed_index() else {
+                        return left; // not registered (epoll): plain reads, covered elsewhere
+                    };
+                    let mut op = Box::pin(Op::new(ReadFixed::new(&fd, buf, index, u64::MAX)));
+                    assert!(op
+                        .as_mut()
+                        .poll(&mut Context::from_waker(&waker))
+                        .is_pending());
+                    hoop::yield_now().await;
+                    if i == 0 || round % 2 == 0 {
+                        drop(op); // dropped mid-flight: the buffer lives in the driver's slot
+                    } else {
+                        left.push(op); // left in flight when the runtime goes
+                    }
+                }
+                drop(pool);
+                // Data for the dropped reads, racing their cancellation.
+                std::io::Write::write_all(&mut &w, &[1u8; 100]).unwrap();
+                hoop::time::sleep(std::time::Duration::from_millis(1)).await;
+                left
+            });
+            drop(rt);
+            drop(pending);
+            drop((fd, w));
+        }
+        assert_no_late_write();
+    }
 }
