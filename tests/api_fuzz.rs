@@ -28,8 +28,12 @@ use hoop::op::send_recv::{Recv, Send};
 use hoop::op::Op;
 use hoop::{IoBuf, IoBufMut};
 use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
+
+/// A read future kept past its runtime.
+type Outliving = Pin<Box<dyn Future<Output = (std::io::Result<usize>, AnyBuf)>>>;
 use std::time::Duration;
 
 /// Every buffer kind reads take, behind one type.
@@ -200,7 +204,8 @@ struct Peers {
     udp_peer: std::net::UdpSocket,
     udp_addr: std::net::SocketAddr,
     tcp: Rc<hoop::net::TcpStream>,
-    tcp_peer: std::net::TcpStream,
+    /// Closed at the end of a batch: zero-copy sends it never read complete only then.
+    tcp_peer: std::cell::RefCell<Option<std::net::TcpStream>>,
     file: Rc<hoop::fs::File>,
     pool: FixedBufPool,
     ring: BufRing,
@@ -226,7 +231,7 @@ async fn peers(dir: &std::path::Path) -> Peers {
         udp_peer,
         udp_addr,
         tcp: Rc::new(tcp),
-        tcp_peer,
+        tcp_peer: std::cell::RefCell::new(Some(tcp_peer)),
         file: Rc::new(file),
         pool: FixedBufPool::new(4, 8192).unwrap(),
         ring: BufRing::new(8, 1024).unwrap(),
@@ -235,10 +240,10 @@ async fn peers(dir: &std::path::Path) -> Peers {
 
 /// One random operation with a random cancellation point.
 async fn one_case(p: &Peers, rng: &mut Rng, seed: u64) {
-    use std::io::Write;
+    use std::io::{Read, Write};
     let polls = [1, 2, 3, 1000][below(rng, 4) as usize];
     let buf = AnyBuf::random(rng, &p.pool, &p.ring);
-    match below(rng, 6) {
+    match below(rng, 8) {
         0 => {
             // A datagram of random size, maybe larger than the buffer.
             let size = [0, 1, 16, 2000, 9000][below(rng, 5) as usize];
@@ -269,7 +274,9 @@ async fn one_case(p: &Peers, rng: &mut Rng, seed: u64) {
         }
         2 => {
             let size = below(rng, 3000) as usize;
-            let _ = (&p.tcp_peer).write(&vec![5u8; size]);
+            if let Some(peer) = p.tcp_peer.borrow().as_ref() {
+                let _ = (&*peer).write(&vec![5u8; size]);
+            }
             let tcp = p.tcp.clone();
             let op = async move { tcp.read(buf).await };
             if let Some((res, buf)) = poll_then_drop(op, polls).await {
@@ -309,10 +316,41 @@ async fn one_case(p: &Peers, rng: &mut Rng, seed: u64) {
                 }
             }
         }
+        6 => {
+            // Zero-copy and plain sends towards a peer that reads only now and then: they fill
+            // its socket and wait (on a kernel without SEND_ZC, on the ring's readiness poll),
+            // and are dropped at random points; the buffer must outlive the notification.
+            let size = [1, 4096, 65_536, 262_144][below(rng, 4) as usize];
+            let tcp = p.tcp.clone();
+            let zero_copy = below(rng, 2) == 0;
+            let op = async move {
+                if zero_copy {
+                    tcp.send_zc(vec![8u8; size]).await.0
+                } else {
+                    tcp.write(vec![8u8; size]).await.0
+                }
+            };
+            if let Some(Ok(n)) = poll_then_drop(op, polls).await {
+                assert!(n <= size, "seed {seed}: sent {n} of {size}");
+            }
+        }
+        7 => {
+            // The peer reads what is there.
+            let mut sink = vec![0u8; 1 << 20];
+            if let Some(peer) = p.tcp_peer.borrow().as_ref() {
+                while let Ok(n) = (&*peer).read(&mut sink) {
+                    if n == 0 {
+                        break;
+                    }
+                }
+            }
+        }
         _ => {
             // Provided-buffer receives: a stream dropped after a random number of chunks.
             let size = below(rng, 5000) as usize;
-            let _ = (&p.tcp_peer).write(&vec![6u8; size]);
+            if let Some(peer) = p.tcp_peer.borrow().as_ref() {
+                let _ = (&*peer).write(&vec![6u8; size]);
+            }
             let chunks = below(rng, 4);
             let tcp = p.tcp.clone();
             let ring = p.ring.clone();
@@ -380,6 +418,21 @@ fn random_operations_keep_every_buffer_and_fd_contract() {
                         one_case(&p, &mut rng, s).await;
                     }
                 }
+                // Reads left pending when the runtime goes, polled again after it (below).
+                let mut outliving = Vec::new();
+                if drop_in_flight {
+                    let waker = futures_util::task::noop_waker();
+                    for _ in 0..4 {
+                        let mut rng = Rng(seed.wrapping_mul(31) | 1);
+                        let tcp = p.tcp.clone();
+                        let buf = AnyBuf::random(&mut rng, &p.pool, &p.ring);
+                        let mut read: Outliving = Box::pin(async move { tcp.read(buf).await });
+                        match read.as_mut().poll(&mut Context::from_waker(&waker)) {
+                            Poll::Ready((res, buf)) => buf.check(res.ok(), seed),
+                            Poll::Pending => outliving.push(read),
+                        }
+                    }
+                }
                 if !drop_in_flight {
                     for t in tasks.drain(..) {
                         // Finished, aborted or still waiting: never panicked.
@@ -388,10 +441,30 @@ fn random_operations_keep_every_buffer_and_fd_contract() {
                         }
                     }
                 }
-                (p, tasks)
+                // Closed before the runtime goes: sends into it end (and zero-copy ones get their
+                // notification), as they would when a client disconnects.
+                drop(p.tcp_peer.borrow_mut().take());
+                (p, tasks, outliving)
             });
             drop(rt);
-            drop(leftover);
+            let (p, tasks, outliving) = leftover;
+            // Polled after their runtime shut down (in another runtime, then outside any):
+            // each resolves — its completion, or "shut down" — and its buffer holds up.
+            let other = hoop::Builder::new()
+                .workers(1)
+                .driver(driver)
+                .build()
+                .unwrap();
+            other.block_on(async {
+                for read in outliving {
+                    let (res, buf) = hoop::time::timeout(Duration::from_secs(5), read)
+                        .await
+                        .expect("a read outliving its runtime never resolved");
+                    buf.check(res.ok(), first);
+                }
+            });
+            drop(other);
+            drop((p, tasks));
             seed = batch_end;
         }
     }
