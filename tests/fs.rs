@@ -741,3 +741,31 @@ async fn offsets_past_i64_max_are_refused() {
         "nothing was written"
     );
 }
+
+/// Review-2 (low): `Dir` attribute calls reach their file without opening it for reading: an
+/// owner who may write but not read a file (mode 0200) sets and removes its attributes, as
+/// `setxattr(2)` by path allows (the target is opened `O_PATH` and named by its
+/// `/proc/self/fd` link).
+#[hoop::test]
+async fn dir_xattrs_need_no_read_permission() {
+    use hoop::Credentials;
+    // SAFETY: a plain query.
+    if unsafe { libc::geteuid() } != 0 {
+        return; // needs root to impersonate the owner
+    }
+    let s = Scratch::new("xattr-noread");
+    std::fs::set_permissions(&s.0, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::write(s.path("w"), b"").unwrap();
+    std::os::unix::fs::chown(s.path("w"), Some(1000), Some(1000)).unwrap();
+    std::fs::set_permissions(s.path("w"), std::fs::Permissions::from_mode(0o200)).unwrap();
+    let owner = Dir::open(&s.0)
+        .await
+        .unwrap()
+        .with_credentials(Credentials::new(1000, 1000, vec![]));
+    match owner.set_xattr("w", "user.note", b"x".to_vec()).await {
+        // (A filesystem without user.* attributes: nothing to check here.)
+        Err(e) if fs::os_error(&e) == Some(libc::EOPNOTSUPP) => return,
+        res => res.unwrap(),
+    }
+    owner.remove_xattr("w", "user.note").await.unwrap();
+}

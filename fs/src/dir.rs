@@ -403,9 +403,18 @@ impl Dir {
         Ok(ReadDir::new(fd, &self.path))
     }
 
-    async fn xattr_target(&self, rel: &Path) -> io::Result<SharedFd> {
-        self.open_beneath(rel, libc::O_RDONLY | libc::O_NONBLOCK)
-            .await
+    /// The file whose attributes a call on `rel` touches: opened `O_PATH` (no read permission
+    /// needed, no open side effects on a device) and reached through its `/proc/self/fd` link,
+    /// or — without procfs — opened for reading, non-blocking (a FIFO would wait for a writer).
+    async fn xattr_target(&self, rel: &Path) -> io::Result<XattrFile> {
+        let linked = xattr::proc_fd_links();
+        let flags = if linked {
+            libc::O_PATH
+        } else {
+            libc::O_RDONLY | libc::O_NONBLOCK
+        };
+        let fd = self.open_beneath(rel, flags).await?;
+        Ok(XattrFile { fd, linked })
     }
 
     /// Extended attribute `name` of `rel`.
@@ -418,7 +427,7 @@ impl Dir {
         let shown = self.display(rel);
         async {
             let fd = self.xattr_target(rel).await?;
-            xattr::get(Target::Fd(&fd), name.as_ref(), self.creds.as_ref()).await
+            xattr::get(fd.target(), name.as_ref(), self.creds.as_ref()).await
         }
         .await
         .map_err(self.ctx("getxattr", &shown))
@@ -436,7 +445,7 @@ impl Dir {
         async {
             let fd = self.xattr_target(rel).await?;
             xattr::set(
-                Target::Fd(&fd),
+                fd.target(),
                 name.as_ref(),
                 value.into(),
                 self.creds.as_ref(),
@@ -453,7 +462,7 @@ impl Dir {
         let shown = self.display(rel);
         async {
             let fd = self.xattr_target(rel).await?;
-            xattr::list(Target::Fd(&fd), self.creds.as_ref()).await
+            xattr::list(fd.target(), self.creds.as_ref()).await
         }
         .await
         .map_err(self.ctx("listxattr", &shown))
@@ -469,7 +478,7 @@ impl Dir {
         let shown = self.display(rel);
         async {
             let fd = self.xattr_target(rel).await?;
-            xattr::remove(Target::Fd(&fd), name.as_ref(), self.creds.as_ref()).await
+            xattr::remove(fd.target(), name.as_ref(), self.creds.as_ref()).await
         }
         .await
         .map_err(self.ctx("removexattr", &shown))
@@ -501,5 +510,21 @@ impl fmt::Display for EscapeError {
 impl std::error::Error for EscapeError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(&self.source)
+    }
+}
+
+/// The file an attribute call on a `Dir` path applies to (see `Dir::xattr_target`).
+struct XattrFile {
+    fd: SharedFd,
+    linked: bool,
+}
+
+impl XattrFile {
+    fn target(&self) -> Target<'_> {
+        if self.linked {
+            Target::Linked(&self.fd)
+        } else {
+            Target::Fd(&self.fd)
+        }
     }
 }

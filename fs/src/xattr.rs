@@ -15,6 +15,8 @@ use std::path::Path;
 pub(crate) enum Target<'a> {
     Path(&'a Path),
     Fd(&'a SharedFd),
+    /// An `O_PATH` fd, reached through `/proc/self/fd` (see `XattrTarget::Linked`).
+    Linked(&'a SharedFd),
 }
 
 impl Target<'_> {
@@ -22,8 +24,15 @@ impl Target<'_> {
         Ok(match self {
             Target::Path(p) => XattrTarget::Path(c_path(p)?),
             Target::Fd(fd) => XattrTarget::Fd((*fd).clone()),
+            Target::Linked(fd) => XattrTarget::linked((*fd).clone()),
         })
     }
+}
+
+/// True if this process sees its fds under `/proc/self/fd` (procfs mounted).
+pub(crate) fn proc_fd_links() -> bool {
+    static LINKS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *LINKS.get_or_init(|| Path::new("/proc/self/fd").is_dir())
 }
 
 fn c_name(name: &OsStr) -> io::Result<CString> {

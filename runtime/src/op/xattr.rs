@@ -15,6 +15,38 @@ pub enum XattrTarget {
     Path(CString),
     /// An open file.
     Fd(SharedFd),
+    /// A file opened with `O_PATH` — which needs no read permission and has no open side
+    /// effects (a device) — named by its `/proc/self/fd/N` link, since the fd calls refuse
+    /// `O_PATH` fds. The op keeps the fd open, so the number names this file until it ends.
+    Linked {
+        /// The `O_PATH` fd.
+        fd: SharedFd,
+        /// `/proc/self/fd/N`.
+        link: CString,
+    },
+}
+
+impl XattrTarget {
+    /// The target for an `O_PATH` fd (see [`XattrTarget::Linked`]).
+    pub fn linked(fd: SharedFd) -> Self {
+        let link = CString::new(format!("/proc/self/fd/{}", fd.raw()))
+            .expect("no NUL in a formatted number");
+        XattrTarget::Linked { fd, link }
+    }
+
+    /// What the call takes: a path or an fd.
+    fn resolved(&self) -> Resolved<'_> {
+        match self {
+            XattrTarget::Path(p) | XattrTarget::Linked { link: p, .. } => Resolved::Path(p),
+            XattrTarget::Fd(fd) => Resolved::Fd(fd),
+        }
+    }
+}
+
+/// An [`XattrTarget`] as the syscall takes it.
+enum Resolved<'a> {
+    Path(&'a CString),
+    Fd(&'a SharedFd),
 }
 
 /// The buffer after the kernel wrote `result` bytes into its spare capacity.
@@ -58,9 +90,9 @@ unsafe impl OpCode for GetXattr {
             self.buf.as_mut_ptr().cast(),
             self.buf.capacity() as u32,
         );
-        Some(match &self.target {
-            XattrTarget::Path(p) => opcode::GetXattr::new(name, value, p.as_ptr(), len).build(),
-            XattrTarget::Fd(fd) => {
+        Some(match self.target.resolved() {
+            Resolved::Path(p) => opcode::GetXattr::new(name, value, p.as_ptr(), len).build(),
+            Resolved::Fd(fd) => {
                 opcode::FGetXattr::new(types::Fd(fd.raw()), name, value, len).build()
             }
         })
@@ -78,9 +110,9 @@ unsafe impl OpCode for GetXattr {
         );
         // SAFETY: live CStrings and `len` writable bytes of the Vec's allocation.
         cvt(unsafe {
-            match &self.target {
-                XattrTarget::Path(p) => libc::getxattr(p.as_ptr(), name, value, len),
-                XattrTarget::Fd(fd) => libc::fgetxattr(fd.raw(), name, value, len),
+            match self.target.resolved() {
+                Resolved::Path(p) => libc::getxattr(p.as_ptr(), name, value, len),
+                Resolved::Fd(fd) => libc::fgetxattr(fd.raw(), name, value, len),
             }
         } as libc::c_long)
     }
@@ -120,11 +152,11 @@ unsafe impl OpCode for SetXattr {
             self.value.as_ptr().cast(),
             self.value.len() as u32,
         );
-        Some(match &self.target {
-            XattrTarget::Path(p) => opcode::SetXattr::new(name, value, p.as_ptr(), len)
+        Some(match self.target.resolved() {
+            Resolved::Path(p) => opcode::SetXattr::new(name, value, p.as_ptr(), len)
                 .flags(self.flags)
                 .build(),
-            XattrTarget::Fd(fd) => opcode::FSetXattr::new(types::Fd(fd.raw()), name, value, len)
+            Resolved::Fd(fd) => opcode::FSetXattr::new(types::Fd(fd.raw()), name, value, len)
                 .flags(self.flags)
                 .build(),
         })
@@ -142,9 +174,9 @@ unsafe impl OpCode for SetXattr {
         );
         // SAFETY: live CStrings and `len` initialised bytes of the value.
         cvt(unsafe {
-            match &self.target {
-                XattrTarget::Path(p) => libc::setxattr(p.as_ptr(), name, value, len, self.flags),
-                XattrTarget::Fd(fd) => libc::fsetxattr(fd.raw(), name, value, len, self.flags),
+            match self.target.resolved() {
+                Resolved::Path(p) => libc::setxattr(p.as_ptr(), name, value, len, self.flags),
+                Resolved::Fd(fd) => libc::fsetxattr(fd.raw(), name, value, len, self.flags),
             }
         } as libc::c_long)
     }
@@ -181,9 +213,9 @@ unsafe impl OpCode for ListXattr {
     }
 
     fn ring_equivalent(&self) -> Option<u8> {
-        Some(match self.target {
-            XattrTarget::Path(_) => opcode::GetXattr::CODE,
-            XattrTarget::Fd(_) => opcode::FGetXattr::CODE,
+        Some(match self.target.resolved() {
+            Resolved::Path(_) => opcode::GetXattr::CODE,
+            Resolved::Fd(_) => opcode::FGetXattr::CODE,
         })
     }
 
@@ -191,9 +223,9 @@ unsafe impl OpCode for ListXattr {
         let (list, len) = (self.buf.as_mut_ptr().cast(), self.buf.capacity());
         // SAFETY: `len` writable bytes of the Vec's allocation, a live CString.
         cvt(unsafe {
-            match &self.target {
-                XattrTarget::Path(p) => libc::listxattr(p.as_ptr(), list, len),
-                XattrTarget::Fd(fd) => libc::flistxattr(fd.raw(), list, len),
+            match self.target.resolved() {
+                Resolved::Path(p) => libc::listxattr(p.as_ptr(), list, len),
+                Resolved::Fd(fd) => libc::flistxattr(fd.raw(), list, len),
             }
         } as libc::c_long)
     }
@@ -229,18 +261,18 @@ unsafe impl OpCode for RemoveXattr {
     }
 
     fn ring_equivalent(&self) -> Option<u8> {
-        Some(match self.target {
-            XattrTarget::Path(_) => opcode::SetXattr::CODE,
-            XattrTarget::Fd(_) => opcode::FSetXattr::CODE,
+        Some(match self.target.resolved() {
+            Resolved::Path(_) => opcode::SetXattr::CODE,
+            Resolved::Fd(_) => opcode::FSetXattr::CODE,
         })
     }
 
     fn perform(&mut self) -> io::Result<u32> {
         // SAFETY: live CStrings and an open fd.
         cvt(unsafe {
-            match &self.target {
-                XattrTarget::Path(p) => libc::removexattr(p.as_ptr(), self.name.as_ptr()),
-                XattrTarget::Fd(fd) => libc::fremovexattr(fd.raw(), self.name.as_ptr()),
+            match self.target.resolved() {
+                Resolved::Path(p) => libc::removexattr(p.as_ptr(), self.name.as_ptr()),
+                Resolved::Fd(fd) => libc::fremovexattr(fd.raw(), self.name.as_ptr()),
             }
         } as libc::c_long)
     }
