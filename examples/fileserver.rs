@@ -2,8 +2,9 @@
 //! extension, single `Range` requests (206, 416), `index.html` for directories, and 400, 403,
 //! 404, 405 with a short body. Only regular files are served (a FIFO or a device is refused
 //! without being opened, and opened non-blocking in case one is swapped in). A request head must
-//! arrive within 10 s and a keep-alive connection idles at most 30 s (`--head-timeout`,
-//! `--idle-timeout`); each worker serves at most
+//! arrive within 10 s, a keep-alive connection idles at most 30 s, and each 4 MiB of a response
+//! must go out within 30 s (`--head-timeout`, `--idle-timeout`, `--send-timeout`: a client that
+//! stops reading is dropped); each worker serves at most
 //! `--max-connections` (default 10 000) at once. A request with a body (`Content-Length`,
 //! `Transfer-Encoding`) is answered and the connection closed, so the body is never read as the
 //! next request. Every path is resolved through `hoop::fs::Dir`, i.e. by the kernel
@@ -20,6 +21,7 @@ use futures_util::StreamExt;
 use hoop::fs::{Dir, File, OpenOptions};
 use hoop::net::{TcpListener, TcpStream};
 use std::cell::Cell;
+use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -27,13 +29,26 @@ use std::time::Duration;
 
 const MAX_HEAD: usize = 16 * 1024;
 
-/// Per-connection limits (`--head-timeout`, `--idle-timeout`, in seconds).
+/// Per-connection limits (`--head-timeout`, `--idle-timeout`, `--send-timeout`, in seconds).
 #[derive(Clone, Copy)]
 struct Limits {
     /// How long a client may take to send a request head, once it started one.
     head: Duration,
     /// How long a keep-alive connection may wait for its next request.
     idle: Duration,
+    /// How long one chunk of a response may take to go out: a client that stops reading is
+    /// dropped instead of holding its connection (and a slot of the cap) forever.
+    send: Duration,
+}
+
+/// Bytes of a body sent per `send_file` call, each within `Limits::send`.
+const SEND_CHUNK: u64 = 4 << 20;
+
+/// `fut`, or `TimedOut` if it takes longer than `limit`.
+async fn within<T>(limit: Duration, fut: impl Future<Output = io::Result<T>>) -> io::Result<T> {
+    hoop::time::timeout(limit, fut)
+        .await
+        .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
 }
 
 struct Request {
@@ -59,6 +74,10 @@ fn parse_head(head: &[u8]) -> Option<Request> {
     let mut range = None;
     let mut has_body = false;
     for line in lines.filter(|l| !l.is_empty()) {
+        // RFC 9112: a line folded onto the previous one (obs-fold) is a bad request.
+        if line.starts_with([' ', '\t']) {
+            return None;
+        }
         let (name, value) = line.split_once(':')?;
         // RFC 9112: no whitespace between a field name and its colon.
         if name.is_empty() || name.ends_with([' ', '\t']) {
@@ -204,7 +223,13 @@ async fn open_target(root: &Dir, rel: &Path) -> io::Result<(File, PathBuf)> {
 }
 
 /// Serves one request; returns whether the connection stays open.
-async fn respond(stream: &TcpStream, root: &Dir, req: &Request, verbose: bool) -> io::Result<bool> {
+async fn respond(
+    stream: &TcpStream,
+    root: &Dir,
+    req: &Request,
+    limits: Limits,
+    verbose: bool,
+) -> io::Result<bool> {
     let keep = req.keep_alive;
     let status = |s: &str| {
         if verbose {
@@ -262,14 +287,27 @@ async fn respond(stream: &TcpStream, root: &Dir, req: &Request, verbose: bool) -
         if keep { "keep-alive" } else { "close" }
     ));
     status(if range.is_some() { "206" } else { "200" });
-    stream.write_all(head.into_bytes()).await.0?;
+    within(limits.send, async {
+        stream.write_all(head.into_bytes()).await.0
+    })
+    .await?;
     if req.method == "HEAD" {
         return Ok(keep);
     }
-    // The body goes out by the fastest way the driver has (see `hoop::io::send_file`).
-    let sent = stream.send_file(&file, start, body_len).await?;
-    if sent < body_len {
-        return Ok(false); // truncated meanwhile: the body cannot be completed
+    // The body goes out by the fastest way the driver has (see `hoop::io::send_file`), a chunk
+    // at a time, each within the send limit.
+    let end = start + body_len;
+    let mut at = start;
+    while at < end {
+        let sent = within(
+            limits.send,
+            stream.send_file(&file, at, (end - at).min(SEND_CHUNK)),
+        )
+        .await?;
+        if sent == 0 {
+            return Ok(false); // truncated meanwhile: the body cannot be completed
+        }
+        at += sent;
     }
     Ok(keep)
 }
@@ -335,7 +373,7 @@ async fn connection(
             send_error(&stream, "400 Bad Request", false).await?;
             return Ok(());
         };
-        if !respond(&stream, &root, &req, verbose).await? || req.has_body {
+        if !respond(&stream, &root, &req, limits, verbose).await? || req.has_body {
             return Ok(());
         }
     }
@@ -366,6 +404,7 @@ fn main() -> io::Result<()> {
     let mut limits = Limits {
         head: Duration::from_secs(10),
         idle: Duration::from_secs(30),
+        send: Duration::from_secs(30),
     };
     let secs = |v: Option<String>, or: Duration| {
         v.and_then(|v| v.parse().ok())
@@ -380,6 +419,7 @@ fn main() -> io::Result<()> {
             "--workers" => workers = args.next().and_then(|v| v.parse().ok()).unwrap_or(workers),
             "--head-timeout" => limits.head = secs(args.next(), limits.head),
             "--idle-timeout" => limits.idle = secs(args.next(), limits.idle),
+            "--send-timeout" => limits.send = secs(args.next(), limits.send),
             "--max-connections" => {
                 max_connections = args
                     .next()
@@ -388,7 +428,7 @@ fn main() -> io::Result<()> {
             }
             _ => {
                 eprintln!(
-                    "usage: fileserver [--root DIR] [--addr HOST:PORT] [--workers N] [--max-connections N] [--head-timeout SECS] [--idle-timeout SECS] [--verbose]"
+                    "usage: fileserver [--root DIR] [--addr HOST:PORT] [--workers N] [--max-connections N] [--head-timeout SECS] [--idle-timeout SECS] [--send-timeout SECS] [--verbose]"
                 );
                 std::process::exit(2);
             }

@@ -180,6 +180,7 @@ fn fileserver_refuses_fifos_bodies_and_slow_clients() {
     let root = base.join("www");
     std::fs::create_dir_all(root.join("fifodir")).unwrap();
     std::fs::write(root.join("index.html"), "<h1>hoop</h1>\n").unwrap();
+    std::fs::write(root.join("big"), vec![0u8; 64 << 20]).unwrap();
     for fifo in [root.join("pipe"), root.join("fifodir/index.html")] {
         let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
         // SAFETY: a valid path string.
@@ -202,7 +203,7 @@ fn fileserver_refuses_fifos_bodies_and_slow_clients() {
         conn.get_ref()
             .set_read_timeout(Some(std::time::Duration::from_secs(5)))
             .unwrap();
-        // Refused at once, never opened (the open would wait for a writer).
+        // Refused at once (a plain open would wait for a writer).
         assert_eq!(
             request(&mut conn, "GET", "/pipe", "").status,
             404,
@@ -242,15 +243,50 @@ fn fileserver_refuses_fifos_bodies_and_slow_clients() {
             b"",
             "{driver}: slow head"
         );
+        // A folded header line (obs-fold) is a bad request.
+        let mut c = TcpStream::connect(&server.addr).unwrap();
+        c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n Transfer-Encoding: chunked\r\n\r\n")
+            .unwrap();
+        let all = String::from_utf8_lossy(&read_to_close(&mut c).unwrap()).into_owned();
+        assert!(all.starts_with("HTTP/1.1 400"), "{driver}: {all}");
+
         drop(server);
 
-        // At the connection cap, a new connection gets a 503 and is closed.
-        let server = start_with(&root, driver, &["--workers", "1", "--max-connections", "1"]);
+        // At the connection cap, a new connection gets a 503 and is closed; a client that
+        // stops reading a large body gives its slot back after the send timeout (1 s here).
+        let server = start_with(
+            &root,
+            driver,
+            &[
+                "--workers",
+                "1",
+                "--max-connections",
+                "1",
+                "--send-timeout",
+                "1",
+            ],
+        );
         let mut first = BufReader::new(TcpStream::connect(&server.addr).unwrap());
         assert_eq!(request(&mut first, "GET", "/", "").status, 200);
         let mut second = TcpStream::connect(&server.addr).unwrap();
         let all = String::from_utf8_lossy(&read_to_close(&mut second).unwrap()).into_owned();
         assert!(all.starts_with("HTTP/1.1 503"), "{driver}: {all}");
+        // The first asks for 64 MiB and never reads.
+        first
+            .get_mut()
+            .write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        let mut third = BufReader::new(TcpStream::connect(&server.addr).unwrap());
+        third
+            .get_ref()
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let r = request(&mut third, "GET", "/", "");
+        assert_eq!(
+            r.status, 200,
+            "{driver}: the stalled client's slot was never freed"
+        );
         drop(first);
     }
     let _ = std::fs::remove_dir_all(&base);

@@ -423,12 +423,18 @@ fn io_wq_threads_are_bounded() {
     if common::io_uring_denied() {
         return; // io-wq belongs to io_uring
     }
-    let unbounded = peak_io_wq_threads(Builder::new());
+    // The control may see one thread when the machine happens to run the load serially: the
+    // most of three tries.
+    let unbounded = (0..3)
+        .map(|_| peak_io_wq_threads(Builder::new()))
+        .find(|&n| n > 1)
+        .unwrap_or(1);
     let bounded = peak_io_wq_threads(Builder::new().io_wq_max_workers(1, 1));
     if !common::kernel_at_least((5, 15)) {
         // No IORING_REGISTER_IOWQ_MAX_WORKERS: the runtime built with the bound still started
         // and ran the load above (with a warning), unbounded.
-        eprintln!("kernel without io-wq bounds: {bounded} io-wq threads, unbounded");
+        common::skip("kernel without io-wq bounds (5.15): the bound is not applied");
+        eprintln!("{bounded} io-wq threads, unbounded");
         return;
     }
     assert!(bounded == 1, "{bounded} io-wq threads with a bound of 1");
