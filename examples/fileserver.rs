@@ -191,7 +191,9 @@ async fn send_error(stream: &TcpStream, status: &str, keep_alive: bool) -> io::R
 /// Opens the file a request names: a regular file, or `index.html` of a directory. Anything
 /// else (a FIFO, a device, a socket) is refused before it is opened — opening a FIFO blocks until
 /// a writer comes, a device's open has side effects — and the open is non-blocking in case one
-/// was swapped in since the check (the type is checked again on the open file).
+/// was swapped in since the check (the type is checked again on the open file). A device
+/// swapped in by someone who can write inside the root between the check and the open is
+/// still opened (`O_NONBLOCK` does not stop an open's side effects).
 async fn open_target(root: &Dir, rel: &Path) -> io::Result<(File, PathBuf)> {
     let read = OpenOptions::new()
         .read(true)

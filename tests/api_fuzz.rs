@@ -448,7 +448,7 @@ fn random_operations_keep_every_buffer_and_fd_contract() {
             });
             drop(rt);
             let (p, tasks, outliving) = leftover;
-            // Polled after their runtime shut down (in another runtime, then outside any):
+            // Polled after their runtime shut down (in another runtime):
             // each resolves — its completion, or "shut down" — and its buffer holds up.
             let other = hoop::Builder::new()
                 .workers(1)

@@ -502,8 +502,13 @@ fn a_panic_on_a_worker_never_leaves_its_join_handles_hanging() {
             assert!(made.await.unwrap_err().is_panic(), "{driver:?}");
             assert_eq!(h.spawn_on(1, async { 1 }).await.unwrap(), 1, "{driver:?}");
 
-            // Two: the second one's destructor panics again during the worker's shutdown.
+            // Three: the others' destructors panic again, one after the other, while the worker
+            // shuts down (a second panic while the first unwinds would abort the process).
             let _second = h.spawn_on(1, async {
+                let _b = Bomb;
+                std::future::pending::<()>().await
+            });
+            let _third = h.spawn_on(1, async {
                 let _b = Bomb;
                 std::future::pending::<()>().await
             });

@@ -745,13 +745,14 @@ async fn offsets_past_i64_max_are_refused() {
 /// Review-2 (low): `Dir` attribute calls reach their file without opening it for reading: an
 /// owner who may write but not read a file (mode 0200) sets and removes its attributes, as
 /// `setxattr(2)` by path allows (the target is opened `O_PATH` and named by its
-/// `/proc/self/fd` link).
+/// `/proc/thread-self/fd` link).
 #[hoop::test]
 async fn dir_xattrs_need_no_read_permission() {
     use hoop::Credentials;
     // SAFETY: a plain query.
     if unsafe { libc::geteuid() } != 0 {
-        return; // needs root to impersonate the owner
+        hoop::__private::record_skip("needs root to impersonate the owner");
+        return;
     }
     let s = Scratch::new("xattr-noread");
     std::fs::set_permissions(&s.0, std::fs::Permissions::from_mode(0o777)).unwrap();
@@ -763,8 +764,10 @@ async fn dir_xattrs_need_no_read_permission() {
         .unwrap()
         .with_credentials(Credentials::new(1000, 1000, vec![]));
     match owner.set_xattr("w", "user.note", b"x".to_vec()).await {
-        // (A filesystem without user.* attributes: nothing to check here.)
-        Err(e) if fs::os_error(&e) == Some(libc::EOPNOTSUPP) => return,
+        Err(e) if fs::os_error(&e) == Some(libc::EOPNOTSUPP) => {
+            hoop::__private::record_skip("the temp filesystem has no user.* attributes");
+            return;
+        }
         res => res.unwrap(),
     }
     owner.remove_xattr("w", "user.note").await.unwrap();

@@ -395,6 +395,9 @@ async fn write_cut_short_by_a_timeout() {
     assert_no_late_write();
 }
 
+/// (This binary runs one test at a time: the control damages a sentinel on purpose, then
+/// repairs it, and another test checking meanwhile would see it.)
+///
 /// Negative control for pinned memory: a registered buffer freed while the kernel's
 /// `READ_FIXED` into it is pending (what hoop must never do) is written anyway — no `EFAULT`,
 /// the kernel holds the pages — and the sentinel sees it.
@@ -482,7 +485,10 @@ fn registered_buffers_outlive_every_read_fixed_into_them() {
                 for i in 0..2 {
                     let buf = pool.try_get().unwrap();
                     let Some(index) = buf.fixed_index() else {
-                        return left; // not registered (epoll): plain reads, covered elsewhere
+                        // Not registered (epoll, or no sparse table): plain reads, covered by
+                        // the rest of this binary.
+                        common::skip("registered buffers need io_uring with a sparse table");
+                        return left;
                     };
                     let mut op = Box::pin(Op::new(ReadFixed::new(&fd, buf, index, u64::MAX)));
                     assert!(op

@@ -404,7 +404,7 @@ impl Dir {
     }
 
     /// The file whose attributes a call on `rel` touches: opened `O_PATH` (no read permission
-    /// needed, no open side effects on a device) and reached through its `/proc/self/fd` link,
+    /// needed, no open side effects on a device) and reached through its `/proc/thread-self/fd` link,
     /// or — without procfs — opened for reading, non-blocking (a FIFO would wait for a writer).
     async fn xattr_target(&self, rel: &Path) -> io::Result<XattrFile> {
         let linked = xattr::proc_fd_links();

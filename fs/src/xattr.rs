@@ -15,7 +15,7 @@ use std::path::Path;
 pub(crate) enum Target<'a> {
     Path(&'a Path),
     Fd(&'a SharedFd),
-    /// An `O_PATH` fd, reached through `/proc/self/fd` (see `XattrTarget::Linked`).
+    /// An `O_PATH` fd, reached through `/proc/thread-self/fd` (see `XattrTarget::Linked`).
     Linked(&'a SharedFd),
 }
 
@@ -29,10 +29,12 @@ impl Target<'_> {
     }
 }
 
-/// True if this process sees its fds under `/proc/self/fd` (procfs mounted).
+/// True if this thread sees its fds under `/proc/thread-self/fd` (procfs mounted).
 pub(crate) fn proc_fd_links() -> bool {
     static LINKS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *LINKS.get_or_init(|| Path::new("/proc/self/fd").is_dir())
+    *LINKS.get_or_init(|| {
+        Path::new("/proc/thread-self/fd").is_dir() && std::fs::read_link("/proc/self/exe").is_ok()
+    })
 }
 
 fn c_name(name: &OsStr) -> io::Result<CString> {

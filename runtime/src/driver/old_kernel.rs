@@ -106,10 +106,16 @@ pub(crate) fn register_op_known(op: u8) -> bool {
         r if r < (5, 15) => 19, // ... IORING_UNREGISTER_IOWQ_AFF
         r if r < (5, 18) => 20, // IORING_REGISTER_IOWQ_MAX_WORKERS
         r if r < (5, 19) => 22, // ... IORING_UNREGISTER_RING_FDS
-        r if r < (6, 3) => 26,  // ... IORING_REGISTER_FILE_ALLOC_RANGE
+        r if r < (6, 0) => 24,  // ... IORING_UNREGISTER_PBUF_RING
+        r if r < (6, 8) => 26,  // ... IORING_REGISTER_FILE_ALLOC_RANGE
         _ => return true,
     };
     op < end
+}
+
+/// True if the emulated kernel refuses a restriction list naming register opcode `op`.
+pub(crate) fn refuses_register_op(op: u8) -> bool {
+    emulated().is_some() && !register_op_known(op)
 }
 
 /// True if the emulated kernel's probe would not list `opcode`.

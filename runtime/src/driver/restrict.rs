@@ -107,18 +107,21 @@ pub(crate) fn allowlist(classes: &[OpClass]) -> Vec<u8> {
     ops
 }
 
+/// `IORING_UNREGISTER_RING_FDS`.
+pub(crate) const UNREGISTER_RING_FDS: u8 = 21;
+
 /// `io_uring_register` calls a restricted ring still accepts: registered buffers, buffer rings
 /// and personalities (each has a fallback if refused, but a sandbox usually wants them).
 pub(crate) const REGISTER_OPS: &[u8] = &[
-    0,  // IORING_REGISTER_BUFFERS
-    1,  // IORING_UNREGISTER_BUFFERS
-    8,  // IORING_REGISTER_PROBE
-    9,  // IORING_REGISTER_PERSONALITY
-    10, // IORING_UNREGISTER_PERSONALITY
-    15, // IORING_REGISTER_BUFFERS2
-    16, // IORING_REGISTER_BUFFERS_UPDATE
-    21, // IORING_UNREGISTER_RING_FDS: the worker's ring fd, registered before the restrictions,
-    //     is released with the runtime (else the thread's table keeps the ring alive)
+    0,                   // IORING_REGISTER_BUFFERS
+    1,                   // IORING_UNREGISTER_BUFFERS
+    8,                   // IORING_REGISTER_PROBE
+    9,                   // IORING_REGISTER_PERSONALITY
+    10,                  // IORING_UNREGISTER_PERSONALITY
+    15,                  // IORING_REGISTER_BUFFERS2
+    16,                  // IORING_REGISTER_BUFFERS_UPDATE
+    UNREGISTER_RING_FDS, // the worker's ring fd, registered before the restrictions, is
+    //                      released with the runtime (else the thread's table keeps the ring)
     22, // IORING_REGISTER_PBUF_RING
     23, // IORING_UNREGISTER_PBUF_RING
 ];

@@ -165,35 +165,55 @@ impl UringDriver {
     fn restrict(&mut self, opcodes: &[u8]) -> io::Result<()> {
         use io_uring::register::Restriction;
         use io_uring::squeue::Flags;
-        // Only opcodes and register calls this kernel has: it refuses the whole list (EINVAL)
-        // if one is past its last (`OpClass::Files` names FTRUNCATE, 6.9, which made every
-        // restricted ring fail to start on 6.1; the register list names 5.13-5.19 calls). One
-        // left out is one the kernel cannot run anyway. The full list stays the policy for
-        // operations run outside the ring (`allows_outside`).
+        // Only opcodes this kernel has (its probe): it refuses the whole list (EINVAL) if one
+        // is past its last (`OpClass::Files` names FTRUNCATE, 6.9, which made every restricted
+        // ring fail to start on 6.1). One left out is one the kernel cannot run anyway. The
+        // full list stays the policy for operations run outside the ring (`allows_outside`).
         let sqe_ops: Vec<u8> = opcodes
             .iter()
             .copied()
             .filter(|&op| self.supports(op))
             .collect();
-        let register_ops: Vec<u8> = super::restrict::REGISTER_OPS
-            .iter()
-            .copied()
-            .filter(|&op| old_kernel::register_op_known(op))
-            .collect();
-        // The kernel model of the emulation: a list naming what the emulated kernel lacks is
-        // refused as it would refuse it (this catches a list built without the filters above).
+        // The kernel model of the emulation: a list naming an opcode the emulated kernel lacks
+        // is refused as that kernel refuses it (this catches a list built without the filter).
         if sqe_ops.iter().any(|&op| old_kernel::lacks_opcode(op)) {
             return Err(old_kernel::refused());
         }
-        let mut list: Vec<Restriction> =
-            sqe_ops.iter().map(|&op| Restriction::sqe_op(op)).collect();
-        list.extend(register_ops.iter().map(|&op| Restriction::register_op(op)));
-        // SQE flags the runtime sets (buffer select for provided-buffer receives).
-        list.push(Restriction::sqe_flags_allowed(
-            (Flags::BUFFER_SELECT | Flags::ASYNC).bits(),
-        ));
+        let build = |register_ops: &mut dyn Iterator<Item = u8>| {
+            let mut list: Vec<Restriction> =
+                sqe_ops.iter().map(|&op| Restriction::sqe_op(op)).collect();
+            list.extend(register_ops.map(Restriction::register_op));
+            // SQE flags the runtime sets (buffer select for provided-buffer receives).
+            list.push(Restriction::sqe_flags_allowed(
+                (Flags::BUFFER_SELECT | Flags::ASYNC).bits(),
+            ));
+            list
+        };
+        // Register calls: there is no probe for them, so every one hoop uses first; a kernel
+        // that lacks one refuses the whole list (EINVAL) and forgets it, and then the calls of
+        // its release are tried — keeping the ring-fd unregister whenever the ring fd was
+        // registered (a kernel with backports can have it under an older release number).
         let submitter = self.ring.submitter();
-        submitter.register_restrictions(&mut list)?;
+        let all = &mut super::restrict::REGISTER_OPS.iter().copied();
+        let first = if super::restrict::REGISTER_OPS
+            .iter()
+            .any(|&op| old_kernel::refuses_register_op(op))
+        {
+            Err(old_kernel::refused())
+        } else {
+            submitter.register_restrictions(&mut build(all))
+        };
+        match first {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                let registered_ring = self.enter.is_registered();
+                let known = &mut super::restrict::REGISTER_OPS.iter().copied().filter(|&op| {
+                    old_kernel::register_op_known(op)
+                        || (op == super::restrict::UNREGISTER_RING_FDS && registered_ring)
+                });
+                submitter.register_restrictions(&mut build(known))?;
+            }
+            res => res?,
+        }
         submitter.register_enable_rings()?;
         self.setup.push_str("|R_DISABLED (restricted)");
         tracing::debug!(target: "hoop", opcodes = sqe_ops.len(), "ring restricted to an opcode allowlist");

@@ -7,9 +7,10 @@ use io_uring::{opcode, squeue::Entry, types};
 use std::io;
 use std::os::fd::{IntoRawFd, OwnedFd, RawFd};
 
-/// Closes an fd it owns, never twice: by the kernel if the operation ran (its completion, or
-/// the orphaned completion of a dropped future, says so), otherwise by `Drop`. Where a result
-/// cannot tell whether the kernel released the fd, it is left alone (a leak at worst).
+/// Closes an fd it owns, never twice: once the fd is handed to the kernel (an SQE built, or the
+/// syscall made on the pool or inline) the kernel owns it, whatever the result — an error, a
+/// cancel, a shutdown before it ran (a leak at worst, never a close of a number reused
+/// meanwhile); only an operation that never got that far closes it in `Drop`.
 pub struct Close {
     fd: RawFd,
     submitted: bool,
@@ -30,6 +31,10 @@ unsafe impl OpCode for Close {
     type Output = io::Result<()>;
 
     fn uring_entry(&mut self) -> Option<Entry> {
+        // Handed to the kernel from here: whatever comes back (a cancel, an error, nothing before
+        // the runtime shuts down), the fd may be gone — io-wq detaches it before the flush, and
+        // a cancel cannot stop a close that started — so `Drop` never closes it again.
+        self.submitted = true;
         Some(opcode::Close::new(types::Fd(self.fd)).build())
     }
 
@@ -44,25 +49,10 @@ unsafe impl OpCode for Close {
         cvt(unsafe { libc::close(self.fd) } as libc::c_long)
     }
 
-    fn complete(mut self, result: io::Result<u32>) -> io::Result<()> {
-        // `perform` (pool, inline) already said whether it ran. Otherwise a result with an OS
-        // error came from the kernel, which may have released the fd even when it reports one
-        // (Linux does on close errors; io-wq detaches the fd before a filesystem's flush, which
-        // may answer ECANCELED): the fd is considered gone, and at worst leaks — never closed
-        // twice, which could close a number reused meanwhile. An error without an OS error
-        // came from the runtime (no runtime, runtime gone after the shutdown cancelled the
-        // close, pool shut down) before anything ran: the fd is still this op's to close.
-        self.submitted |= match &result {
-            Ok(_) => true,
-            Err(e) => e.raw_os_error().is_some(),
-        };
+    fn complete(self, result: io::Result<u32>) -> io::Result<()> {
+        // `uring_entry` or `perform` marked it if the kernel got the fd; an error before either
+        // (no runtime, the pool shut down) leaves the fd to `Drop`.
         result.map(drop)
-    }
-
-    fn orphaned(&mut self, res: i32, _flags: u32) {
-        // The future was dropped, so the driver asked for this cancel: `-ECANCELED` means the
-        // close was cancelled before it ran.
-        self.submitted |= res != -libc::ECANCELED;
     }
 }
 
@@ -91,20 +81,24 @@ mod tests {
         std::fs::File::open("/dev/null").unwrap().into()
     }
 
-    /// A result the kernel gave (any OS error, `ECANCELED` included: a flush may answer it after
-    /// io-wq detached the fd) means the fd may be gone: never closed again. An error made by the
-    /// runtime before anything ran (no OS error) leaves the fd to `Drop`.
+    /// Once the SQE was built the kernel may own the fd, whatever comes back (`ECANCELED`
+    /// included: a flush may answer it after io-wq detached the fd): never closed again. An
+    /// error before that (no runtime, pool shut down) leaves the fd to `Drop`.
     #[test]
-    fn closes_only_what_the_kernel_did_not() {
-        for (err, closed_by_drop) in [
-            (io::Error::from_raw_os_error(libc::ECANCELED), false),
-            (io::Error::from_raw_os_error(libc::EIO), false),
-            (io::Error::other("the runtime shut down"), true),
+    fn closes_only_what_never_reached_the_kernel() {
+        for (handed, err) in [
+            (true, io::Error::from_raw_os_error(libc::ECANCELED)),
+            (true, io::Error::other("the runtime shut down")),
+            (false, io::Error::other("no runtime")),
         ] {
             let fd = fresh_fd();
             let raw = fd.as_raw_fd();
-            let _ = Close::new(fd).complete(Err(err));
-            assert_eq!(!is_open(raw), closed_by_drop, "fd {raw}");
+            let mut op = Close::new(fd);
+            if handed {
+                let _ = op.uring_entry();
+            }
+            let _ = op.complete(Err(err));
+            assert_eq!(is_open(raw), handed, "fd {raw}");
             if is_open(raw) {
                 // SAFETY: the op left it alone; this test owns it.
                 drop(unsafe { OwnedFd::from_raw_fd(raw) });

@@ -58,7 +58,8 @@ unsafe impl OpCode for ReadFixed {
     }
 
     fn repeatable(&self) -> bool {
-        true
+        // Positioned reads; one at the current position (a stream) consumes what it reads.
+        self.offset != super::rw::CURRENT_POSITION
     }
 
     fn perform(&mut self) -> io::Result<u32> {

@@ -16,12 +16,14 @@ pub enum XattrTarget {
     /// An open file.
     Fd(SharedFd),
     /// A file opened with `O_PATH` — which needs no read permission and has no open side
-    /// effects (a device) — named by its `/proc/self/fd/N` link, since the fd calls refuse
-    /// `O_PATH` fds. The op keeps the fd open, so the number names this file until it ends.
+    /// effects (a device) — named by its `/proc/thread-self/fd/N` link, since the fd calls
+    /// refuse `O_PATH` fds. The op keeps the fd open, so the number names this file until it
+    /// ends; every thread that may make the call (the worker, io-wq, the pool) shares the fd
+    /// table (`thread-self`, unlike `self`, works after the main thread exited).
     Linked {
         /// The `O_PATH` fd.
         fd: SharedFd,
-        /// `/proc/self/fd/N`.
+        /// `/proc/thread-self/fd/N`.
         link: CString,
     },
 }
@@ -29,7 +31,7 @@ pub enum XattrTarget {
 impl XattrTarget {
     /// The target for an `O_PATH` fd (see [`XattrTarget::Linked`]).
     pub fn linked(fd: SharedFd) -> Self {
-        let link = CString::new(format!("/proc/self/fd/{}", fd.raw()))
+        let link = CString::new(format!("/proc/thread-self/fd/{}", fd.raw()))
             .expect("no NUL in a formatted number");
         XattrTarget::Linked { fd, link }
     }

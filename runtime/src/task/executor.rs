@@ -139,7 +139,15 @@ impl Executor {
             if drained.is_empty() {
                 break;
             }
-            drop(drained);
+            for task in drained {
+                // One at a time, each caught: a second panicking destructor while the first
+                // unwinds would abort the process, and the shutdown must go on to drain the
+                // driver either way.
+                let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(task)));
+                if dropped.is_err() {
+                    crate::log::warning!("a task's destructor panicked while the worker shut down");
+                }
+            }
         }
         self.run_queue.borrow_mut().clear();
     }
