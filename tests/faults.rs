@@ -32,19 +32,25 @@ fn rss_kib() -> usize {
 
 extern "C" fn on_signal(_: libc::c_int) {}
 
-/// SIGUSR1 (a handler without `SA_RESTART`, so blocking syscalls fail with `EINTR`) delivered
-/// to the worker every millisecond while it parks, submits, reads pipes and files, sleeps and
-/// waits for the blocking pool: nothing fails, nothing hangs.
-#[test]
-fn signal_storm_every_millisecond() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    // SAFETY: installs a handler that does nothing, without SA_RESTART.
+/// SIGUSR1 runs a handler that does nothing, without `SA_RESTART`: a blocking syscall it
+/// interrupts fails with `EINTR`.
+fn interrupt_on_sigusr1() {
+    // SAFETY: installs a handler that does nothing, from a zeroed, valid sigaction.
     unsafe {
         let mut sa: libc::sigaction = std::mem::zeroed();
         sa.sa_sigaction = on_signal as *const () as usize;
         sa.sa_flags = 0;
         libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut());
     }
+}
+
+/// SIGUSR1 (a handler without `SA_RESTART`, so blocking syscalls fail with `EINTR`) delivered
+/// to the worker every millisecond while it parks, submits, reads pipes and files, sleeps and
+/// waits for the blocking pool: nothing fails, nothing hangs.
+#[test]
+fn signal_storm_every_millisecond() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    interrupt_on_sigusr1();
     for driver in common::drivers() {
         let rt = Builder::new().workers(1).driver(driver).build().unwrap();
         // SAFETY: pthread_self of this thread, which runs worker 0 (block_on).
@@ -481,13 +487,7 @@ fn threads_named(comm: &str) -> Vec<i32> {
 #[test]
 fn signals_aimed_at_pool_threads_do_not_interrupt_its_syscalls() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    // SAFETY: installs a handler that does nothing, without SA_RESTART.
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_signal as *const () as usize;
-        sa.sa_flags = 0;
-        libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut());
-    }
+    interrupt_on_sigusr1();
     let dir = std::env::temp_dir().join(format!("hoop-pool-signals-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     for driver in common::drivers() {

@@ -443,6 +443,22 @@ fn io_wq_threads_are_bounded() {
     assert!(unbounded > 1, "{unbounded} io-wq threads without a bound");
 }
 
+/// Makes `caps` (capability bits below 32) this thread's effective and permitted sets, and
+/// nothing inheritable (threads started later inherit them).
+fn set_thread_caps(caps: u32) {
+    #[repr(C)]
+    struct Header(u32, i32);
+    #[repr(C)]
+    struct Data(u32, u32, u32);
+    let mut h = Header(0x2008_0522, 0); // _LINUX_CAPABILITY_VERSION_3, this thread
+    let d = [Data(caps, caps, 0), Data(0, 0, 0)];
+    // SAFETY: a version-3 header and the two data words the kernel reads.
+    assert_eq!(
+        unsafe { libc::syscall(libc::SYS_capset, &mut h, d.as_ptr()) },
+        0
+    );
+}
+
 /// Capability numbers (linux/capability.h).
 const CAP_DAC_OVERRIDE: u32 = 1;
 const CAP_SETGID: u32 = 6;
@@ -557,14 +573,8 @@ fn non_root_server_impersonation_keeps_no_capabilities() {
         assert_eq!(libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0), 0);
         assert_eq!(libc::setresgid(1001, 1001, 1001), 0);
         assert_eq!(libc::setresuid(1001, 1001, 1001), 0);
-        #[repr(C)]
-        struct Header(u32, i32);
-        #[repr(C)]
-        struct Data(u32, u32, u32);
-        let mut h = Header(0x2008_0522, 0);
-        let d = [Data(keep, keep, 0), Data(0, 0, 0)];
-        assert_eq!(libc::syscall(libc::SYS_capset, &mut h, d.as_ptr()), 0);
     }
+    set_thread_caps(keep);
     for driver in common::drivers() {
         let rt = Builder::new().workers(1).driver(driver).build().unwrap();
         rt.block_on(async {
@@ -598,16 +608,7 @@ fn non_root_server_impersonation_keeps_no_capabilities() {
     // (review-2 L8: the pool's PermissionDenied, which has no errno — setfsuid reports failure
     // only by not changing — came back as EIO on epoll).
     let only = (1u32 << CAP_DAC_OVERRIDE) | (1 << CAP_SETGID);
-    // SAFETY: drops capabilities of this thread (threads started later inherit them).
-    unsafe {
-        #[repr(C)]
-        struct Header(u32, i32);
-        #[repr(C)]
-        struct Data(u32, u32, u32);
-        let mut h = Header(0x2008_0522, 0);
-        let d = [Data(only, only, 0), Data(0, 0, 0)];
-        assert_eq!(libc::syscall(libc::SYS_capset, &mut h, d.as_ptr()), 0);
-    }
+    set_thread_caps(only);
     for driver in common::drivers() {
         let rt = Builder::new().workers(1).driver(driver).build().unwrap();
         rt.block_on(async {

@@ -86,6 +86,8 @@ unsafe impl IoBufMut for Vec<u8> {
     fn stable_mut_ptr(&mut self) -> *mut u8 {
         self.as_mut_ptr()
     }
+    // SAFETY (contract): callers only pass `pos` after writing the first `pos` bytes; the
+    // length is clamped to the capacity and never shrinks.
     unsafe fn set_init(&mut self, pos: usize) {
         debug_assert!(pos <= self.capacity(), "set_init({pos}) past the capacity");
         // A kernel result is never trusted to stay within the buffer (`recv(MSG_TRUNC)` returns
