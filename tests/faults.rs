@@ -9,7 +9,7 @@ mod common;
 
 use futures_util::StreamExt;
 use hoop::Builder;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -55,19 +55,11 @@ fn signal_storm_every_millisecond() {
         let rt = Builder::new().workers(1).driver(driver).build().unwrap();
         // SAFETY: pthread_self of this thread, which runs worker 0 (block_on).
         let target = unsafe { libc::pthread_self() } as usize;
-        let stop = Arc::new(AtomicBool::new(false));
-        let sent = Arc::new(AtomicUsize::new(0));
-        let storm = {
-            let (stop, sent) = (stop.clone(), sent.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    // SAFETY: signals a live thread (joined only after `stop`).
-                    unsafe { libc::pthread_kill(target as libc::pthread_t, libc::SIGUSR1) };
-                    sent.fetch_add(1, Ordering::Relaxed);
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-            })
-        };
+        let storm = common::Storm::start(move || {
+            // SAFETY: signals this test's thread, alive until the storm is stopped.
+            unsafe { libc::pthread_kill(target as libc::pthread_t, libc::SIGUSR1) };
+            1
+        });
         rt.block_on(async {
             let path = std::env::temp_dir()
                 .join(format!("hoop-signals-{}-{driver:?}", std::process::id()));
@@ -100,9 +92,7 @@ fn signal_storm_every_millisecond() {
             }
             hoop::fs::remove_file(&path).await.unwrap();
         });
-        stop.store(true, Ordering::Relaxed);
-        storm.join().unwrap();
-        assert!(sent.load(Ordering::Relaxed) > 50, "the storm was too weak");
+        assert!(storm.stop() > 50, "the storm was too weak");
         drop(rt);
     }
 }
@@ -503,26 +493,15 @@ fn signals_aimed_at_pool_threads_do_not_interrupt_its_syscalls() {
             .build()
             .unwrap();
         let fifo = dir.join(format!("fifo-{driver:?}"));
-        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: a valid path string.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-        let stop = Arc::new(AtomicBool::new(false));
-        let sent = Arc::new(AtomicUsize::new(0));
-        let storm = {
-            let (stop, sent) = (stop.clone(), sent.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    for tid in threads_named("sigt-blocking") {
-                        // SAFETY: tgkill of a thread of this process (a stale tid fails).
-                        unsafe {
-                            libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGUSR1)
-                        };
-                        sent.fetch_add(1, Ordering::Relaxed);
-                    }
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-            })
-        };
+        common::mkfifo(&fifo, 0o600);
+        let storm = common::Storm::start(|| {
+            let tids = threads_named("sigt-blocking");
+            for &tid in &tids {
+                // SAFETY: tgkill of a thread of this process (a stale tid fails).
+                unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGUSR1) };
+            }
+            tids.len()
+        });
         let writer_path = fifo.clone();
         rt.block_on(async move {
             // A blocking job that waits on the FIFO on a pool thread, as the epoll driver's open
@@ -591,12 +570,7 @@ fn signals_aimed_at_pool_threads_do_not_interrupt_its_syscalls() {
             assert_ne!(mask & bit(libc::SIGUSR1), 0, "{driver:?}: {mask:x}");
             assert_eq!(mask & bit(libc::SIGSEGV), 0, "{driver:?}: {mask:x}");
         }
-        stop.store(true, Ordering::Relaxed);
-        storm.join().unwrap();
-        assert!(
-            sent.load(Ordering::Relaxed) > 10,
-            "the storm never reached a pool thread"
-        );
+        assert!(storm.stop() > 10, "the storm never reached a pool thread");
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -182,9 +182,7 @@ fn fileserver_refuses_fifos_bodies_and_slow_clients() {
     std::fs::write(root.join("index.html"), "<h1>hoop</h1>\n").unwrap();
     std::fs::write(root.join("big"), vec![0u8; 64 << 20]).unwrap();
     for fifo in [root.join("pipe"), root.join("fifodir/index.html")] {
-        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: a valid path string.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        common::mkfifo(&fifo, 0o644);
     }
     for driver in common::driver_names() {
         let server = start_with(

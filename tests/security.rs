@@ -443,6 +443,15 @@ fn io_wq_threads_are_bounded() {
     assert!(unbounded > 1, "{unbounded} io-wq threads without a bound");
 }
 
+/// Opens `path` for reading as user and group `uid` (no supplementary groups).
+async fn open_as(path: &std::path::Path, uid: u32) -> std::io::Result<hoop::fs::File> {
+    hoop::fs::OpenOptions::new()
+        .read(true)
+        .credentials(hoop::Credentials::new(uid, uid, vec![]))
+        .open(path)
+        .await
+}
+
 /// Makes `caps` (capability bits below 32) this thread's effective and permitted sets, and
 /// nothing inheritable (threads started later inherit them).
 fn set_thread_caps(caps: u32) {
@@ -581,26 +590,14 @@ fn non_root_server_impersonation_keeps_no_capabilities() {
             // The server itself reads it (CAP_DAC_OVERRIDE)...
             assert!(hoop::fs::read(&secret).await.is_ok(), "{driver:?}");
             // ...bob does not.
-            let bob = hoop::Credentials::new(1003, 1003, vec![]);
-            let err = hoop::fs::OpenOptions::new()
-                .read(true)
-                .credentials(bob)
-                .open(&secret)
-                .await
-                .unwrap_err();
+            let err = open_as(&secret, 1003).await.unwrap_err();
             assert_eq!(
                 err.kind(),
                 std::io::ErrorKind::PermissionDenied,
                 "{driver:?}: {err}"
             );
             // alice does.
-            let alice = hoop::Credentials::new(1002, 1002, vec![]);
-            let f = hoop::fs::OpenOptions::new()
-                .read(true)
-                .credentials(alice)
-                .open(&secret)
-                .await
-                .unwrap();
+            let f = open_as(&secret, 1002).await.unwrap();
             assert_eq!(f.read_at(Vec::with_capacity(16), 0).await.1, b"alice's");
         });
     }
@@ -612,12 +609,7 @@ fn non_root_server_impersonation_keeps_no_capabilities() {
     for driver in common::drivers() {
         let rt = Builder::new().workers(1).driver(driver).build().unwrap();
         rt.block_on(async {
-            let err = hoop::fs::OpenOptions::new()
-                .read(true)
-                .credentials(hoop::Credentials::new(1002, 1002, vec![]))
-                .open(&secret)
-                .await
-                .unwrap_err();
+            let err = open_as(&secret, 1002).await.unwrap_err();
             assert_eq!(
                 err.kind(),
                 std::io::ErrorKind::PermissionDenied,

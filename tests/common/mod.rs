@@ -185,3 +185,48 @@ pub fn kernel_at_least(release: (u32, u32)) -> bool {
     };
     kernel >= release
 }
+
+/// Makes a FIFO at `path` with `mode`.
+pub fn mkfifo(path: &std::path::Path, mode: libc::mode_t) {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid, NUL-terminated path string alive for the call.
+    assert_eq!(
+        unsafe { libc::mkfifo(c.as_ptr(), mode) },
+        0,
+        "{}",
+        path.display()
+    );
+}
+
+/// A thread that calls `fire` every millisecond until stopped, counting the calls that
+/// returned true (signals sent).
+pub struct Storm {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<usize>>,
+}
+
+impl Storm {
+    pub fn start(fire: impl Fn() -> usize + Send + 'static) -> Storm {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut sent = 0;
+            while !stop2.load(Ordering::Relaxed) {
+                sent += fire();
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            sent
+        });
+        Storm {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops the thread; returns how many signals it sent.
+    pub fn stop(mut self) -> usize {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
