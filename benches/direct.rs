@@ -61,7 +61,7 @@ fn offsets(seed: u64) -> impl FnMut() -> u64 {
 fn hoop_run(path: &Path, secs: Duration, fixed: bool) -> f64 {
     let rt = hoop::Runtime::builder()
         .workers(1)
-        .driver(hoop::Driver::IoUring)
+        .driver(hoop::DriverChoice::IoUring)
         .build()
         .expect("hoop");
     rt.block_on(async move {

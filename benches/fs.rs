@@ -63,7 +63,7 @@ fn offsets(seed: u64) -> impl FnMut() -> u64 {
     }
 }
 
-fn hoop_rt(driver: hoop::Driver) -> hoop::Runtime {
+fn hoop_rt(driver: hoop::DriverChoice) -> hoop::Runtime {
     hoop::Runtime::builder()
         .workers(1)
         .driver(driver)
@@ -78,9 +78,9 @@ fn tokio_rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-const DRIVERS: [(&str, hoop::Driver); 2] = [
-    ("hoop-io_uring", hoop::Driver::IoUring),
-    ("hoop-epoll", hoop::Driver::Epoll),
+const DRIVERS: [(&str, hoop::DriverChoice); 2] = [
+    ("hoop-io_uring", hoop::DriverChoice::IoUring),
+    ("hoop-epoll", hoop::DriverChoice::Epoll),
 ];
 
 fn hoop_reads(rt: &hoop::Runtime, path: &Path, iters: u64, depth: u64) -> Duration {

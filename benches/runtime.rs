@@ -11,7 +11,7 @@ use std::pin::pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-fn hoop_rt(driver: hoop::Driver) -> hoop::Runtime {
+fn hoop_rt(driver: hoop::DriverChoice) -> hoop::Runtime {
     hoop::Runtime::builder()
         .workers(1)
         .driver(driver)
@@ -26,9 +26,9 @@ fn tokio_rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-const DRIVERS: [(&str, hoop::Driver); 2] = [
-    ("hoop-io_uring", hoop::Driver::IoUring),
-    ("hoop-epoll", hoop::Driver::Epoll),
+const DRIVERS: [(&str, hoop::DriverChoice); 2] = [
+    ("hoop-io_uring", hoop::DriverChoice::IoUring),
+    ("hoop-epoll", hoop::DriverChoice::Epoll),
 ];
 
 /// Polls a future once with a no-op waker (registers a timer without waiting for it).

@@ -15,7 +15,7 @@ mod sys;
 use hoop::buf::FixedBufPool;
 use hoop::fs::File;
 use hoop::net::TcpStream;
-use hoop::{Driver, Runtime};
+use hoop::{DriverChoice, Runtime};
 use std::io::Read;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -66,7 +66,7 @@ async fn send(way: Way, stream: &TcpStream, file: &File, len: u64) -> std::io::R
 }
 
 /// One transfer; returns GB/s.
-fn run(way: Way, driver: Driver, path: &Path, len: u64) -> f64 {
+fn run(way: Way, driver: DriverChoice, path: &Path, len: u64) -> f64 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let reader = std::thread::spawn(move || {
@@ -124,7 +124,10 @@ fn main() {
         Way::ReadWrite,
         Way::FixedReadWrite,
     ];
-    let drivers = [("io_uring", Driver::IoUring), ("epoll", Driver::Epoll)];
+    let drivers = [
+        ("io_uring", DriverChoice::IoUring),
+        ("epoll", DriverChoice::Epoll),
+    ];
     let mut results = vec![vec![Vec::new(); drivers.len()]; ways.len()];
     for _ in 0..rounds {
         for (w, way) in ways.iter().enumerate() {

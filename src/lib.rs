@@ -148,14 +148,14 @@
 //!
 //! ## Choosing a driver
 //!
-//! [`Driver::Auto`] (the default) uses io_uring and falls back to epoll only where io_uring is
+//! [`DriverChoice::Auto`] (the default) uses io_uring and falls back to epoll only where io_uring is
 //! unavailable (an old kernel, a seccomp profile that denies it); [`runtime_info`] says which
 //! and why, and the choice is reported through `tracing`. `HOOP_DRIVER=epoll|io_uring`
 //! overrides `Auto`. Every operation runs on both drivers with the same results: on epoll,
 //! sockets wait for readiness and file operations run on the blocking pool.
 //!
 //! ```
-//! let rt = hoop::Runtime::builder().driver(hoop::Driver::Epoll).build().unwrap();
+//! let rt = hoop::Runtime::builder().driver(hoop::DriverChoice::Epoll).build().unwrap();
 //! assert_eq!(rt.info().driver, hoop::DriverKind::Epoll);
 //! rt.block_on(async { hoop::io::nop().await.unwrap() });
 //! ```
@@ -200,7 +200,7 @@ pub use hoop_net as net;
 
 #[doc(hidden)]
 pub mod __private {
-    use hoop_runtime::{Builder, Driver};
+    use hoop_runtime::{Builder, DriverChoice};
 
     /// True when the environment says io_uring is denied to this process
     /// (`HOOP_EXPECT_NO_IO_URING=1`, set by the `deny_io_uring` example). Panics if it is set but
@@ -211,7 +211,10 @@ pub mod __private {
             if std::env::var_os("HOOP_EXPECT_NO_IO_URING").is_none() {
                 return false;
             }
-            let probe = Builder::new().workers(1).driver(Driver::IoUring).build();
+            let probe = Builder::new()
+                .workers(1)
+                .driver(DriverChoice::IoUring)
+                .build();
             assert!(
                 probe.is_err(),
                 "HOOP_EXPECT_NO_IO_URING is set but an io_uring runtime starts"
@@ -243,14 +246,14 @@ pub mod __private {
     /// The builder a `#[hoop::test]` variant uses, or `None` if `HOOP_DRIVER` selects the other
     /// driver or io_uring is denied (see [`io_uring_denied`]); the variant is then skipped.
     pub fn test_builder(builder: Builder) -> Option<Builder> {
-        if builder.driver_choice() == Driver::IoUring && io_uring_denied() {
+        if builder.driver_choice() == DriverChoice::IoUring && io_uring_denied() {
             record_skip("io_uring denied (HOOP_EXPECT_NO_IO_URING)");
             return None;
         }
         let wanted = std::env::var("HOOP_DRIVER").unwrap_or_default();
         let skip = matches!(
             (wanted.as_str(), builder.driver_choice()),
-            ("epoll", Driver::IoUring) | ("io_uring", Driver::Epoll)
+            ("epoll", DriverChoice::IoUring) | ("io_uring", DriverChoice::Epoll)
         );
         if skip {
             record_skip(&format!("HOOP_DRIVER={wanted}"));

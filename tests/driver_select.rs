@@ -2,12 +2,12 @@
 //! when io_uring is unavailable (fault injection, and a real seccomp filter in a child process),
 //! and real errors reported instead of hidden.
 
-use hoop::{Driver, DriverKind, Runtime};
+use hoop::{DriverChoice, DriverKind, Runtime};
 
 #[path = "common/mod.rs"]
 mod common;
 
-fn kind_with(driver: Driver) -> std::io::Result<(DriverKind, String)> {
+fn kind_with(driver: DriverChoice) -> std::io::Result<(DriverKind, String)> {
     let rt = Runtime::builder().workers(1).driver(driver).build()?;
     Ok((rt.info().driver, rt.info().reason.clone()))
 }
@@ -17,21 +17,21 @@ fn builder_forces_each_driver() {
     if std::env::var_os("HOOP_DRIVER").is_some() {
         return; // the child-process tests below control the variable
     }
-    let (kind, reason) = kind_with(Driver::Epoll).unwrap();
+    let (kind, reason) = kind_with(DriverChoice::Epoll).unwrap();
     assert_eq!(kind, DriverKind::Epoll);
     assert_eq!(reason, "requested by the builder");
     if common::io_uring_denied() {
         // Under a seccomp filter (the `deny_io_uring` runner): io_uring is an error, Auto is epoll.
-        let err = kind_with(Driver::IoUring).unwrap_err();
+        let err = kind_with(DriverChoice::IoUring).unwrap_err();
         assert!(err.to_string().contains("unavailable"), "{err}");
-        let (kind, reason) = kind_with(Driver::Auto).unwrap();
+        let (kind, reason) = kind_with(DriverChoice::Auto).unwrap();
         assert_eq!(kind, DriverKind::Epoll);
         assert!(reason.contains("io_uring unavailable"), "{reason}");
         return;
     }
-    let (kind, _) = kind_with(Driver::IoUring).unwrap();
+    let (kind, _) = kind_with(DriverChoice::IoUring).unwrap();
     assert_eq!(kind, DriverKind::IoUring);
-    let (kind, reason) = kind_with(Driver::Auto).unwrap();
+    let (kind, reason) = kind_with(DriverChoice::Auto).unwrap();
     assert_eq!(
         kind,
         DriverKind::IoUring,
@@ -68,7 +68,7 @@ fn auto_falls_back_only_when_io_uring_is_unavailable() {
     for errno in [libc::ENOMEM, libc::EMFILE] {
         let err = Runtime::builder()
             .workers(1)
-            .driver(Driver::Auto)
+            .driver(DriverChoice::Auto)
             .uring_setup_fault(errno)
             .build();
         if std::env::var_os("HOOP_DRIVER").is_none() {
@@ -78,7 +78,7 @@ fn auto_falls_back_only_when_io_uring_is_unavailable() {
     // Insisting on io_uring where it is unavailable is an error.
     let err = Runtime::builder()
         .workers(1)
-        .driver(Driver::IoUring)
+        .driver(DriverChoice::IoUring)
         .uring_setup_fault(libc::EPERM)
         .build()
         .unwrap_err();
@@ -163,7 +163,7 @@ fn child_under_seccomp() {
     assert_eq!(out, vec![b"seccomp".to_vec(), b"seccomp".to_vec()]);
     let err = Runtime::builder()
         .workers(1)
-        .driver(Driver::IoUring)
+        .driver(DriverChoice::IoUring)
         .build()
         .unwrap_err();
     assert_eq!(err.raw_os_error(), None, "wrapped with context: {err}");
@@ -196,7 +196,7 @@ fn ring_fd_is_registered_and_released_with_its_runtime() {
     let build = || {
         Runtime::builder()
             .workers(1)
-            .driver(Driver::IoUring)
+            .driver(DriverChoice::IoUring)
             .build()
             .unwrap()
     };
@@ -214,7 +214,7 @@ fn ring_fd_is_registered_and_released_with_its_runtime() {
         } else {
             Runtime::builder()
                 .workers(1)
-                .driver(Driver::IoUring)
+                .driver(DriverChoice::IoUring)
                 .restrict_to(&[hoop::OpClass::Files])
                 .build()
                 .unwrap()

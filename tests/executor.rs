@@ -304,7 +304,7 @@ fn run_on_every_worker() {
         });
         assert_eq!(counter.load(Ordering::SeqCst), 3);
         let kind = match driver {
-            hoop::Driver::Epoll => hoop::DriverKind::Epoll,
+            hoop::DriverChoice::Epoll => hoop::DriverKind::Epoll,
             _ => hoop::DriverKind::IoUring,
         };
         assert_eq!(out, vec![(0, 0, kind), (1, 1, kind), (2, 2, kind)]);

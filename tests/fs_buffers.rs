@@ -255,7 +255,7 @@ fn child_with_no_memlock() {
     }
     drop_ipc_lock();
     let rt = hoop::Runtime::builder()
-        .driver(hoop::Driver::IoUring)
+        .driver(hoop::DriverChoice::IoUring)
         .build()
         .unwrap();
     rt.block_on(async {

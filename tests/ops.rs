@@ -312,8 +312,8 @@ unsafe impl hoop::op::OpCode for CancelledNop {
     fn plan(&self) -> hoop::op::Plan {
         hoop::op::Plan::Now
     }
-    fn repeatable(&self) -> bool {
-        self.repeatable
+    fn traits(&self) -> hoop::op::OpTraits {
+        hoop::op::OpTraits::NONE.repeatable(self.repeatable)
     }
     fn perform(&mut self) -> std::io::Result<u32> {
         Ok(0)

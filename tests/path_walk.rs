@@ -284,7 +284,7 @@ fn child_without_openat2() {
     common::deny_syscall(libc::SYS_openat2, errno).unwrap();
     assert!(!hoop::op::open_walk::openat2_works());
     let rt = hoop::Runtime::builder()
-        .driver(hoop::Driver::Epoll)
+        .driver(hoop::DriverChoice::Epoll)
         .build()
         .unwrap();
     rt.block_on(async {

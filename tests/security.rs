@@ -5,7 +5,7 @@
 #[path = "common/mod.rs"]
 mod common;
 use hoop::buf::FixedBufPool;
-use hoop::{Builder, Driver, OpClass};
+use hoop::{Builder, DriverChoice, OpClass};
 use std::collections::HashSet;
 use std::os::fd::AsRawFd;
 use std::sync::Mutex;
@@ -112,7 +112,10 @@ fn ring_and_registered_buffers_are_not_inherited_by_fork() {
     if common::io_uring_denied() {
         return; // no rings, no registered buffers
     }
-    let rt = Builder::new().driver(Driver::IoUring).build().unwrap();
+    let rt = Builder::new()
+        .driver(DriverChoice::IoUring)
+        .build()
+        .unwrap();
     rt.block_on(async {
         let pool = FixedBufPool::new(4, 8192).unwrap();
         // Registered where the kernel has a sparse buffer table (5.19).
@@ -153,7 +156,7 @@ fn restricted_ring_refuses_other_opcodes() {
         return; // restrictions are a ring feature
     }
     let rt = Builder::new()
-        .driver(Driver::IoUring)
+        .driver(DriverChoice::IoUring)
         .restrict_to(&[OpClass::Files, OpClass::Paths])
         .build()
         .unwrap();
@@ -208,7 +211,7 @@ fn restricted_ring_allowlist_covers_operations_run_outside_the_ring() {
         assert_eq!(hoop::fs::os_error(&e), Some(libc::EACCES), "{what}: {e}");
     };
     let rt = Builder::new()
-        .driver(Driver::IoUring)
+        .driver(DriverChoice::IoUring)
         .restrict_to(&[OpClass::Net])
         .build()
         .unwrap();
@@ -234,7 +237,7 @@ fn restricted_ring_allowlist_covers_operations_run_outside_the_ring() {
         assert!(f.read_at(Vec::with_capacity(8), 0).await.0.is_ok());
     });
     let rt = Builder::new()
-        .driver(Driver::IoUring)
+        .driver(DriverChoice::IoUring)
         .restrict_to(&[OpClass::Paths])
         .build()
         .unwrap();
@@ -292,7 +295,7 @@ fn in_flight_operations_are_bounded() {
             }
             let m = hoop::metrics().unwrap();
             assert!(m.ops_in_flight <= 8, "{} in flight", m.ops_in_flight);
-            if driver == Driver::IoUring {
+            if driver == DriverChoice::IoUring {
                 assert!(m.ops_throttled > 0, "no operation waited");
             }
             // Written with plain syscalls: writes through the runtime would wait for a slot
@@ -392,7 +395,11 @@ fn peak_io_wq_threads(builder: Builder) -> usize {
                 .filter(|comm| comm.trim() == name)
                 .count()
         };
-        let rt = builder.driver(Driver::IoUring).workers(1).build().unwrap();
+        let rt = builder
+            .driver(DriverChoice::IoUring)
+            .workers(1)
+            .build()
+            .unwrap();
         rt.block_on(async move {
             let stats: Vec<_> = (0..128)
                 .map(|_| {
@@ -629,7 +636,7 @@ fn restricted_ring_lets_an_allowed_operation_the_kernel_lacks_fall_back() {
         return; // restrictions are a ring feature
     }
     let rt = Builder::new()
-        .driver(Driver::IoUring)
+        .driver(DriverChoice::IoUring)
         .restrict_to(&[OpClass::Net, OpClass::Files, OpClass::Paths])
         .build()
         .unwrap();

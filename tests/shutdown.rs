@@ -178,7 +178,7 @@ use std::future::Future;
 /// Starts a zero-copy send of `len` bytes in a runtime that is then dropped (after filling the
 /// socket first if `fill`), and polls the send to its end in a second runtime.
 fn zero_copy_send_across_shutdown(
-    driver: hoop::Driver,
+    driver: hoop::DriverChoice,
     len: usize,
     fill: bool,
 ) -> io::Result<usize> {
@@ -276,7 +276,7 @@ fn closed_fd_number_reuse_keeps_wakeups() {
     let _serial = serial(); // no other test opens fds meanwhile: the number is reused
     let rt = hoop::Runtime::builder()
         .workers(1)
-        .driver(hoop::Driver::Epoll)
+        .driver(hoop::DriverChoice::Epoll)
         .build()
         .unwrap();
     let (r1, w1, n1) = rt.block_on(async {

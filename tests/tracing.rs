@@ -3,7 +3,7 @@
 
 #[path = "common/mod.rs"]
 mod common;
-use hoop::{Builder, Driver};
+use hoop::{Builder, DriverChoice};
 use std::fmt::Debug;
 use std::sync::{Mutex, MutexGuard, Once};
 use tracing::field::{Field, Visit};
@@ -74,7 +74,7 @@ fn runtime_start_names_the_driver_and_why() {
         assert!(started.starts_with("INFO hoop:"), "{started}");
         assert!(started.contains(&format!("driver={name}")), "{started}");
         assert!(started.contains("reason="), "{started}");
-        if driver == Driver::IoUring {
+        if driver == DriverChoice::IoUring {
             let ring = events.iter().find(|e| e.contains("io_uring ready"));
             let ring = ring.unwrap_or_else(|| panic!("no ring event in {events:?}"));
             assert!(ring.starts_with("DEBUG hoop:"), "{ring}");

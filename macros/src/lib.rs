@@ -67,9 +67,9 @@ fn parse_options(attr: TokenStream) -> syn::Result<Options> {
 
 fn driver_path(krate: &Path, name: &str) -> TokenStream2 {
     match name {
-        "io_uring" => quote!(#krate::Driver::IoUring),
-        "epoll" => quote!(#krate::Driver::Epoll),
-        _ => quote!(#krate::Driver::Auto),
+        "io_uring" => quote!(#krate::DriverChoice::IoUring),
+        "epoll" => quote!(#krate::DriverChoice::Epoll),
+        _ => quote!(#krate::DriverChoice::Auto),
     }
 }
 

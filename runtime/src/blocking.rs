@@ -1,40 +1,49 @@
 //! The blocking pool: threads for work that would block a worker (file and path syscalls on the
-//! epoll driver, opcodes the ring lacks, and user closures through [`spawn_blocking`]).
+//! epoll driver, opcodes the ring lacks, and user closures through `spawn_blocking`).
 //!
-//! Threads are started on demand up to a bound and exit after being idle for a while. Jobs queued
-//! when the runtime shuts down still run; operations whose worker is gone are leaked rather than
-//! dropped on a foreign thread (see `driver::SendOp`).
+//! It runs jobs and knows nothing of what they are: the driver hands it operations as jobs of
+//! its own (`driver::pooled`), users hand it closures. Threads are started on demand up to a
+//! bound and exit after being idle for a while. Jobs queued when the runtime shuts down still
+//! run.
 
-use crate::driver::SendOp;
-use crate::rt::affinity::CpuSet;
-use crate::rt::shared::WorkerShared;
 use crate::sync::{thread, Condvar, Mutex, MutexGuard};
-use crate::task::{JoinError, JoinGuard, JoinHandle, JoinState};
+use crate::sys::{affinity::CpuSet, signals};
 use std::collections::VecDeque;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Work for a pool thread.
-pub(crate) enum Job {
-    /// A driver operation; its completion goes back to the worker.
-    Op(SendOp, u64, Arc<WorkerShared>),
-    /// A user closure from `spawn_blocking`.
-    Closure(Box<dyn FnOnce() + Send>),
+/// Work for a pool thread: any `FnOnce() + Send` closure, or a type of the runtime's own (which
+/// the pool can give back whole when it refuses it).
+pub(crate) trait Job: Send + 'static {
+    /// Runs the job on a pool thread.
+    fn run(self: Box<Self>);
 }
 
-impl Job {
-    /// Runs the job; a user closure with `user_mask`, the signal mask its thread started with.
+impl<F: FnOnce() + Send + 'static> Job for F {
+    fn run(self: Box<Self>) {
+        (*self)()
+    }
+}
+
+/// A queued job, and whether it is a user's (run with the signal mask its thread started with)
+/// or the runtime's (run with asynchronous signals blocked, like the rest of the thread).
+struct Queued {
+    job: Box<dyn Job>,
+    user: bool,
+}
+
+impl Queued {
     fn run(self, user_mask: &libc::sigset_t) {
-        match self {
-            Job::Op(op, user_data, worker) => op.run(user_data, &worker),
-            Job::Closure(f) => crate::rt::signals::with_mask(user_mask, f),
+        if self.user {
+            signals::with_mask(user_mask, || self.job.run());
+        } else {
+            self.job.run();
         }
     }
 }
 
 struct State {
-    queue: VecDeque<Job>,
+    queue: VecDeque<Queued>,
     threads: usize,
     /// Threads waiting for work that no job has claimed yet. A job that wakes one takes it out
     /// of this count at once, so the next job (pushed before the woken thread runs) does not
@@ -87,20 +96,28 @@ impl BlockingPool {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues a job; gives it back if the pool is shut down or no thread can be started.
-    pub(crate) fn spawn(self: &Arc<Self>, job: Job) -> Result<(), Job> {
+    /// Queues a job of the runtime's; gives it back if the pool is shut down or no thread can
+    /// be started.
+    pub(crate) fn spawn<J: Job>(self: &Arc<Self>, job: J) -> Result<(), J> {
+        self.queue(job, false)
+    }
+
+    /// Queues a user's closure (it runs with the signal mask the user's threads have).
+    pub(crate) fn spawn_user<J: Job>(self: &Arc<Self>, job: J) -> Result<(), J> {
+        self.queue(job, true)
+    }
+
+    fn queue<J: Job>(self: &Arc<Self>, job: J, user: bool) -> Result<(), J> {
         let mut state = self.lock();
         if state.shutdown {
             return Err(job);
         }
-        state.queue.push_back(job);
         if state.idle > 0 {
             state.idle -= 1;
             state.notified += 1;
             self.work.notify_one();
-            return Ok(());
-        }
-        if state.threads < self.max_threads {
+        } else if state.threads < self.max_threads {
+            // The new thread waits for the lock, so the job is queued before it looks.
             let pool = self.clone();
             let started = thread::Builder::new()
                 .name(self.name.clone())
@@ -109,33 +126,21 @@ impl BlockingPool {
                 Ok(_) => state.threads += 1,
                 Err(e) if state.threads == 0 => {
                     crate::log::warning!("cannot start a blocking thread: {e}");
-                    let job = state.queue.pop_back().expect("pushed above");
                     return Err(job);
                 }
                 // Some thread exists and will get to the job.
                 Err(_) => {}
             }
         }
+        state.queue.push_back(Queued {
+            job: Box::new(job),
+            user,
+        });
         Ok(())
     }
 
-    /// Runs `op` on the pool; its completion goes to `worker`'s inbox under `user_data`.
-    /// Gives the op back if the pool refuses it.
-    pub(crate) fn spawn_op(
-        self: &Arc<Self>,
-        op: SendOp,
-        user_data: u64,
-        worker: Arc<WorkerShared>,
-    ) -> Result<(), SendOp> {
-        self.spawn(Job::Op(op, user_data, worker))
-            .map_err(|job| match job {
-                Job::Op(op, ..) => op,
-                Job::Closure(_) => unreachable!("spawn gives back the job it was given"),
-            })
-    }
-
     fn thread_main(self: Arc<Self>) {
-        let user_mask = crate::rt::signals::block_async_for_this_thread();
+        let user_mask = signals::block_async_for_this_thread();
         if let Some(cpus) = &self.cpus {
             // Started by a pinned worker: run beside it, not on its core.
             if let Err(e) = cpus.apply_to_current_thread() {
@@ -205,41 +210,4 @@ impl BlockingPool {
     pub(crate) fn threads(&self) -> usize {
         self.lock().threads
     }
-}
-
-/// Runs a blocking closure on the blocking pool and returns a handle to its result.
-///
-/// Use it for CPU-heavy work or for calls into libraries that block, so that the worker keeps
-/// serving its other tasks. The handle's `abort` only prevents a job that has not started yet.
-///
-/// # Panics
-///
-/// Panics when called outside a hoop runtime.
-///
-/// ```
-/// # hoop_runtime::block_on(async {
-/// let sum = hoop_runtime::spawn_blocking(|| (1..=100u64).sum::<u64>()).await.unwrap();
-/// assert_eq!(sum, 5050);
-/// # });
-/// ```
-#[track_caller]
-pub fn spawn_blocking<F, T>(f: F) -> JoinHandle<T>
-where
-    F: FnOnce() -> T + Send + 'static,
-    T: Send + 'static,
-{
-    let pool = crate::rt::context::with_core(|core| core.pool.clone())
-        .expect("hoop::spawn_blocking called outside a hoop runtime");
-    let state = JoinState::new();
-    let guard = JoinGuard::new(state.clone());
-    let job = Job::Closure(Box::new(move || {
-        if guard.state().is_aborted() {
-            return; // the guard reports the cancellation
-        }
-        let out = catch_unwind(AssertUnwindSafe(f)).map_err(JoinError::panic);
-        guard.finish(out);
-    }));
-    // A refused job is dropped here, and its guard reports "cancelled" to the handle.
-    let _ = pool.spawn(job);
-    JoinHandle::new(state)
 }

@@ -15,6 +15,7 @@
 
 mod blocking;
 pub mod buf;
+mod coop;
 mod creds;
 mod driver;
 pub mod fd;
@@ -26,6 +27,7 @@ mod metrics;
 pub mod op;
 mod rt;
 mod sync;
+mod sys;
 mod task;
 pub mod time;
 
@@ -35,12 +37,14 @@ pub mod diagnostics {
     pub use crate::driver::lifecycle::efault_completions;
 }
 
-pub use blocking::spawn_blocking;
 pub use buf::{BufResult, IoBuf, IoBufMut, Slice};
 pub use creds::Credentials;
-pub use driver::{Driver, DriverKind, OpClass, RuntimeInfo};
+#[allow(deprecated)]
+pub use driver::Driver;
+pub use driver::{DriverChoice, DriverKind, OpClass, RuntimeInfo};
 pub use metrics::{metrics, WorkerMetrics};
 pub use rt::{
-    block_on, runtime_info, worker_index, Builder, Handle, Runtime, DEFAULT_MAX_IN_FLIGHT,
+    block_on, runtime_info, spawn, spawn_blocking, worker_index, Builder, Handle, Runtime,
+    DEFAULT_MAX_IN_FLIGHT,
 };
-pub use task::{spawn, yield_now, JoinError, JoinHandle};
+pub use task::{yield_now, JoinError, JoinHandle};

@@ -2,7 +2,7 @@
 //! run by `.ci/loom`). Each model states the property it checks; RELIABILITY.md lists the
 //! mutations of the real code each one was seen to catch.
 
-use crate::blocking::{BlockingPool, Job};
+use crate::blocking::BlockingPool;
 use crate::rt::shared::{Remote, WorkerShared};
 use crate::sync::{Condvar, Mutex};
 use crate::task::{JoinGuard, JoinHandle, JoinState};
@@ -49,11 +49,11 @@ fn blocking_pool_runs_a_job_that_waits_for_a_later_one() {
     model(|| {
         let pool = BlockingPool::new(2, Duration::from_secs(3600), "loom".into(), None);
         // One thread, which goes idle after its first job (or is still busy: loom tries both).
-        let _ = pool.spawn(Job::Closure(Box::new(|| {})));
+        let _ = pool.spawn_user(|| {});
         let b_ran = Arc::new(Signal::default());
         let (wait, raise) = (b_ran.clone(), b_ran.clone());
-        let _ = pool.spawn(Job::Closure(Box::new(move || wait.wait())));
-        let _ = pool.spawn(Job::Closure(Box::new(move || raise.raise())));
+        let _ = pool.spawn_user(move || wait.wait());
+        let _ = pool.spawn_user(move || raise.raise());
         pool.shutdown(Duration::from_secs(3600));
         assert_eq!(pool.threads(), 0, "shutdown returned with threads alive");
     });

@@ -53,7 +53,7 @@ pub struct WorkerMetrics {
 pub fn metrics() -> Option<WorkerMetrics> {
     context::with_core(|core| {
         let (tasks_spawned, tasks_polled) = core.executor.counters();
-        let d = core.driver.borrow();
+        let d = core.driver.borrow().snapshot();
         WorkerMetrics {
             worker: core.shared.index,
             tasks_spawned,
@@ -63,7 +63,7 @@ pub fn metrics() -> Option<WorkerMetrics> {
             ops_completed: d.stats.completed,
             ops_cancelled: d.stats.cancelled,
             ops_throttled: d.stats.throttled,
-            ops_in_flight: d.ops.len(),
+            ops_in_flight: d.in_flight,
             ops_blocking: d.stats.blocking_ops,
             ops_inline: d.stats.inline,
             enters: d.stats.enters,

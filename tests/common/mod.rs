@@ -142,11 +142,11 @@ impl ExampleServer {
 
 /// The drivers a test that loops over drivers itself should run on: both, or epoll alone when
 /// the suite runs with io_uring denied (`deny_io_uring` example, `HOOP_EXPECT_NO_IO_URING`).
-pub fn drivers() -> Vec<hoop::Driver> {
+pub fn drivers() -> Vec<hoop::DriverChoice> {
     if hoop::__private::io_uring_denied() {
-        vec![hoop::Driver::Epoll]
+        vec![hoop::DriverChoice::Epoll]
     } else {
-        vec![hoop::Driver::IoUring, hoop::Driver::Epoll]
+        vec![hoop::DriverChoice::IoUring, hoop::DriverChoice::Epoll]
     }
 }
 
@@ -170,7 +170,7 @@ pub fn driver_names() -> Vec<&'static str> {
     drivers()
         .into_iter()
         .map(|d| match d {
-            hoop::Driver::IoUring => "io_uring",
+            hoop::DriverChoice::IoUring => "io_uring",
             _ => "epoll",
         })
         .collect()

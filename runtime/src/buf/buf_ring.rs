@@ -10,8 +10,7 @@
 //! API and the "buffers return when dropped" behaviour are the same.
 
 use super::{AlignedBuf, IoBuf, IoBufMut};
-use crate::driver::{Backend, DriverRef};
-use crate::rt::context;
+use crate::driver::{self, opcode::no_runtime, DriverRef};
 use io_uring::types::BufRingEntry;
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -94,7 +93,7 @@ impl BufRing {
                 "hoop: ring buffers are at most 4 GiB",
             ));
         }
-        let driver = context::driver().ok_or_else(crate::op::no_runtime)?;
+        let driver = driver::current().ok_or_else(no_runtime)?;
         let total = buf_size
             .checked_mul(entries as usize)
             .ok_or_else(|| io::Error::from(io::ErrorKind::OutOfMemory))?;
@@ -134,7 +133,7 @@ impl BufRing {
     pub fn bgid(&self) -> Option<u16> {
         match &self.inner.mode {
             Mode::Kernel { bgid, driver, .. } => {
-                let here = context::driver()?;
+                let here = driver::current()?;
                 Rc::ptr_eq(&here, driver).then_some(*bgid)
             }
             Mode::User { .. } => None,
@@ -223,14 +222,11 @@ impl BufRing {
 
 fn register(driver: &DriverRef, entries: u16) -> Option<(u16, AlignedBuf)> {
     let mut d = driver.try_borrow_mut().ok()?;
-    let Backend::Uring(uring) = &mut d.backend else {
-        return None;
-    };
     let ring =
         AlignedBuf::new(entries as usize * std::mem::size_of::<BufRingEntry>(), PAGE).ok()?;
     // SAFETY: the ring memory is page aligned, sized for `entries`, zeroed, and owned by the
     // `BufRing`, which unregisters the group before freeing it (or leaks it).
-    match unsafe { uring.register_buf_ring(ring.stable_ptr() as u64, entries) } {
+    match unsafe { d.register_buf_ring(ring.stable_ptr() as u64, entries) } {
         Ok(bgid) => Some((bgid, ring)),
         Err(e) => {
             tracing::debug!(target: "hoop", error = %e, "buffer ring not registered; receives take buffers in user space");
@@ -308,14 +304,10 @@ impl Drop for Inner {
             driver, bgid, ring, ..
         } = &mut self.mode
         {
-            let unregistered =
-                driver
-                    .try_borrow_mut()
-                    .ok()
-                    .and_then(|mut d| match &mut d.backend {
-                        Backend::Uring(uring) => uring.unregister_buf_ring(*bgid).ok(),
-                        Backend::Epoll(_) => None,
-                    });
+            let unregistered = driver
+                .try_borrow_mut()
+                .ok()
+                .and_then(|mut d| d.unregister_buf_ring(*bgid).ok());
             if unregistered.is_none() {
                 // The kernel may still pick these buffers: never free them.
                 crate::log::warning!("could not unregister a buffer ring; leaking it");

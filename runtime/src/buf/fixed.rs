@@ -5,8 +5,7 @@
 //! That saves the per-operation page pinning, which shows on large and O_DIRECT transfers.
 
 use super::{AlignedBuf, IoBuf, IoBufMut};
-use crate::driver::{Backend, DriverRef};
-use crate::rt::context;
+use crate::driver::{self, opcode::no_runtime, DriverRef};
 use std::cell::RefCell;
 use std::fmt;
 use std::future::poll_fn;
@@ -72,7 +71,7 @@ impl FixedBufPool {
                 "hoop: a fixed buffer pool holds 1 to 16384 buffers",
             ));
         }
-        let driver = context::driver().ok_or_else(crate::op::no_runtime)?;
+        let driver = driver::current().ok_or_else(no_runtime)?;
         let mut bufs = Vec::with_capacity(count);
         for i in 0..count {
             bufs.push((i as u16, AlignedBuf::new(size, PAGE)?));
@@ -149,9 +148,6 @@ impl FixedBufPool {
 
 fn register(driver: &DriverRef, bufs: &[(u16, AlignedBuf)]) -> Option<u16> {
     let mut d = driver.try_borrow_mut().ok()?;
-    let Backend::Uring(ring) = &mut d.backend else {
-        return None;
-    };
     let iovecs: Vec<libc::iovec> = bufs
         .iter()
         .map(|(_, b)| libc::iovec {
@@ -161,7 +157,7 @@ fn register(driver: &DriverRef, bufs: &[(u16, AlignedBuf)]) -> Option<u16> {
         .collect();
     // SAFETY: the buffers are owned by the pool, which empties the slots before freeing them
     // and leaks them if that fails (`PoolInner::drop`).
-    match unsafe { ring.register_fixed(&iovecs) } {
+    match unsafe { d.register_fixed(&iovecs) } {
         Ok(base) => Some(base),
         Err(e) => {
             tracing::debug!(target: "hoop", error = %e, "fixed buffers not registered; using plain reads and writes");
@@ -191,10 +187,7 @@ impl Drop for PoolInner {
                 .driver
                 .try_borrow_mut()
                 .ok()
-                .and_then(|mut d| match &mut d.backend {
-                    Backend::Uring(ring) => ring.unregister_fixed(reg.base, self.count).ok(),
-                    Backend::Epoll(_) => None,
-                });
+                .and_then(|mut d| d.unregister_fixed(reg.base, self.count).ok());
             if freed.is_none() {
                 // The kernel may still name these buffers: never give them back to the allocator.
                 crate::log::warning!("could not unregister fixed buffers; leaking them");
@@ -233,7 +226,7 @@ impl FixedBuf {
     /// worker running on this thread (only then may an SQE name it).
     pub fn fixed_index(&self) -> Option<u16> {
         let reg = self.pool.registration.as_ref()?;
-        let here = context::driver()?;
+        let here = driver::current()?;
         Rc::ptr_eq(&here, &reg.driver).then_some(reg.base + self.slot)
     }
 

@@ -6,8 +6,8 @@
 //! skip a syscall that cannot succeed. Registrations of hoop-owned fds stay until the fd is
 //! closed (`forget_fd`); those of foreign fds last while an operation waits on them.
 
+use super::opcode::Interest;
 use crate::fd::SharedFd;
-use crate::op::Interest;
 use slab::Slab;
 use std::cell::RefCell;
 use std::collections::HashMap;

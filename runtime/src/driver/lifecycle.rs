@@ -9,7 +9,7 @@
 //! Slots are addressed by `user_data = generation << 32 | key`: a cancel aimed at an operation
 //! that has finished cannot hit another operation that reused its key.
 
-use crate::op::DynOp;
+use super::opcode::DynOp;
 use slab::Slab;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -94,12 +94,12 @@ pub(crate) struct Slot {
     pub(crate) more: VecDeque<Completion>,
     /// Data a blocking-pool job brought back with its completion.
     pub(crate) returned: Option<Box<dyn DynOp>>,
-    /// Counted in `Ops::nowait_in_flight` (an operation that could have been tried inline).
+    /// Counted in `Slots::nowait_in_flight` (an operation that could have been tried inline).
     nowait: bool,
 }
 
 /// All in-flight operations of one driver, at most `max_in_flight` of them.
-pub(crate) struct Ops {
+pub(crate) struct Slots {
     slab: Slab<Slot>,
     next_generation: u32,
     max_in_flight: usize,
@@ -111,9 +111,9 @@ pub(crate) struct Ops {
     nowait_in_flight: usize,
 }
 
-impl Default for Ops {
+impl Default for Slots {
     fn default() -> Self {
-        Ops::new(usize::MAX)
+        Slots::new(usize::MAX)
     }
 }
 
@@ -127,9 +127,9 @@ pub(crate) enum Arrival {
     Orphan(Option<Box<dyn DynOp>>),
 }
 
-impl Ops {
+impl Slots {
     pub(crate) fn new(max_in_flight: usize) -> Self {
-        Ops {
+        Slots {
             slab: Slab::new(),
             next_generation: 0,
             max_in_flight: max_in_flight.max(1),
@@ -147,6 +147,7 @@ impl Ops {
         false
     }
 
+    #[cfg(test)]
     pub(crate) fn insert(&mut self, waker: Option<Waker>, in_ring: bool) -> u64 {
         self.insert_counted(waker, in_ring, false)
     }

@@ -1,4 +1,4 @@
-//! Property test of the operation lifecycle ([`Ops`]) against a simulated kernel: random
+//! Property test of the operation lifecycle ([`Slots`]) against a simulated kernel: random
 //! submissions (ring and blocking-pool, single and multishot), completions (results, errors,
 //! `F_MORE` chains), futures polled or dropped at any point, cancels, stale and forged user data,
 //! and a final shutdown that completes everything. Invariants checked at every step:
@@ -11,8 +11,8 @@
 //!
 //! `HOOP_PROP_SEED=n` replays one seed; `HOOP_PROP_CASES=n` runs more cases.
 
-use super::lifecycle::{Arrival, Completion, Life, Ops};
-use crate::op::DynOp;
+use super::lifecycle::{Arrival, Completion, Life, Slots};
+use super::opcode::DynOp;
 use std::any::Any;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -98,13 +98,13 @@ struct Sim {
 fn run_case(seed: u64) {
     let mut rng = Rng(seed | 1);
     let world: Shared = Rc::new(RefCell::new(World::default()));
-    let mut ops = Ops::default();
+    let mut ops = Slots::default();
     let mut sims: Vec<Sim> = Vec::new();
     let mut next_id = 0u32;
     let mut next_res = 1i32;
     let mut finished_uds: Vec<u64> = Vec::new();
 
-    let mut kernel_complete = |ops: &mut Ops, sim: &mut Sim, world: &Shared, rng: &mut Rng| {
+    let mut kernel_complete = |ops: &mut Slots, sim: &mut Sim, world: &Shared, rng: &mut Rng| {
         debug_assert!(sim.remaining > 0);
         sim.remaining -= 1;
         let last = sim.remaining == 0;

@@ -1,5 +1,6 @@
-//! The I/O driver of one worker: an io_uring or an epoll backend, chosen at run time, plus the
-//! op lifecycle they share and the hand-off to the blocking pool.
+//! The I/O driver of one worker: an io_uring or an epoll backend, chosen at run time; the
+//! dispatch that runs every operation on it; the op lifecycle both backends share; and the
+//! hand-off to the blocking pool.
 //!
 //! Invariants:
 //! - an operation's data is freed only after its final completion was seen (CQE without
@@ -8,7 +9,12 @@
 //!   `graveyard`), because destructors of fds may need the driver;
 //! - shutdown cancels and drains every in-flight operation, or — if the kernel does not answer
 //!   within the runtime's shutdown timeout — leaks their memory and the ring with it.
+//!
+//! Layering: the driver imports the blocking pool, `fd`, `creds`, `coop` and `sync`, never `op`,
+//! `rt` or `task`. Operations reach it through [`opcode::OpCode`] and [`Dispatch`]; the worker
+//! through [`IoDriver`]'s methods and [`Inbox`].
 
+mod dispatch;
 mod enter;
 mod epoll;
 mod fixed_table;
@@ -16,42 +22,47 @@ pub(crate) mod lifecycle;
 #[cfg(test)]
 mod lifecycle_props;
 mod old_kernel;
-
-/// See [`RuntimeInfo::kernel`].
-pub(crate) fn kernel_release() -> (u32, u32) {
-    old_kernel::effective()
-}
+pub(crate) mod opcode;
+mod pooled;
 pub mod restrict;
 mod select;
 mod uring;
 
-pub(crate) use epoll::{EpollDriver, Waiter};
-pub(crate) use lifecycle::Completion;
+pub(crate) use dispatch::{Dispatch, Event};
+pub(crate) use pooled::{Inbox, PoolDone};
 pub use restrict::OpClass;
-pub(crate) use select::select_backend;
-pub use select::{Driver, DriverKind, RuntimeInfo};
-pub(crate) use uring::UringDriver;
+pub(crate) use select::{select_backend, Selection};
+#[allow(deprecated)]
+pub use select::{Driver, DriverChoice, DriverKind, RuntimeInfo};
 
 use crate::blocking::BlockingPool;
 use crate::creds::Credentials;
-use crate::op::DynOp;
-use crate::rt::shared::{Remote, WorkerShared};
-use lifecycle::{Arrival, Life, Ops};
+use epoll::{EpollDriver, Waiter};
+use lifecycle::{Arrival, Completion, Life, Slots};
+use opcode::DynOp;
+use pooled::{OpJob, SendOp};
 use std::cell::RefCell;
 use std::io;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::Waker;
 use std::time::{Duration, Instant};
+use uring::UringDriver;
+
+/// See [`RuntimeInfo::kernel`].
+pub(crate) fn kernel_release() -> (u32, u32) {
+    old_kernel::effective()
+}
 
 /// Shared handle to a worker's driver, held by every in-flight operation.
 pub(crate) type DriverRef = Rc<RefCell<IoDriver>>;
 
-/// Which kernel interface a worker drives.
+/// Which kernel interface a worker drives. Private to the driver: everything outside asks
+/// [`IoDriver`] instead.
 // One instance per worker: its size does not matter, and boxing the ring would add a pointer
 // chase to every operation.
 #[allow(clippy::large_enum_variant)]
-pub(crate) enum Backend {
+enum Backend {
     Uring(UringDriver),
     Epoll(EpollDriver),
 }
@@ -80,51 +91,37 @@ pub(crate) struct DriverStats {
     pub(crate) inline: u64,
 }
 
-/// A finished blocking-pool operation on its way back to its worker.
-pub(crate) struct BlockingDone {
-    user_data: u64,
-    completion: Completion,
-    op: SendOp,
+thread_local! {
+    /// The driver of the worker running on this thread, set while the worker runs.
+    static CURRENT: RefCell<Option<DriverRef>> = const { RefCell::new(None) };
 }
 
-/// An operation handed to the blocking pool, with the identity to run it as.
-pub(crate) struct SendOp(Box<dyn DynOp>, Option<Credentials>);
+/// The driver of the worker running on this thread: where operations started here go.
+pub(crate) fn current() -> Option<DriverRef> {
+    CURRENT.try_with(|c| c.borrow().clone()).ok().flatten()
+}
 
-// SAFETY: the `OpCode` contract makes `perform` touch only plain data (raw fds, pointers and
-// lengths captured on the owner thread), so running it on a pool thread is sound while the owner
-// does not touch the op (it only holds the slot's user data). The box travels back to its owner
-// inside a `BlockingDone` and is dropped there; if the owner is gone, the pool leaks it instead of
-// dropping it on the wrong thread (see `BlockingPool::run_op`).
-unsafe impl Send for SendOp {}
+/// Makes `driver` this thread's current driver; returns the one it replaces (to restore).
+pub(crate) fn set_current(driver: Option<DriverRef>) -> Option<DriverRef> {
+    CURRENT.try_with(|c| c.replace(driver)).ok().flatten()
+}
 
-impl SendOp {
-    /// Runs the operation and sends it back to `worker`.
-    pub(crate) fn run(mut self, user_data: u64, worker: &WorkerShared) {
-        let op = &mut self.0;
-        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &self.1 {
-            Some(creds) => creds.scope(|| op.perform()).and_then(|r| r),
-            None => op.perform(),
-        }))
-        .unwrap_or_else(|_| Err(io::Error::other("hoop: blocking operation panicked")));
-        let done = BlockingDone {
-            user_data,
-            completion: Completion::from_result(res),
-            op: self,
-        };
-        if let Err(item) = worker.push(Remote::Done(done)) {
-            // The worker is gone; its memory may belong to a leaked ring: never drop it here.
-            std::mem::forget(item);
-        }
-    }
+/// Counters and gauges of one driver, for [`crate::metrics`].
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct DriverSnapshot {
+    pub(crate) stats: DriverStats,
+    /// Operations holding a slot now.
+    pub(crate) in_flight: usize,
 }
 
 /// A worker's I/O driver.
 pub(crate) struct IoDriver {
-    pub(crate) ops: Ops,
-    pub(crate) backend: Backend,
+    ops: Slots,
+    backend: Backend,
     closed: Option<Closed>,
     pool: Arc<BlockingPool>,
-    worker: Arc<WorkerShared>,
+    /// Where the pool sends results: this worker's inbox.
+    inbox: Arc<dyn Inbox>,
     /// Data of operations whose final completion arrived after their future was dropped; dropped
     /// by the worker loop once the driver is no longer borrowed.
     graveyard: Vec<Box<dyn DynOp>>,
@@ -133,7 +130,7 @@ pub(crate) struct IoDriver {
     /// The operations `shutdown` asked the kernel to cancel: their `-ECANCELED` is the
     /// shutdown's, reported as "runtime shut down"; any other `-ECANCELED` is an op's own.
     shutdown_cancels: std::collections::HashSet<u64>,
-    pub(crate) stats: DriverStats,
+    stats: DriverStats,
 }
 
 /// How a worker's driver is set up (from the [`Builder`](crate::Builder)).
@@ -149,17 +146,17 @@ pub(crate) struct DriverConfig {
 
 impl IoDriver {
     pub(crate) fn new(
-        backend: Backend,
+        selection: Selection,
         pool: Arc<BlockingPool>,
-        worker: Arc<WorkerShared>,
+        inbox: Arc<dyn Inbox>,
         max_in_flight: usize,
     ) -> Self {
         IoDriver {
-            ops: Ops::new(max_in_flight),
-            backend,
+            ops: Slots::new(max_in_flight),
+            backend: selection.backend,
             closed: None,
             pool,
-            worker,
+            inbox,
             graveyard: Vec::new(),
             pooled: 0,
             shutdown_cancels: std::collections::HashSet::new(),
@@ -172,7 +169,7 @@ impl IoDriver {
     }
 
     /// True if `res` for `user_data` is the cancellation `shutdown` asked for.
-    pub(crate) fn cancelled_by_shutdown(&self, user_data: u64, res: i32) -> bool {
+    fn cancelled_by_shutdown(&self, user_data: u64, res: i32) -> bool {
         res == -libc::ECANCELED && self.shutdown_cancels.contains(&user_data)
     }
 
@@ -187,8 +184,62 @@ impl IoDriver {
         }
     }
 
+    /// The counters, and what is in flight now.
+    pub(crate) fn snapshot(&self) -> DriverSnapshot {
+        DriverSnapshot {
+            stats: self.stats,
+            in_flight: self.ops.len(),
+        }
+    }
+
+    /// Registers buffers for `READ_FIXED`/`WRITE_FIXED`; returns the first slot's index.
+    /// `Unsupported` on epoll.
+    ///
+    /// # Safety
+    ///
+    /// The memory the iovecs name stays allocated until `unregister_fixed` of the range
+    /// succeeded.
+    pub(crate) unsafe fn register_fixed(&mut self, iovecs: &[libc::iovec]) -> io::Result<u16> {
+        match &mut self.backend {
+            // SAFETY: forwarded to the caller.
+            Backend::Uring(ring) => unsafe { ring.register_fixed(iovecs) },
+            Backend::Epoll(_) => Err(io::ErrorKind::Unsupported.into()),
+        }
+    }
+
+    /// Empties the slots `register_fixed` gave.
+    pub(crate) fn unregister_fixed(&mut self, base: u16, n: usize) -> io::Result<()> {
+        match &mut self.backend {
+            Backend::Uring(ring) => ring.unregister_fixed(base, n),
+            Backend::Epoll(_) => Err(io::ErrorKind::Unsupported.into()),
+        }
+    }
+
+    /// Registers a provided-buffer ring of `entries` at `addr` under a fresh group id.
+    /// `Unsupported` on epoll.
+    ///
+    /// # Safety
+    ///
+    /// `addr` is page aligned memory for `entries` `io_uring_buf`s that stays allocated, with
+    /// the buffers it names, until `unregister_buf_ring` of the returned id succeeded.
+    pub(crate) unsafe fn register_buf_ring(&mut self, addr: u64, entries: u16) -> io::Result<u16> {
+        match &mut self.backend {
+            // SAFETY: forwarded to the caller.
+            Backend::Uring(ring) => unsafe { ring.register_buf_ring(addr, entries) },
+            Backend::Epoll(_) => Err(io::ErrorKind::Unsupported.into()),
+        }
+    }
+
+    /// Unregisters a provided-buffer ring.
+    pub(crate) fn unregister_buf_ring(&mut self, bgid: u16) -> io::Result<()> {
+        match &mut self.backend {
+            Backend::Uring(ring) => ring.unregister_buf_ring(bgid),
+            Backend::Epoll(_) => Err(io::ErrorKind::Unsupported.into()),
+        }
+    }
+
     /// Queues an SQE (io_uring backend only), flushing the SQ when full.
-    pub(crate) fn push(&mut self, entry: io_uring::squeue::Entry) -> io::Result<()> {
+    fn push(&mut self, entry: io_uring::squeue::Entry) -> io::Result<()> {
         let Backend::Uring(ring) = &mut self.backend else {
             return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
         };
@@ -198,36 +249,39 @@ impl IoDriver {
 
     /// Submits the queued SQEs now rather than at the end of the tick (see
     /// `OpCode::device_io`). A failed enter is left to the tick's own, which reports it.
-    pub(crate) fn submit_now(&mut self) {
+    fn submit_now(&mut self) {
         if let Backend::Uring(ring) = &mut self.backend {
             ring.submit_now(&mut self.stats);
         }
     }
 
     /// Hands an operation to the blocking pool under `user_data`'s slot.
-    pub(crate) fn submit_blocking<T: crate::op::OpCode>(
+    fn submit_blocking<T: opcode::OpCode>(
         &mut self,
         user_data: u64,
         data: Box<T>,
         creds: Option<Credentials>,
     ) -> Result<(), (Box<dyn DynOp>, io::Error)> {
-        let op = SendOp(data, creds);
-        let worker = self.worker.clone();
-        match self.pool.spawn_op(op, user_data, worker) {
+        let job = OpJob {
+            op: SendOp(data, creds),
+            user_data,
+            inbox: self.inbox.clone(),
+        };
+        match self.pool.spawn(job) {
             Ok(()) => {
                 self.pooled += 1;
                 self.stats.blocking_ops += 1;
                 Ok(())
             }
-            Err(op) => Err((
-                op.0,
+            Err(job) => Err((
+                job.op.0,
                 io::Error::other("hoop: the blocking pool is shut down"),
             )),
         }
     }
 
     /// A blocking-pool operation came back.
-    pub(crate) fn blocking_done(&mut self, done: BlockingDone) {
+    pub(crate) fn pool_done(&mut self, done: PoolDone) {
         self.pooled = self.pooled.saturating_sub(1);
         self.stats.completed += 1;
         if let Arrival::Orphan(Some(data)) =
@@ -240,7 +294,7 @@ impl IoDriver {
 
     /// The final completion of `user_data` and the data a pool job brought back, if it arrived;
     /// otherwise registers `waker`.
-    pub(crate) fn take_completion(
+    fn take_completion(
         &mut self,
         user_data: u64,
         waker: &Waker,
@@ -264,7 +318,7 @@ impl IoDriver {
 
     /// Completions of `user_data` flagged `F_MORE` that arrived so far (for single-shot ops
     /// with two completions, such as zero-copy sends).
-    pub(crate) fn take_more(&mut self, user_data: u64) -> std::collections::VecDeque<Completion> {
+    fn take_more(&mut self, user_data: u64) -> std::collections::VecDeque<Completion> {
         self.ops
             .get_mut(user_data)
             .map(|slot| std::mem::take(&mut slot.more))
@@ -272,11 +326,7 @@ impl IoDriver {
     }
 
     /// The next completion of a multishot operation and whether it is the last of its arming.
-    pub(crate) fn next_multishot(
-        &mut self,
-        user_data: u64,
-        waker: &Waker,
-    ) -> Option<(Completion, bool)> {
+    fn next_multishot(&mut self, user_data: u64, waker: &Waker) -> Option<(Completion, bool)> {
         let slot = self.ops.get_mut(user_data)?;
         if let Some(c) = slot.more.pop_front() {
             return Some((c, false));
@@ -287,11 +337,7 @@ impl IoDriver {
 
     /// The future of `user_data` was dropped: keep `data` until the final completion, cancel the
     /// operation. Returns data that may be freed now (the caller drops it after the borrow).
-    pub(crate) fn ignore(
-        &mut self,
-        user_data: u64,
-        data: Option<Box<dyn DynOp>>,
-    ) -> Option<Box<dyn DynOp>> {
+    fn ignore(&mut self, user_data: u64, data: Option<Box<dyn DynOp>>) -> Option<Box<dyn DynOp>> {
         if self.closed == Some(Closed::Abandoned) {
             std::mem::forget(data);
             return None;
@@ -317,13 +363,11 @@ impl IoDriver {
         std::mem::take(&mut self.graveyard)
     }
 
-    /// Submits what is queued and processes completions, waiting up to `timeout` (`None`: until
-    /// something arrives) if `timeout` is not zero.
     /// True if a new operation may start now; otherwise registers `waker` for when a slot
     /// frees (the bound on in-flight operations, [`Builder::max_in_flight`]).
     ///
     /// [`Builder::max_in_flight`]: crate::Builder::max_in_flight
-    pub(crate) fn admit(&mut self, waker: &Waker) -> bool {
+    fn admit(&mut self, waker: &Waker) -> bool {
         let admitted = self.ops.admit(waker);
         if !admitted {
             self.stats.throttled += 1;
@@ -331,6 +375,8 @@ impl IoDriver {
         admitted
     }
 
+    /// Submits what is queued and processes completions, waiting up to `timeout` (`None`: until
+    /// something arrives) if `timeout` is not zero.
     pub(crate) fn turn(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         if self.is_abandoned() {
             // No doorbell any more (it was leaked with the ring's other memory): a wait could
@@ -371,14 +417,9 @@ impl IoDriver {
             }
             ring.cancel_doorbell(&mut self.ops, &mut self.graveyard, &mut self.stats);
         }
-        let mut inbox = Vec::new();
+        let inbox = self.inbox.clone();
         loop {
-            self.worker.take_inbox(&mut inbox);
-            for item in inbox.drain(..) {
-                if let Remote::Done(done) = item {
-                    self.blocking_done(done);
-                }
-            }
+            inbox.drain_done(&mut |done| self.pool_done(done));
             if self.ops.in_flight() == 0 && self.pooled == 0 && !self.ring_busy() {
                 self.closed = Some(Closed::Drained);
                 break;

@@ -1,6 +1,6 @@
 //! Choosing a backend at run time: io_uring when the kernel allows it, epoll otherwise.
 //!
-//! `Driver::Auto` (the default) takes io_uring and falls back to epoll only when io_uring is
+//! `DriverChoice::Auto` (the default) takes io_uring and falls back to epoll only when io_uring is
 //! *unavailable*: `ENOSYS` (no io_uring in the kernel), `EPERM`/`EACCES` (seccomp filters such as
 //! Docker's default profile, `kernel.io_uring_disabled`), `EOPNOTSUPP`/`EINVAL` (a kernel too old
 //! for the features hoop needs). Resource errors (`ENOMEM`, `EMFILE`, …) are reported, not hidden
@@ -12,9 +12,9 @@ use std::io;
 use std::os::fd::RawFd;
 use std::sync::Once;
 
-/// Which backend a runtime should use.
+/// Which backend a runtime should use: the builder's request ([`DriverKind`] is what runs).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum Driver {
+pub enum DriverChoice {
     /// io_uring if available, else epoll; `HOOP_DRIVER` may force either.
     #[default]
     Auto,
@@ -23,6 +23,13 @@ pub enum Driver {
     /// The epoll reactor plus the blocking pool for file operations.
     Epoll,
 }
+
+/// The old name of [`DriverChoice`].
+#[deprecated(
+    since = "0.2.0",
+    note = "renamed DriverChoice: it is the request, DriverKind is what runs"
+)]
+pub type Driver = DriverChoice;
 
 /// The backend a runtime actually runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -68,13 +75,13 @@ pub(crate) fn is_unavailable(e: &io::Error) -> bool {
     )
 }
 
-fn from_env() -> io::Result<Option<Driver>> {
+fn from_env() -> io::Result<Option<DriverChoice>> {
     match std::env::var("HOOP_DRIVER") {
         Err(_) => Ok(None),
         Ok(v) => match v.trim() {
             "" | "auto" => Ok(None),
-            "epoll" => Ok(Some(Driver::Epoll)),
-            "io_uring" | "iouring" | "uring" => Ok(Some(Driver::IoUring)),
+            "epoll" => Ok(Some(DriverChoice::Epoll)),
+            "io_uring" | "iouring" | "uring" => Ok(Some(DriverChoice::IoUring)),
             other => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("HOOP_DRIVER={other:?}: expected epoll, io_uring or auto"),
@@ -83,19 +90,38 @@ fn from_env() -> io::Result<Option<Driver>> {
     }
 }
 
+/// The backend chosen for one worker, and why.
+pub(crate) struct Selection {
+    pub(super) backend: Backend,
+    /// Why it was chosen (see [`RuntimeInfo::reason`]).
+    pub(crate) reason: String,
+    /// The ring's setup flags (see [`RuntimeInfo::uring_setup`]).
+    pub(crate) setup: String,
+}
+
+impl Selection {
+    /// The backend chosen.
+    pub(crate) fn kind(&self) -> DriverKind {
+        match self.backend {
+            Backend::Uring(_) => DriverKind::IoUring,
+            Backend::Epoll(_) => DriverKind::Epoll,
+        }
+    }
+}
+
 /// Builds the backend for one worker.
 pub(crate) fn select_backend(
-    requested: Driver,
+    requested: DriverChoice,
     config: &super::DriverConfig,
     doorbell: RawFd,
     fault: Option<i32>,
-) -> io::Result<(Backend, String, String)> {
+) -> io::Result<Selection> {
     let new_ring = || match fault {
         Some(errno) => Err(io::Error::from_raw_os_error(errno)),
         None => UringDriver::new(config, doorbell),
     };
     let (wanted, why) = match requested {
-        Driver::Auto => match from_env()? {
+        DriverChoice::Auto => match from_env()? {
             Some(d) => (
                 d,
                 format!(
@@ -103,34 +129,35 @@ pub(crate) fn select_backend(
                     std::env::var("HOOP_DRIVER").unwrap_or_default()
                 ),
             ),
-            None => (Driver::Auto, String::new()),
+            None => (DriverChoice::Auto, String::new()),
         },
         d => (d, "requested by the builder".to_string()),
     };
-    let epoll = |reason: String| -> io::Result<(Backend, String, String)> {
-        Ok((
-            Backend::Epoll(EpollDriver::new(doorbell)?),
+    let epoll = |reason: String| -> io::Result<Selection> {
+        Ok(Selection {
+            backend: Backend::Epoll(EpollDriver::new(doorbell)?),
             reason,
-            String::new(),
-        ))
+            setup: String::new(),
+        })
+    };
+    let uring = |ring: UringDriver, reason: String| Selection {
+        setup: ring.setup.clone(),
+        backend: Backend::Uring(ring),
+        reason,
     };
     match wanted {
-        Driver::Epoll => epoll(why),
-        Driver::IoUring => {
+        DriverChoice::Epoll => epoll(why),
+        DriverChoice::IoUring => {
             let ring = new_ring().map_err(|e| {
                 io::Error::new(
                     e.kind(),
                     format!("io_uring requested ({why}) but unavailable: {e}"),
                 )
             })?;
-            let setup = ring.setup.clone();
-            Ok((Backend::Uring(ring), why, setup))
+            Ok(uring(ring, why))
         }
-        Driver::Auto => match new_ring() {
-            Ok(ring) => {
-                let setup = ring.setup.clone();
-                Ok((Backend::Uring(ring), "io_uring available".into(), setup))
-            }
+        DriverChoice::Auto => match new_ring() {
+            Ok(ring) => Ok(uring(ring, "io_uring available".into())),
             Err(e) if is_unavailable(&e) => {
                 let reason = format!("io_uring unavailable ({e})");
                 static WARNED: Once = Once::new();

@@ -9,11 +9,11 @@
 
 use super::enter::RingEnter;
 use super::fixed_table::FixedTable;
-use super::lifecycle::{Arrival, Completion, Ops};
+use super::lifecycle::{Arrival, Completion, Slots};
 use super::old_kernel::{self, since, Release};
+use super::opcode::DynOp;
 use super::DriverStats;
 use crate::creds::{self, Credentials};
-use crate::op::DynOp;
 use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 use std::collections::HashMap;
 use std::io;
@@ -338,7 +338,7 @@ impl UringDriver {
     pub(crate) fn push(
         &mut self,
         entry: squeue::Entry,
-        ops: &mut Ops,
+        ops: &mut Slots,
         graveyard: &mut Vec<Box<dyn DynOp>>,
         stats: &mut DriverStats,
     ) -> io::Result<()> {
@@ -370,7 +370,7 @@ impl UringDriver {
     pub(crate) fn cancel(
         &mut self,
         user_data: u64,
-        ops: &mut Ops,
+        ops: &mut Slots,
         graveyard: &mut Vec<Box<dyn DynOp>>,
         stats: &mut DriverStats,
     ) {
@@ -384,7 +384,7 @@ impl UringDriver {
 
     pub(crate) fn cancel_doorbell(
         &mut self,
-        ops: &mut Ops,
+        ops: &mut Slots,
         graveyard: &mut Vec<Box<dyn DynOp>>,
         stats: &mut DriverStats,
     ) {
@@ -405,7 +405,7 @@ impl UringDriver {
 
     fn arm_doorbell(
         &mut self,
-        ops: &mut Ops,
+        ops: &mut Slots,
         graveyard: &mut Vec<Box<dyn DynOp>>,
         stats: &mut DriverStats,
     ) -> io::Result<()> {
@@ -431,7 +431,7 @@ impl UringDriver {
     pub(crate) fn turn(
         &mut self,
         timeout: Option<Duration>,
-        ops: &mut Ops,
+        ops: &mut Slots,
         graveyard: &mut Vec<Box<dyn DynOp>>,
         stats: &mut DriverStats,
     ) -> io::Result<()> {
@@ -479,7 +479,7 @@ impl UringDriver {
     /// Feeds every available CQE to the op lifecycle.
     fn reap(
         &mut self,
-        ops: &mut Ops,
+        ops: &mut Slots,
         graveyard: &mut Vec<Box<dyn DynOp>>,
         stats: &mut DriverStats,
     ) {

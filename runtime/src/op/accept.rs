@@ -1,7 +1,7 @@
 //! `IORING_OP_ACCEPT`, single-shot and multishot: take connections from a listening socket.
 
 use super::sockaddr::AddrSlot;
-use super::{close_orphan_fd, Interest, MultishotOp, OpCode, Plan};
+use super::{close_orphan_fd, Interest, MultishotOp, OpCode, OpTraits, Plan};
 use crate::fd::SharedFd;
 use io_uring::{opcode, squeue::Entry, types};
 use socket2::SockAddr;
@@ -121,8 +121,8 @@ unsafe impl OpCode for AcceptMulti {
         }
     }
 
-    fn multishot(&self) -> bool {
-        true
+    fn traits(&self) -> OpTraits {
+        OpTraits::NONE.multishot(true)
     }
 
     fn perform(&mut self) -> io::Result<u32> {

@@ -2,7 +2,7 @@
 //! `readlinkat(2)`, `getdents64(2)`, `fchmodat(2)`.
 
 use super::at::{cvt, At};
-use super::{OpCode, Plan};
+use super::{OpCode, OpTraits, Plan};
 use crate::fd::SharedFd;
 use io_uring::squeue::Entry;
 use std::ffi::{CString, OsString};
@@ -39,8 +39,8 @@ unsafe impl OpCode for ReadLinkAt {
         Plan::Blocking
     }
 
-    fn ring_equivalent(&self) -> Option<u8> {
-        Some(io_uring::opcode::OpenAt2::CODE)
+    fn traits(&self) -> OpTraits {
+        OpTraits::NONE.ring_equivalent(io_uring::opcode::OpenAt2::CODE)
     }
 
     fn perform(&mut self) -> io::Result<u32> {
@@ -103,8 +103,8 @@ unsafe impl OpCode for GetDents {
         Plan::Blocking
     }
 
-    fn ring_equivalent(&self) -> Option<u8> {
-        Some(io_uring::opcode::OpenAt2::CODE)
+    fn traits(&self) -> OpTraits {
+        OpTraits::NONE.ring_equivalent(io_uring::opcode::OpenAt2::CODE)
     }
 
     fn perform(&mut self) -> io::Result<u32> {
@@ -187,9 +187,9 @@ unsafe impl OpCode for ChmodAt {
         Plan::Blocking
     }
 
-    fn ring_equivalent(&self) -> Option<u8> {
+    fn traits(&self) -> OpTraits {
         // `fchmod` changes an open file like `ftruncate`; `fchmodat` is a path operation.
-        Some(if self.path.is_empty() {
+        OpTraits::NONE.ring_equivalent(if self.path.is_empty() {
             io_uring::opcode::Ftruncate::CODE
         } else {
             io_uring::opcode::OpenAt2::CODE

@@ -5,7 +5,7 @@
 //! too. (Naming a buffer index the ring does not hold is harmless — the kernel checks the address
 //! range against the slot and fails with `EFAULT` — but pointless.)
 
-use super::{OpCode, Plan};
+use super::{OpCode, OpTraits, Plan};
 use crate::buf::{BufResult, FixedBuf, IoBuf, IoBufMut};
 use crate::fd::SharedFd;
 use io_uring::{opcode, squeue::Entry, types};
@@ -14,7 +14,7 @@ use std::os::fd::RawFd;
 
 /// Reads into a registered buffer at a file offset.
 pub struct ReadFixed {
-    _fd: SharedFd,
+    fd: SharedFd,
     raw: RawFd,
     buf: FixedBuf,
     index: u16,
@@ -26,7 +26,7 @@ impl ReadFixed {
     pub fn new(fd: &SharedFd, buf: FixedBuf, index: u16, offset: u64) -> Self {
         ReadFixed {
             raw: fd.raw(),
-            _fd: fd.clone(),
+            fd: fd.clone(),
             buf,
             index,
             offset,
@@ -57,9 +57,11 @@ unsafe impl OpCode for ReadFixed {
         Plan::Blocking
     }
 
-    fn repeatable(&self) -> bool {
-        // Positioned reads; one at the current position (a stream) consumes what it reads.
-        self.offset != super::rw::CURRENT_POSITION
+    fn traits(&self) -> OpTraits {
+        OpTraits::NONE
+            // Positioned reads; one at the current position (a stream) consumes what it reads.
+            .repeatable(self.offset != super::rw::CURRENT_POSITION)
+            .device_io(self.fd.is_direct())
     }
 
     fn perform(&mut self) -> io::Result<u32> {
@@ -77,11 +79,7 @@ unsafe impl OpCode for ReadFixed {
     }
 
     fn shared_fd(&self) -> Option<&SharedFd> {
-        Some(&self._fd)
-    }
-
-    fn device_io(&self) -> bool {
-        self._fd.is_direct()
+        Some(&self.fd)
     }
 
     fn complete(mut self, result: io::Result<u32>) -> Self::Output {
@@ -98,7 +96,7 @@ unsafe impl OpCode for ReadFixed {
 
 /// Writes a registered buffer's initialised bytes at a file offset.
 pub struct WriteFixed {
-    _fd: SharedFd,
+    fd: SharedFd,
     raw: RawFd,
     buf: FixedBuf,
     index: u16,
@@ -110,7 +108,7 @@ impl WriteFixed {
     pub fn new(fd: &SharedFd, buf: FixedBuf, index: u16, offset: u64) -> Self {
         WriteFixed {
             raw: fd.raw(),
-            _fd: fd.clone(),
+            fd: fd.clone(),
             buf,
             index,
             offset,
@@ -149,11 +147,11 @@ unsafe impl OpCode for WriteFixed {
     }
 
     fn shared_fd(&self) -> Option<&SharedFd> {
-        Some(&self._fd)
+        Some(&self.fd)
     }
 
-    fn device_io(&self) -> bool {
-        self._fd.is_direct()
+    fn traits(&self) -> OpTraits {
+        OpTraits::NONE.device_io(self.fd.is_direct())
     }
 
     fn complete(self, result: io::Result<u32>) -> Self::Output {

@@ -1,7 +1,7 @@
 //! `IORING_OP_OPENAT2`: open a path relative to a directory, with `RESOLVE_*` confinement.
 
 use super::at::{cvt, At};
-use super::{close_orphan_fd, OpCode, Plan};
+use super::{close_orphan_fd, OpCode, OpTraits, Plan};
 use crate::fd::SharedFd;
 use io_uring::{opcode, squeue::Entry, types};
 use std::ffi::CString;
@@ -57,9 +57,9 @@ unsafe impl OpCode for OpenAt2 {
         Plan::Blocking
     }
 
-    fn repeatable(&self) -> bool {
+    fn traits(&self) -> OpTraits {
         // Not with O_EXCL: a create that ran would fail with EEXIST the second time.
-        self.raw_how.flags & libc::O_EXCL as u64 == 0
+        OpTraits::NONE.repeatable(self.raw_how.flags & libc::O_EXCL as u64 == 0)
     }
 
     fn perform(&mut self) -> io::Result<u32> {

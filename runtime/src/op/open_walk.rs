@@ -11,7 +11,7 @@
 //! symlinks make `ELOOP`, as in the kernel. `RESOLVE_NO_XDEV` compares mount ids (`statx`).
 
 use super::at::{cvt, At};
-use super::{close_orphan_fd, OpCode, Plan};
+use super::{close_orphan_fd, OpCode, OpTraits, Plan};
 use crate::fd::SharedFd;
 use io_uring::squeue::Entry;
 use std::collections::VecDeque;
@@ -67,8 +67,8 @@ unsafe impl OpCode for OpenWalk {
         Plan::Blocking
     }
 
-    fn ring_equivalent(&self) -> Option<u8> {
-        Some(io_uring::opcode::OpenAt2::CODE)
+    fn traits(&self) -> OpTraits {
+        OpTraits::NONE.ring_equivalent(io_uring::opcode::OpenAt2::CODE)
     }
 
     fn perform(&mut self) -> io::Result<u32> {

@@ -1,7 +1,7 @@
 //! `IORING_OP_POLL_ADD`: wait until a foreign fd is readable, writable or in error; single-shot
 //! or multishot.
 
-use super::{Interest, MultishotOp, OpCode, Plan};
+use super::{Interest, MultishotOp, OpCode, OpTraits, Plan};
 use io_uring::{opcode, squeue::Entry, types};
 use std::io;
 use std::os::fd::RawFd;
@@ -86,8 +86,8 @@ unsafe impl OpCode for PollAdd {
         }
     }
 
-    fn multishot(&self) -> bool {
-        self.multi
+    fn traits(&self) -> OpTraits {
+        OpTraits::NONE.multishot(self.multi)
     }
 
     fn perform(&mut self) -> io::Result<u32> {

@@ -2,7 +2,7 @@
 //! `IORING_RECV_MULTISHOT` (6.0), or single-shot with `IOSQE_BUFFER_SELECT` where the kernel
 //! refuses multishot.
 
-use super::{AfterFinal, Interest, MultishotOp, OpCode, Plan};
+use super::{AfterFinal, Interest, MultishotOp, OpCode, OpTraits, Plan};
 use crate::buf::{BufRing, RingBuf};
 use crate::fd::SharedFd;
 use io_uring::{cqueue, opcode, squeue, squeue::Entry, types};
@@ -57,10 +57,10 @@ unsafe impl OpCode for RecvRing {
         }
     }
 
-    fn multishot(&self) -> bool {
+    fn traits(&self) -> OpTraits {
         // Also in its single-shot fallback: the kernel picks the buffer, and only a stream
         // sees the completion flags that say which.
-        true
+        OpTraits::NONE.multishot(true)
     }
 
     fn perform(&mut self) -> io::Result<u32> {

@@ -1,6 +1,6 @@
 //! `IORING_OP_READ` / `IORING_OP_WRITE` on an fd, at an offset or at the current position.
 
-use super::{stream_attempt, Interest, OpCode, Plan};
+use super::{stream_attempt, Inline, Interest, OpCode, OpTraits, Plan};
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::fd::SharedFd;
 use io_uring::{opcode, squeue::Entry, types};
@@ -60,7 +60,7 @@ fn nowait_outcome(
 /// Reads into an owned buffer, from its start up to its capacity.
 pub struct Read<B> {
     /// Keeps the fd open while the kernel may use `raw`.
-    _fd: SharedFd,
+    fd: SharedFd,
     raw: RawFd,
     buf: B,
     ptr: *mut u8,
@@ -77,7 +77,7 @@ impl<B: IoBufMut> Read<B> {
         let len = check_len(buf.bytes_total());
         Read {
             raw: fd.raw(),
-            _fd: fd.clone(),
+            fd: fd.clone(),
             buf,
             ptr,
             len,
@@ -110,9 +110,17 @@ unsafe impl<B: IoBufMut> OpCode for Read<B> {
         }
     }
 
-    fn repeatable(&self) -> bool {
-        // Positioned file reads; a stream read consumes what it reads.
-        self.kind == FdKind::File && self.offset != CURRENT_POSITION
+    fn traits(&self) -> OpTraits {
+        let inline = match self.kind {
+            FdKind::File if self.fd.nowait_io() => Inline::PageCache,
+            FdKind::Stream if self.fd.nowait_io() && self.fd.stream_hint(false) => Inline::Stream,
+            _ => Inline::Never,
+        };
+        OpTraits::NONE
+            // Positioned file reads; a stream read consumes what it reads.
+            .repeatable(self.kind == FdKind::File && self.offset != CURRENT_POSITION)
+            .inline(inline)
+            .device_io(self.kind == FdKind::File && self.fd.is_direct())
     }
 
     fn perform(&mut self) -> io::Result<u32> {
@@ -137,19 +145,7 @@ unsafe impl<B: IoBufMut> OpCode for Read<B> {
     }
 
     fn shared_fd(&self) -> Option<&SharedFd> {
-        Some(&self._fd)
-    }
-
-    fn has_nowait(&self) -> bool {
-        self.kind == FdKind::File && self._fd.nowait_io()
-    }
-
-    fn device_io(&self) -> bool {
-        self.kind == FdKind::File && self._fd.is_direct()
-    }
-
-    fn stream_hint(&self) -> bool {
-        self.kind == FdKind::Stream && self._fd.nowait_io() && self._fd.stream_hint(false)
+        Some(&self.fd)
     }
 
     fn try_nowait(&mut self) -> Option<io::Result<u32>> {
@@ -163,7 +159,7 @@ unsafe impl<B: IoBufMut> OpCode for Read<B> {
             self.offset as i64
         };
         let stream = (self.kind == FdKind::Stream).then_some(false);
-        let plain = stream.is_some() && offset == -1 && self._fd.plain_stream_io();
+        let plain = stream.is_some() && offset == -1 && self.fd.plain_stream_io();
         let n = if plain {
             // SAFETY: `ptr` points to `len` writable bytes of the owned buffer.
             unsafe { libc::read(self.raw, self.ptr.cast(), self.len as usize) }
@@ -172,14 +168,14 @@ unsafe impl<B: IoBufMut> OpCode for Read<B> {
             // the iovec during the call and does not keep it.
             unsafe { libc::preadv2(self.raw, &iov, 1, offset, libc::RWF_NOWAIT) }
         };
-        nowait_outcome(n, &self._fd, stream, plain || offset < -1)
+        nowait_outcome(n, &self.fd, stream, plain || offset < -1)
     }
 
     fn complete(mut self, result: io::Result<u32>) -> BufResult<usize, B> {
         match result {
             Ok(n) => {
                 if self.kind == FdKind::Stream {
-                    self._fd.set_stream_hint(false, n > 0 && n == self.len);
+                    self.fd.set_stream_hint(false, n > 0 && n == self.len);
                 }
                 // SAFETY: the kernel wrote `n` bytes from the buffer's start.
                 let n = unsafe { crate::buf::mark_filled(&mut self.buf, n) };
@@ -193,7 +189,7 @@ unsafe impl<B: IoBufMut> OpCode for Read<B> {
 /// Writes the initialised bytes of an owned buffer.
 pub struct Write<B> {
     /// Keeps the fd open while the kernel may use `raw`.
-    _fd: SharedFd,
+    fd: SharedFd,
     raw: RawFd,
     buf: B,
     ptr: *const u8,
@@ -209,7 +205,7 @@ impl<B: IoBuf> Write<B> {
         let len = check_len(buf.bytes_init());
         Write {
             raw: fd.raw(),
-            _fd: fd.clone(),
+            fd: fd.clone(),
             buf,
             ptr,
             len,
@@ -263,15 +259,19 @@ unsafe impl<B: IoBuf> OpCode for Write<B> {
     }
 
     fn shared_fd(&self) -> Option<&SharedFd> {
-        Some(&self._fd)
+        Some(&self.fd)
     }
 
-    fn device_io(&self) -> bool {
-        self.kind == FdKind::File && self._fd.is_direct()
-    }
-
-    fn stream_hint(&self) -> bool {
-        self.kind == FdKind::Stream && self._fd.nowait_io() && self._fd.stream_hint(true)
+    fn traits(&self) -> OpTraits {
+        let stream =
+            self.kind == FdKind::Stream && self.fd.nowait_io() && self.fd.stream_hint(true);
+        OpTraits::NONE
+            .inline(if stream {
+                Inline::Stream
+            } else {
+                Inline::Never
+            })
+            .device_io(self.kind == FdKind::File && self.fd.is_direct())
     }
 
     fn try_nowait(&mut self) -> Option<io::Result<u32>> {
@@ -279,7 +279,7 @@ unsafe impl<B: IoBuf> OpCode for Write<B> {
             iov_base: self.ptr as *mut libc::c_void,
             iov_len: self.len as usize,
         };
-        let plain = self.offset == CURRENT_POSITION && self._fd.plain_stream_io();
+        let plain = self.offset == CURRENT_POSITION && self.fd.plain_stream_io();
         let n = if plain {
             // SAFETY: `ptr` points to `len` initialised bytes of the owned buffer.
             unsafe { libc::write(self.raw, self.ptr.cast(), self.len as usize) }
@@ -289,12 +289,12 @@ unsafe impl<B: IoBuf> OpCode for Write<B> {
             // offset".
             unsafe { libc::pwritev2(self.raw, &iov, 1, -1, libc::RWF_NOWAIT) }
         };
-        nowait_outcome(n, &self._fd, Some(true), plain)
+        nowait_outcome(n, &self.fd, Some(true), plain)
     }
 
     fn complete(self, result: io::Result<u32>) -> BufResult<usize, B> {
         if let (Ok(n), FdKind::Stream) = (&result, self.kind) {
-            self._fd.set_stream_hint(true, *n == self.len);
+            self.fd.set_stream_hint(true, *n == self.len);
         }
         (result.map(|n| n as usize), self.buf)
     }

@@ -1,7 +1,7 @@
 //! `IORING_OP_SEND` / `IORING_OP_RECV`: stream and connected-datagram I/O with owned buffers.
 
 use super::at::cvt;
-use super::{stream_attempt, Interest, OpCode, Plan};
+use super::{stream_attempt, Inline, Interest, OpCode, OpTraits, Plan};
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::fd::SharedFd;
 use io_uring::{opcode, squeue::Entry, types};
@@ -95,8 +95,13 @@ unsafe impl<B: IoBuf> OpCode for Send<B> {
         check_flags(self.flags, SEND_FLAGS, "send")
     }
 
-    fn stream_hint(&self) -> bool {
-        self.fd.stream_hint(true)
+    fn traits(&self) -> OpTraits {
+        let likely = self.fd.stream_hint(true);
+        OpTraits::NONE.inline(if likely {
+            Inline::Stream
+        } else {
+            Inline::Never
+        })
     }
 
     fn try_nowait(&mut self) -> Option<io::Result<u32>> {

@@ -1,7 +1,7 @@
 //! `IORING_OP_STATX`: metadata of a path or an open fd.
 
 use super::at::{cvt, At};
-use super::{OpCode, Plan};
+use super::{OpCode, OpTraits, Plan};
 use io_uring::{opcode, squeue::Entry, types};
 use std::ffi::CString;
 use std::io;
@@ -49,8 +49,8 @@ unsafe impl OpCode for Statx {
         Plan::Blocking
     }
 
-    fn repeatable(&self) -> bool {
-        true
+    fn traits(&self) -> OpTraits {
+        OpTraits::NONE.repeatable(true)
     }
 
     fn perform(&mut self) -> io::Result<u32> {

@@ -2,7 +2,7 @@
 
 use super::at::cvt;
 use super::rw::{FdKind, CURRENT_POSITION};
-use super::{Interest, OpCode, Plan};
+use super::{Interest, OpCode, OpTraits, Plan};
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::fd::SharedFd;
 use io_uring::{opcode, squeue::Entry, types};
@@ -69,8 +69,10 @@ unsafe impl<B: IoBufMut> OpCode for Readv<B> {
         plan_for(&self.fd, self.kind, Interest::READABLE)
     }
 
-    fn repeatable(&self) -> bool {
-        self.kind == FdKind::File && self.offset != CURRENT_POSITION
+    fn traits(&self) -> OpTraits {
+        OpTraits::NONE
+            .repeatable(self.kind == FdKind::File && self.offset != CURRENT_POSITION)
+            .device_io(self.kind == FdKind::File && self.fd.is_direct())
     }
 
     fn perform(&mut self) -> io::Result<u32> {
@@ -87,10 +89,6 @@ unsafe impl<B: IoBufMut> OpCode for Readv<B> {
                 libc::preadv(fd, iov, cnt, self.offset as i64)
             }
         } as libc::c_long)
-    }
-
-    fn device_io(&self) -> bool {
-        self.kind == FdKind::File && self.fd.is_direct()
     }
 
     fn shared_fd(&self) -> Option<&SharedFd> {
@@ -184,8 +182,8 @@ unsafe impl<B: IoBuf> OpCode for Writev<B> {
         } as libc::c_long)
     }
 
-    fn device_io(&self) -> bool {
-        self.kind == FdKind::File && self.fd.is_direct()
+    fn traits(&self) -> OpTraits {
+        OpTraits::NONE.device_io(self.kind == FdKind::File && self.fd.is_direct())
     }
 
     fn shared_fd(&self) -> Option<&SharedFd> {

@@ -2,7 +2,7 @@
 //! listing and removal, which io_uring lacks, on the blocking pool.
 
 use super::at::cvt;
-use super::{OpCode, Plan};
+use super::{OpCode, OpTraits, Plan};
 use crate::fd::SharedFd;
 use io_uring::{opcode, squeue::Entry, types};
 use std::ffi::CString;
@@ -214,8 +214,8 @@ unsafe impl OpCode for ListXattr {
         Plan::Blocking
     }
 
-    fn ring_equivalent(&self) -> Option<u8> {
-        Some(match self.target.resolved() {
+    fn traits(&self) -> OpTraits {
+        OpTraits::NONE.ring_equivalent(match self.target.resolved() {
             Resolved::Path(_) => opcode::GetXattr::CODE,
             Resolved::Fd(_) => opcode::FGetXattr::CODE,
         })
@@ -262,8 +262,8 @@ unsafe impl OpCode for RemoveXattr {
         Plan::Blocking
     }
 
-    fn ring_equivalent(&self) -> Option<u8> {
-        Some(match self.target.resolved() {
+    fn traits(&self) -> OpTraits {
+        OpTraits::NONE.ring_equivalent(match self.target.resolved() {
             Resolved::Path(_) => opcode::SetXattr::CODE,
             Resolved::Fd(_) => opcode::FSetXattr::CODE,
         })

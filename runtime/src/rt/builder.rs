@@ -1,7 +1,7 @@
 //! [`Builder`]: how many workers, pinned or not, ring size, backend, blocking pool bounds.
 
 use super::Runtime;
-use crate::driver::Driver;
+use crate::driver::DriverChoice;
 use crate::driver::{DriverConfig, OpClass};
 use std::io;
 use std::time::Duration;
@@ -9,8 +9,8 @@ use std::time::Duration;
 /// Configures and builds a [`Runtime`].
 ///
 /// ```
-/// use hoop_runtime::{Driver, Runtime};
-/// let rt = Runtime::builder().workers(2).entries(128).driver(Driver::Auto).build().unwrap();
+/// use hoop_runtime::{DriverChoice, Runtime};
+/// let rt = Runtime::builder().workers(2).entries(128).driver(DriverChoice::Auto).build().unwrap();
 /// let per_worker = rt.run(|worker| async move { worker * 10 });
 /// assert_eq!(per_worker, vec![0, 10]);
 /// ```
@@ -19,7 +19,7 @@ pub struct Builder {
     pub(crate) workers: usize,
     pub(crate) pin_cpus: bool,
     pub(crate) entries: u32,
-    pub(crate) driver: Driver,
+    pub(crate) driver: DriverChoice,
     pub(crate) thread_name: String,
     pub(crate) max_blocking_threads: usize,
     pub(crate) blocking_keep_alive: Duration,
@@ -37,7 +37,7 @@ impl Default for Builder {
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             pin_cpus: false,
             entries: 256,
-            driver: Driver::Auto,
+            driver: DriverChoice::Auto,
             thread_name: "hoop".into(),
             max_blocking_threads: 512,
             blocking_keep_alive: Duration::from_secs(10),
@@ -52,7 +52,7 @@ impl Default for Builder {
 
 impl Builder {
     /// A builder with the defaults: one worker per available core, not pinned, 256 SQ entries,
-    /// `Driver::Auto`.
+    /// `DriverChoice::Auto`.
     pub fn new() -> Self {
         Self::default()
     }
@@ -89,7 +89,7 @@ impl Builder {
     }
 
     /// The backend: `Auto` (default), `IoUring` or `Epoll`.
-    pub fn driver(mut self, driver: Driver) -> Self {
+    pub fn driver(mut self, driver: DriverChoice) -> Self {
         self.driver = driver;
         self
     }
@@ -135,8 +135,8 @@ impl Builder {
     /// the list fails with `EACCES` instead of reaching the kernel code behind it, also one that
     /// would run outside the ring (no opcode, or one the kernel lacks: the blocking pool or a
     /// syscall on the worker): a sandboxed server narrows what its rings can be made to do.
-    /// Registered buffers, buffer rings and personalities stay allowed. With [`Driver::IoUring`], a kernel that cannot restrict rings makes `build`
-    /// fail; with [`Driver::Auto`] it falls back to epoll (no io_uring at all). No effect on
+    /// Registered buffers, buffer rings and personalities stay allowed. With [`DriverChoice::IoUring`], a kernel that cannot restrict rings makes `build`
+    /// fail; with [`DriverChoice::Auto`] it falls back to epoll (no io_uring at all). No effect on
     /// epoll.
     pub fn restrict_to(mut self, classes: &[OpClass]) -> Self {
         self.restrict = Some(classes.to_vec());
@@ -192,7 +192,7 @@ impl Builder {
     }
 
     /// The backend this builder asks for.
-    pub fn driver_choice(&self) -> Driver {
+    pub fn driver_choice(&self) -> DriverChoice {
         self.driver
     }
 }

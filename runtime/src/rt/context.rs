@@ -36,11 +36,6 @@ pub(crate) fn with_core<R>(f: impl FnOnce(&Core) -> R) -> Option<R> {
         .flatten()
 }
 
-/// The current worker's driver.
-pub(crate) fn driver() -> Option<DriverRef> {
-    with_core(|core| core.driver.clone())
-}
-
 /// Id of the worker running on this thread (0 if none).
 pub(crate) fn current_worker_id() -> u64 {
     CURRENT_ID.try_with(Cell::get).unwrap_or(0)
@@ -56,21 +51,25 @@ pub(crate) fn is_entered() -> bool {
 pub(crate) struct EnterGuard {
     previous: Option<Rc<Core>>,
     previous_id: u64,
+    previous_driver: Option<DriverRef>,
 }
 
 pub(crate) fn enter(core: Rc<Core>) -> EnterGuard {
     let id = core.shared.id;
+    let previous_driver = crate::driver::set_current(Some(core.driver.clone()));
     let previous = CURRENT.with(|c| c.borrow_mut().replace(core));
     let previous_id = CURRENT_ID.with(|c| c.replace(id));
     EnterGuard {
         previous,
         previous_id,
+        previous_driver,
     }
 }
 
 impl Drop for EnterGuard {
     fn drop(&mut self) {
         let _ = CURRENT_ID.try_with(|c| c.set(self.previous_id));
+        drop(crate::driver::set_current(self.previous_driver.take()));
         let previous = self.previous.take();
         let core = CURRENT
             .try_with(|c| std::mem::replace(&mut *c.borrow_mut(), previous))

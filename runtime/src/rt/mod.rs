@@ -3,25 +3,25 @@
 //! Worker 0 is the thread that builds the runtime and calls [`Runtime::block_on`] or
 //! [`Runtime::run`]; workers 1..n are threads the runtime starts, which serve spawns sent to them
 //! through a [`Handle`] until the runtime is dropped. Every worker uses the same backend: the
-//! first one chooses (see [`Driver`]) and the others follow its choice.
+//! first one chooses (see [`DriverChoice`]) and the others follow its choice.
 
-pub(crate) mod affinity;
 mod builder;
 pub(crate) mod context;
 mod handle;
 pub(crate) mod shared;
-pub(crate) mod signals;
+mod spawn;
 mod worker;
 
 pub use builder::{Builder, DEFAULT_MAX_IN_FLIGHT};
 pub use handle::Handle;
+pub use spawn::{spawn, spawn_blocking};
 
 use crate::blocking::BlockingPool;
 use crate::driver::{
-    select_backend, Backend, Driver, DriverConfig, DriverKind, IoDriver, RuntimeInfo,
+    select_backend, DriverChoice, DriverConfig, DriverKind, IoDriver, RuntimeInfo, Selection,
 };
+use crate::sys::{affinity::CpuSet, signals};
 use crate::time::timers::Timers;
-use affinity::CpuSet;
 use context::Core;
 use shared::{Remote, WorkerShared};
 use std::cell::RefCell;
@@ -88,20 +88,17 @@ impl Runtime {
         let driver_config = b.driver_config();
 
         // Worker 0 chooses the backend; the others are told to use the same.
-        let (backend, reason, uring_setup) = select_backend(
+        let selection = select_backend(
             b.driver,
             &driver_config,
             shared[0].doorbell_fd(),
             b.uring_fault,
         )?;
-        let kind = match backend {
-            Backend::Uring(_) => DriverKind::IoUring,
-            Backend::Epoll(_) => DriverKind::Epoll,
-        };
+        let kind = selection.kind();
         let info = RuntimeInfo {
             driver: kind,
-            reason,
-            uring_setup,
+            reason: selection.reason.clone(),
+            uring_setup: selection.setup.clone(),
             workers: b.workers,
             kernel: crate::driver::kernel_release(),
         };
@@ -121,11 +118,11 @@ impl Runtime {
             }
             None => None,
         };
-        let local = assemble(backend, &shared[0], &pool, &handle, b.max_in_flight);
+        let local = assemble(selection, &shared[0], &pool, &handle, b.max_in_flight);
 
         let forced = match kind {
-            DriverKind::IoUring => Driver::IoUring,
-            DriverKind::Epoll => Driver::Epoll,
+            DriverKind::IoUring => DriverChoice::IoUring,
+            DriverKind::Epoll => DriverChoice::Epoll,
         };
         let (tx, rx) = mpsc::channel::<io::Result<()>>();
         let mut threads = Vec::new();
@@ -272,13 +269,13 @@ impl fmt::Debug for Runtime {
 }
 
 fn assemble(
-    backend: Backend,
+    selection: Selection,
     shared: &Arc<WorkerShared>,
     pool: &Arc<BlockingPool>,
     handle: &Handle,
     max_in_flight: usize,
 ) -> Rc<Core> {
-    let driver = IoDriver::new(backend, pool.clone(), shared.clone(), max_in_flight);
+    let driver = IoDriver::new(selection, pool.clone(), shared.clone(), max_in_flight);
     Rc::new(Core {
         shared: shared.clone(),
         executor: Default::default(),
@@ -291,7 +288,7 @@ fn assemble(
 }
 
 fn worker_thread(
-    driver: Driver,
+    driver: DriverChoice,
     config: WorkerConfig,
     shared: Arc<WorkerShared>,
     pool: Arc<BlockingPool>,
@@ -303,9 +300,9 @@ fn worker_thread(
         if let Some(cpu) = config.pin {
             CpuSet::single(cpu).apply_to_current_thread()?;
         }
-        let (backend, _, _) = select_backend(driver, &config.driver, shared.doorbell_fd(), None)?;
+        let selection = select_backend(driver, &config.driver, shared.doorbell_fd(), None)?;
         Ok(assemble(
-            backend,
+            selection,
             &shared,
             &pool,
             &handle,

@@ -5,7 +5,7 @@
 //! appends to the inbox under a mutex and rings the doorbell (an eventfd the worker's driver always
 //! listens to) unless it was already rung since the worker last emptied the inbox.
 
-use crate::driver::BlockingDone;
+use crate::driver::{self, PoolDone};
 use crate::sync::{AtomicBool, Mutex};
 use crate::task::TaskHeader;
 use std::io;
@@ -23,7 +23,7 @@ pub(crate) enum Remote {
     /// A future to spawn on this worker.
     Spawn(RemoteSpawn),
     /// An operation the blocking pool finished for this worker.
-    Done(BlockingDone),
+    Done(PoolDone),
     /// The runtime is shutting down: the worker leaves its loop.
     Shutdown,
 }
@@ -156,5 +156,24 @@ impl WorkerShared {
     pub(crate) fn wake(&self) {
         self.rung.store(true, Ordering::Release);
         self.ring();
+    }
+}
+
+impl driver::Inbox for WorkerShared {
+    fn deliver(&self, done: PoolDone) -> Result<(), PoolDone> {
+        self.push(Remote::Done(done)).map_err(|item| match item {
+            Remote::Done(done) => done,
+            _ => unreachable!("push gives back the item it was given"),
+        })
+    }
+
+    fn drain_done(&self, f: &mut dyn FnMut(PoolDone)) {
+        let mut items = Vec::new();
+        self.take_inbox(&mut items);
+        for item in items {
+            if let Remote::Done(done) = item {
+                f(done);
+            }
+        }
     }
 }

@@ -62,7 +62,7 @@ pub(crate) fn block_on<F: Future>(core: &Rc<Core>, future: F) -> F::Output {
     let mut scratch = Scratch::default();
     loop {
         if main.woken.swap(false, Ordering::AcqRel) {
-            crate::op::budget::reset();
+            crate::coop::reset();
             if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
                 return v;
             }
@@ -104,7 +104,7 @@ fn tick(core: &Core, scratch: &mut Scratch, main_woken: &AtomicBool) -> bool {
         match item {
             Remote::Wake(header) => core.executor.push_local(header),
             Remote::Spawn(spawn) => spawn(),
-            Remote::Done(done) => core.driver.borrow_mut().blocking_done(done),
+            Remote::Done(done) => core.driver.borrow_mut().pool_done(done),
             Remote::Shutdown => stop = true,
         }
     }
@@ -164,7 +164,7 @@ pub(crate) fn shutdown(core: &Rc<Core>, timeout: Duration) {
     let leftovers = core.shared.close();
     for item in leftovers {
         if let Remote::Done(done) = item {
-            core.driver.borrow_mut().blocking_done(done);
+            core.driver.borrow_mut().pool_done(done);
         }
     }
     let dead = core.driver.borrow_mut().take_graveyard();

@@ -117,7 +117,7 @@ impl Executor {
         // Cleared before polling so that a wake during the poll schedules the task again.
         header.scheduled.store(false, Ordering::Release);
         self.polled.set(self.polled.get() + 1);
-        crate::op::budget::reset();
+        crate::coop::reset();
         let waker = Waker::from(header.clone());
         let done = future
             .as_mut()

@@ -1,5 +1,8 @@
 //! Cooperative budget: how many operations a task may complete without yielding.
 //!
+//! The executor gives each task poll a fresh budget ([`reset`]); the driver's dispatch spends it
+//! ([`consume`]). A leaf module, so neither layer imports the other for it.
+//!
 //! On the epoll driver an operation on a ready socket completes inside `poll` without ever
 //! returning `Pending`; a task looping on such operations would starve every other task and the
 //! driver. Each task poll gets [`PER_POLL`] completions; past that, operations yield once.
