@@ -1,20 +1,24 @@
 //! The thread-local "current worker": what `spawn`, operations and timers find without being
 //! handed a runtime.
+//!
+//! Each layer below `rt` keeps its own current piece (the driver, the executor, the timers), so
+//! none of them imports `rt`; [`enter`] sets them all, together with the whole [`Core`] that
+//! `rt` itself uses.
 
 use super::handle::Handle;
 use super::shared::WorkerShared;
 use crate::blocking::BlockingPool;
-use crate::driver::{DriverRef, RuntimeInfo};
-use crate::task::Executor;
-use crate::time::timers::Timers;
-use std::cell::{Cell, RefCell};
+use crate::driver::{self, DriverRef, RuntimeInfo};
+use crate::task::{self, Executor};
+use crate::time::timers::{self, Timers};
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
 /// Everything one worker owns.
 pub(crate) struct Core {
     pub(crate) shared: Arc<WorkerShared>,
-    pub(crate) executor: Executor,
+    pub(crate) executor: Rc<Executor>,
     pub(crate) driver: DriverRef,
     pub(crate) timers: Rc<RefCell<Timers>>,
     pub(crate) pool: Arc<BlockingPool>,
@@ -24,8 +28,6 @@ pub(crate) struct Core {
 
 thread_local! {
     static CURRENT: RefCell<Option<Rc<Core>>> = const { RefCell::new(None) };
-    /// The current worker's id, readable without touching `CURRENT` (wakers check it).
-    static CURRENT_ID: Cell<u64> = const { Cell::new(0) };
 }
 
 /// Runs `f` with the current worker, if this thread is running one.
@@ -38,7 +40,7 @@ pub(crate) fn with_core<R>(f: impl FnOnce(&Core) -> R) -> Option<R> {
 
 /// Id of the worker running on this thread (0 if none).
 pub(crate) fn current_worker_id() -> u64 {
-    CURRENT_ID.try_with(Cell::get).unwrap_or(0)
+    task::current::id()
 }
 
 /// True if this thread is running a worker now.
@@ -50,26 +52,29 @@ pub(crate) fn is_entered() -> bool {
 /// runtime dropped inside another one's task can still shut down in its own context).
 pub(crate) struct EnterGuard {
     previous: Option<Rc<Core>>,
-    previous_id: u64,
+    previous_executor: Option<(u64, Rc<Executor>)>,
     previous_driver: Option<DriverRef>,
+    previous_timers: Option<Rc<RefCell<Timers>>>,
 }
 
 pub(crate) fn enter(core: Rc<Core>) -> EnterGuard {
-    let id = core.shared.id;
-    let previous_driver = crate::driver::set_current(Some(core.driver.clone()));
+    let previous_executor = task::current::set(Some((core.shared.id, core.executor.clone())));
+    let previous_driver = driver::set_current(Some(core.driver.clone()));
+    let previous_timers = timers::set_current(Some(core.timers.clone()));
     let previous = CURRENT.with(|c| c.borrow_mut().replace(core));
-    let previous_id = CURRENT_ID.with(|c| c.replace(id));
     EnterGuard {
         previous,
-        previous_id,
+        previous_executor,
         previous_driver,
+        previous_timers,
     }
 }
 
 impl Drop for EnterGuard {
     fn drop(&mut self) {
-        let _ = CURRENT_ID.try_with(|c| c.set(self.previous_id));
-        drop(crate::driver::set_current(self.previous_driver.take()));
+        drop(task::current::set(self.previous_executor.take()));
+        drop(driver::set_current(self.previous_driver.take()));
+        drop(timers::set_current(self.previous_timers.take()));
         let previous = self.previous.take();
         let core = CURRENT
             .try_with(|c| std::mem::replace(&mut *c.borrow_mut(), previous))

@@ -94,9 +94,7 @@ impl Handle {
             // the worker's.
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(make)) {
                 Ok(future) => {
-                    context::with_core(|core| {
-                        core.executor.spawn_with(&core.shared, future, guard)
-                    });
+                    context::with_core(|core| core.executor.spawn_with(future, guard));
                 }
                 Err(payload) => guard.finish(Err(JoinError::panic(payload))),
             }

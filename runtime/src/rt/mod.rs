@@ -21,6 +21,7 @@ use crate::driver::{
     select_backend, DriverChoice, DriverConfig, DriverKind, IoDriver, RuntimeInfo, Selection,
 };
 use crate::sys::{affinity::CpuSet, signals};
+use crate::task::Executor;
 use crate::time::timers::Timers;
 use context::Core;
 use shared::{Remote, WorkerShared};
@@ -278,7 +279,7 @@ fn assemble(
     let driver = IoDriver::new(selection, pool.clone(), shared.clone(), max_in_flight);
     Rc::new(Core {
         shared: shared.clone(),
-        executor: Default::default(),
+        executor: Rc::new(Executor::new(shared.id, shared.clone())),
         driver: Rc::new(RefCell::new(driver)),
         timers: Rc::new(RefCell::new(Timers::default())),
         pool: pool.clone(),

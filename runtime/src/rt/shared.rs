@@ -177,3 +177,10 @@ impl driver::Inbox for WorkerShared {
         }
     }
 }
+
+impl crate::task::Mailbox for WorkerShared {
+    fn wake(&self, task: Arc<TaskHeader>) {
+        // Refused when the worker is gone, and the task with it: dropping the header is fine.
+        let _ = self.push(Remote::Wake(task));
+    }
+}

@@ -30,7 +30,7 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    context::with_core(|core| core.executor.spawn(&core.shared, future))
+    context::with_core(|core| core.executor.spawn(future))
         .expect("hoop::spawn called outside a hoop runtime")
 }
 

@@ -4,9 +4,8 @@
 //! on the run queue at most once (its `scheduled` flag); the executor never holds a `RefCell`
 //! borrow while it polls a future, so tasks may spawn and wake freely.
 
-use super::header::TaskHeader;
+use super::header::{Mailbox, TaskHeader};
 use super::join::{JoinError, JoinGuard, JoinHandle, JoinState};
-use crate::rt::shared::WorkerShared;
 use slab::Slab;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -26,8 +25,10 @@ struct TaskSlot {
 }
 
 /// The tasks of one worker.
-#[derive(Default)]
 pub(crate) struct Executor {
+    /// The worker's id and inbox, which every task header carries.
+    owner: u64,
+    mailbox: Arc<dyn Mailbox>,
     tasks: RefCell<Slab<TaskSlot>>,
     run_queue: RefCell<VecDeque<Arc<TaskHeader>>>,
     spawned: Cell<u64>,
@@ -35,24 +36,32 @@ pub(crate) struct Executor {
 }
 
 impl Executor {
-    pub(crate) fn spawn<F>(&self, worker: &Arc<WorkerShared>, future: F) -> JoinHandle<F::Output>
+    /// The executor of worker `owner`, whose wakes from other threads go to `mailbox`.
+    pub(crate) fn new(owner: u64, mailbox: Arc<dyn Mailbox>) -> Self {
+        Executor {
+            owner,
+            mailbox,
+            tasks: Default::default(),
+            run_queue: Default::default(),
+            spawned: Default::default(),
+            polled: Default::default(),
+        }
+    }
+
+    pub(crate) fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + 'static,
         F::Output: 'static,
     {
         let state = JoinState::new();
-        self.spawn_with(worker, future, JoinGuard::new(state.clone()));
+        self.spawn_with(future, JoinGuard::new(state.clone()));
         JoinHandle::new(state)
     }
 
     /// Spawns `future`, whose output goes to `guard` (made by the caller, possibly on another
     /// thread for a remote spawn).
-    pub(crate) fn spawn_with<F>(
-        &self,
-        worker: &Arc<WorkerShared>,
-        future: F,
-        guard: JoinGuard<F::Output>,
-    ) where
+    pub(crate) fn spawn_with<F>(&self, future: F, guard: JoinGuard<F::Output>)
+    where
         F: Future + 'static,
         F::Output: 'static,
     {
@@ -64,7 +73,8 @@ impl Executor {
             let header = Arc::new(TaskHeader {
                 key: entry.key(),
                 scheduled: true.into(),
-                worker: worker.clone(),
+                owner: self.owner,
+                mailbox: self.mailbox.clone(),
             });
             entry.insert(TaskSlot {
                 header: header.clone(),

@@ -1,7 +1,6 @@
 //! [`TaskHeader`]: the `Send + Sync` identity of a task, and its waker.
 
-use crate::rt::context;
-use crate::rt::shared::{Remote, WorkerShared};
+use super::current;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::Wake;
@@ -13,8 +12,17 @@ pub(crate) struct TaskHeader {
     pub(crate) key: usize,
     /// Set while the task sits in a run queue or inbox, so a burst of wakes enqueues it once.
     pub(crate) scheduled: AtomicBool,
-    /// The worker that owns the task.
-    pub(crate) worker: Arc<WorkerShared>,
+    /// Id of the worker that owns the task.
+    pub(crate) owner: u64,
+    /// Where a wake from another thread goes: the owner's inbox.
+    pub(crate) mailbox: Arc<dyn Mailbox>,
+}
+
+/// A worker's inbox as the task layer sees it: where wakes from other threads go.
+pub(crate) trait Mailbox: Send + Sync + 'static {
+    /// Queues `task` for its worker and wakes the worker; drops it if the worker is gone (the
+    /// task went with it).
+    fn wake(&self, task: Arc<TaskHeader>);
 }
 
 impl TaskHeader {
@@ -22,16 +30,15 @@ impl TaskHeader {
         if self.scheduled.swap(true, Ordering::AcqRel) {
             return;
         }
-        if context::current_worker_id() == self.worker.id {
-            let pushed = context::with_core(|core| core.executor.push_local(self.clone()));
+        if current::id() == self.owner {
+            let pushed = current::with(|executor| executor.push_local(self.clone()));
             if pushed.is_some() {
                 return;
             }
         }
-        // Another thread, or the worker's context is being torn down: go through the inbox. A
-        // refused push means the worker is gone and the task with it; dropping the header is fine.
-        let worker = self.worker.clone();
-        let _ = worker.push(Remote::Wake(self));
+        // Another thread, or the worker's context is being torn down: go through the inbox.
+        let mailbox = self.mailbox.clone();
+        mailbox.wake(self);
     }
 }
 

@@ -5,13 +5,14 @@
 //! thread pushes the task on the local run queue, a wake from any other thread goes through the
 //! worker's inbox and doorbell (see [`crate::rt`]).
 
+pub(crate) mod current;
 mod executor;
 mod header;
 mod join;
 mod yield_now;
 
 pub(crate) use executor::Executor;
-pub(crate) use header::TaskHeader;
+pub(crate) use header::{Mailbox, TaskHeader};
 pub use join::{JoinError, JoinHandle};
 pub(crate) use join::{JoinGuard, JoinState};
 pub use yield_now::yield_now;

@@ -1,7 +1,6 @@
 //! [`Sleep`]: a future that completes at a deadline.
 
-use super::timers::{TimerKey, Timers};
-use crate::rt::context;
+use super::timers::{self, TimerKey, Timers};
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
@@ -86,8 +85,7 @@ impl Future for Sleep {
                 return Poll::Pending;
             }
         }
-        let timers = context::with_core(|core| core.timers.clone())
-            .expect("hoop::time::Sleep polled outside a hoop runtime");
+        let timers = timers::current().expect("hoop::time::Sleep polled outside a hoop runtime");
         let key = timers
             .borrow_mut()
             .insert(self.deadline, cx.waker().clone());

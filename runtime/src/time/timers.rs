@@ -1,12 +1,29 @@
 //! The per-worker timer store: deadlines ordered in a `BTreeMap`, each with the waker to call.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::task::Waker;
 use std::time::Instant;
 
 /// Key of a pending timer: its deadline, and a sequence number that keeps equal deadlines apart
 /// (and orders them by insertion).
 pub(crate) type TimerKey = (Instant, u64);
+
+thread_local! {
+    /// The timers of the worker running on this thread, set while the worker runs.
+    static CURRENT: RefCell<Option<Rc<RefCell<Timers>>>> = const { RefCell::new(None) };
+}
+
+/// The timers of the worker running on this thread.
+pub(crate) fn current() -> Option<Rc<RefCell<Timers>>> {
+    CURRENT.try_with(|c| c.borrow().clone()).ok().flatten()
+}
+
+/// Makes `timers` this thread's current timers; returns the ones it replaces (to restore).
+pub(crate) fn set_current(timers: Option<Rc<RefCell<Timers>>>) -> Option<Rc<RefCell<Timers>>> {
+    CURRENT.try_with(|c| c.replace(timers)).ok().flatten()
+}
 
 #[derive(Default)]
 pub(crate) struct Timers {
