@@ -5,7 +5,7 @@ use crate::metadata::{Metadata, STATX_MASK};
 use crate::xattr::{self, Target};
 use crate::OpenOptions;
 use hoop_runtime::buf::{AlignedBuf, BufResult, FixedBuf, IoBuf, IoBufMut};
-use hoop_runtime::fd::SharedFd;
+use hoop_runtime::fd::{AsSharedFd, SharedFd};
 use hoop_runtime::op::at::At;
 use hoop_runtime::op::close::Close;
 use hoop_runtime::op::dir_ops::ChmodAt;
@@ -438,6 +438,12 @@ impl From<std::fs::File> for File {
 impl From<OwnedFd> for File {
     fn from(fd: OwnedFd) -> Self {
         File::from_shared(SharedFd::new(fd), None)
+    }
+}
+
+impl AsSharedFd for File {
+    fn as_shared_fd(&self) -> &SharedFd {
+        &self.fd
     }
 }
 

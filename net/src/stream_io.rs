@@ -2,7 +2,7 @@
 
 use hoop_runtime::buf::BufRing;
 use hoop_runtime::buf::{BufResult, IoBuf, IoBufMut};
-use hoop_runtime::fd::SharedFd;
+use hoop_runtime::fd::{AsSharedFd, SharedFd};
 use hoop_runtime::io::RecvStream;
 use hoop_runtime::op::rw::{FdKind, CURRENT_POSITION};
 use hoop_runtime::op::send_recv::{Recv, Send};
@@ -79,9 +79,9 @@ pub(crate) fn recv_stream(fd: &SharedFd, ring: &BufRing) -> RecvStream {
 
 pub(crate) async fn send_file(
     fd: &SharedFd,
-    file: &hoop_fs::File,
+    file: &(impl AsSharedFd + ?Sized),
     offset: u64,
     len: u64,
 ) -> io::Result<u64> {
-    hoop_runtime::io::send_file(file.shared_fd(), offset, len, fd).await
+    hoop_runtime::io::send_file(file.as_shared_fd(), offset, len, fd).await
 }

@@ -2,7 +2,7 @@
 
 use crate::stream_io;
 use hoop_runtime::buf::{BufResult, BufRing, IoBuf, IoBufMut};
-use hoop_runtime::fd::SharedFd;
+use hoop_runtime::fd::{AsSharedFd, SharedFd};
 use hoop_runtime::io::RecvStream;
 use hoop_runtime::op::accept::Accept;
 use hoop_runtime::op::connect::Connect;
@@ -125,7 +125,12 @@ impl UnixStream {
     /// ends first). 256 KiB reads and sends (page-cached data never leaves the worker thread):
     /// the fastest way measured, see [`hoop_runtime::io::send_file`]; for a transfer that never
     /// passes through user space, [`hoop_runtime::io::splice_file`].
-    pub async fn send_file(&self, file: &hoop_fs::File, offset: u64, len: u64) -> io::Result<u64> {
+    pub async fn send_file(
+        &self,
+        file: &(impl AsSharedFd + ?Sized),
+        offset: u64,
+        len: u64,
+    ) -> io::Result<u64> {
         stream_io::send_file(&self.fd, file, offset, len).await
     }
 

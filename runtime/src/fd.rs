@@ -168,6 +168,20 @@ impl Drop for Inner {
     }
 }
 
+/// An I/O object that owns a [`SharedFd`] (a file, a socket, a pipe): what an operation that
+/// takes "any hoop fd" asks for, such as the source of `send_file`, so that a crate need not name
+/// another crate's types (`hoop-net` sends `hoop-fs` files without depending on it).
+pub trait AsSharedFd {
+    /// The shared fd operations on this object hold while they run.
+    fn as_shared_fd(&self) -> &SharedFd;
+}
+
+impl AsSharedFd for SharedFd {
+    fn as_shared_fd(&self) -> &SharedFd {
+        self
+    }
+}
+
 impl AsRawFd for SharedFd {
     fn as_raw_fd(&self) -> RawFd {
         self.inner.fd

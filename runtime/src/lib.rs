@@ -20,6 +20,8 @@ mod creds;
 mod driver;
 pub mod fd;
 pub mod io;
+#[cfg(test)]
+mod layers;
 mod log;
 #[cfg(all(test, loom))]
 mod loom_models;

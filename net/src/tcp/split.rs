@@ -3,6 +3,7 @@
 use super::TcpStream;
 use crate::stream_io;
 use hoop_runtime::buf::{BufResult, BufRing, IoBuf, IoBufMut};
+use hoop_runtime::fd::AsSharedFd;
 use hoop_runtime::io::RecvStream;
 use std::fmt;
 use std::io;
@@ -85,7 +86,12 @@ impl OwnedWriteHalf {
     /// ends first). 256 KiB reads and sends (page-cached data never leaves the worker thread):
     /// the fastest way measured, see [`hoop_runtime::io::send_file`]; for a transfer that never
     /// passes through user space, [`hoop_runtime::io::splice_file`].
-    pub async fn send_file(&self, file: &hoop_fs::File, offset: u64, len: u64) -> io::Result<u64> {
+    pub async fn send_file(
+        &self,
+        file: &(impl AsSharedFd + ?Sized),
+        offset: u64,
+        len: u64,
+    ) -> io::Result<u64> {
         stream_io::send_file(self.stream.shared_fd(), file, offset, len).await
     }
 

@@ -4,7 +4,7 @@ use super::split::{OwnedReadHalf, OwnedWriteHalf};
 use super::{new_socket, to_socket_addr};
 use crate::stream_io;
 use hoop_runtime::buf::{BufResult, BufRing, IoBuf, IoBufMut};
-use hoop_runtime::fd::SharedFd;
+use hoop_runtime::fd::{AsSharedFd, SharedFd};
 use hoop_runtime::io::RecvStream;
 use hoop_runtime::op::connect::Connect;
 use hoop_runtime::op::Op;
@@ -95,7 +95,12 @@ impl TcpStream {
     /// ends first). 256 KiB reads and sends (page-cached data never leaves the worker thread):
     /// the fastest way measured, see [`hoop_runtime::io::send_file`]; for a transfer that never
     /// passes through user space, [`hoop_runtime::io::splice_file`].
-    pub async fn send_file(&self, file: &hoop_fs::File, offset: u64, len: u64) -> io::Result<u64> {
+    pub async fn send_file(
+        &self,
+        file: &(impl AsSharedFd + ?Sized),
+        offset: u64,
+        len: u64,
+    ) -> io::Result<u64> {
         stream_io::send_file(&self.fd, file, offset, len).await
     }
 

@@ -31,76 +31,67 @@ pub enum OpClass {
     Splice,
 }
 
+/// Opcodes, by code and by name (the names let a test check that every opcode the runtime
+/// builds is classified).
+#[derive(Clone, Copy)]
+struct Opcodes {
+    codes: &'static [u8],
+    #[cfg_attr(not(test), allow(dead_code))]
+    names: &'static [&'static str],
+}
+
+macro_rules! opcodes {
+    ($($name:ident),* $(,)?) => {
+        Opcodes {
+            codes: &[$(opcode::$name::CODE),*],
+            names: &[$(stringify!($name)),*],
+        }
+    };
+}
+
 impl OpClass {
-    fn opcodes(self) -> &'static [u8] {
+    fn opcodes(self) -> Opcodes {
         match self {
-            OpClass::Files => &[
-                opcode::Read::CODE,
-                opcode::Write::CODE,
-                opcode::Readv::CODE,
-                opcode::Writev::CODE,
-                opcode::ReadFixed::CODE,
-                opcode::WriteFixed::CODE,
-                opcode::Fsync::CODE,
-                opcode::Fallocate::CODE,
-                opcode::Fadvise::CODE,
-                opcode::Ftruncate::CODE,
-                opcode::Statx::CODE,
-                opcode::Close::CODE,
+            OpClass::Files => opcodes![
+                Read, Write, Readv, Writev, ReadFixed, WriteFixed, Fsync, Fallocate, Fadvise,
+                Ftruncate, Statx, Close
             ],
-            OpClass::Paths => &[
-                opcode::OpenAt::CODE,
-                opcode::OpenAt2::CODE,
-                opcode::Statx::CODE,
-                opcode::RenameAt::CODE,
-                opcode::UnlinkAt::CODE,
-                opcode::MkDirAt::CODE,
-                opcode::SymlinkAt::CODE,
-                opcode::LinkAt::CODE,
-                opcode::GetXattr::CODE,
-                opcode::SetXattr::CODE,
-                opcode::FGetXattr::CODE,
-                opcode::FSetXattr::CODE,
-                opcode::Close::CODE,
+            OpClass::Paths => opcodes![
+                OpenAt, OpenAt2, Statx, RenameAt, UnlinkAt, MkDirAt, SymlinkAt, LinkAt, GetXattr,
+                SetXattr, FGetXattr, FSetXattr, Close
             ],
-            OpClass::Net => &[
-                opcode::Accept::CODE,
-                opcode::AcceptMulti::CODE,
-                opcode::Connect::CODE,
-                opcode::Send::CODE,
-                opcode::Recv::CODE,
-                opcode::RecvMulti::CODE,
-                opcode::SendMsg::CODE,
-                opcode::RecvMsg::CODE,
-                opcode::SendZc::CODE,
-                opcode::SendMsgZc::CODE,
-                opcode::Shutdown::CODE,
-                opcode::Read::CODE,
-                opcode::Write::CODE,
-                opcode::Readv::CODE,
-                opcode::Writev::CODE,
-                opcode::Close::CODE,
+            OpClass::Net => opcodes![
+                Accept,
+                AcceptMulti,
+                Connect,
+                Send,
+                Recv,
+                RecvMulti,
+                SendMsg,
+                RecvMsg,
+                SendZc,
+                SendMsgZc,
+                Shutdown,
+                Read,
+                Write,
+                Readv,
+                Writev,
+                Close
             ],
-            OpClass::Splice => &[opcode::Splice::CODE, opcode::Tee::CODE],
+            OpClass::Splice => opcodes![Splice, Tee],
         }
     }
 }
 
 /// Opcodes the runtime itself submits: cancels, readiness polls (and the doorbell's), no-ops,
 /// and closes (every class's fds are closed through the ring; a refused close would leak).
-const RUNTIME_OPCODES: &[u8] = &[
-    opcode::Close::CODE,
-    opcode::AsyncCancel::CODE,
-    opcode::PollAdd::CODE,
-    opcode::PollRemove::CODE,
-    opcode::Nop::CODE,
-];
+const RUNTIME_OPCODES: Opcodes = opcodes![Close, AsyncCancel, PollAdd, PollRemove, Nop];
 
 /// The sorted, deduplicated opcode list for `classes`, with the runtime's own.
 pub(crate) fn allowlist(classes: &[OpClass]) -> Vec<u8> {
-    let mut ops: Vec<u8> = RUNTIME_OPCODES.to_vec();
+    let mut ops: Vec<u8> = RUNTIME_OPCODES.codes.to_vec();
     for c in classes {
-        ops.extend_from_slice(c.opcodes());
+        ops.extend_from_slice(c.opcodes().codes);
     }
     ops.sort_unstable();
     ops.dedup();
@@ -125,3 +116,88 @@ pub(crate) const REGISTER_OPS: &[u8] = &[
     22, // IORING_REGISTER_PBUF_RING
     23, // IORING_UNREGISTER_PBUF_RING
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [OpClass; 4] = [
+        OpClass::Files,
+        OpClass::Paths,
+        OpClass::Net,
+        OpClass::Splice,
+    ];
+
+    /// The `opcode::Name::` uses in the runtime's sources, outside this file.
+    fn opcodes_built() -> Vec<(String, String)> {
+        let mut found = Vec::new();
+        let mut dirs = vec![std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src"
+        ))];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                    continue;
+                }
+                if path.extension().is_none_or(|e| e != "rs") || path.ends_with("restrict.rs") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                for (at, _) in text.match_indices("opcode::") {
+                    let rest = &text[at + "opcode::".len()..];
+                    let name: String = rest
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric())
+                        .collect();
+                    let starts_upper = name.starts_with(|c: char| c.is_ascii_uppercase());
+                    if starts_upper && rest[name.len()..].starts_with("::") {
+                        found.push((name, path.display().to_string()));
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    /// Every opcode an operation (or the runtime) builds is in some class or the runtime's own
+    /// list: an unclassified one would fail with `EACCES` on every restricted ring. Adding an
+    /// op whose opcode no class names fails here.
+    #[test]
+    fn every_opcode_the_runtime_builds_is_classified() {
+        let built = opcodes_built();
+        assert!(
+            built.len() > 30,
+            "the source scan found too little: {built:?}"
+        );
+        let classified: Vec<&str> = ALL
+            .iter()
+            .flat_map(|c| c.opcodes().names.iter().copied())
+            .chain(RUNTIME_OPCODES.names.iter().copied())
+            .collect();
+        let missing: Vec<_> = built
+            .iter()
+            .filter(|(name, _)| !classified.contains(&name.as_str()))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "opcodes in no OpClass (driver/restrict.rs): {missing:?}"
+        );
+    }
+
+    #[test]
+    fn the_allowlist_is_sorted_and_holds_the_runtime_opcodes() {
+        let list = allowlist(&[OpClass::Splice]);
+        assert!(list.windows(2).all(|w| w[0] < w[1]));
+        for code in RUNTIME_OPCODES
+            .codes
+            .iter()
+            .chain(OpClass::Splice.opcodes().codes)
+        {
+            assert!(list.contains(code));
+        }
+        assert!(!list.contains(&opcode::Read::CODE));
+    }
+}
