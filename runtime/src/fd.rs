@@ -89,7 +89,7 @@ impl SharedFd {
     }
 
     /// Stream fds: whether the last results suggest a non-blocking attempt in direction
-    /// `write` would complete now (see `OpCode::stream_hint`).
+    /// `write` would complete now (see `Inline::Stream`).
     pub(crate) fn stream_hint(&self, write: bool) -> bool {
         if write {
             self.inner.write_hint.get()

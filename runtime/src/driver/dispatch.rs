@@ -128,10 +128,19 @@ impl<T> DerefMut for Data<T> {
     }
 }
 
-enum Step {
+enum Step<T> {
     Wait,
-    Again,
     Event(Event),
+    /// The operation (or an arming) ended: its data and result, not yet stored back (a
+    /// single-shot future takes them straight from here).
+    Done(Data<T>, Final),
+}
+
+/// How an operation or an arming ended (see [`Event::Final`]).
+struct Final {
+    res: io::Result<u32>,
+    flags: u32,
+    raw: Option<i32>,
 }
 
 // The data is never pinned: inline, it is only touched by synchronous syscalls that keep no
@@ -154,13 +163,32 @@ impl<T: OpCode> Dispatch<T> {
         self.creds = creds;
     }
 
-    /// Drives the operation: at most one driver borrow, and the event it produced, if any.
+    /// Drives a multishot operation: at most one driver borrow, and the event it produced, if
+    /// any.
     pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> std::task::Poll<Event> {
-        loop {
-            match self.step(cx) {
-                Step::Wait => return std::task::Poll::Pending,
-                Step::Again => continue,
-                Step::Event(e) => return std::task::Poll::Ready(e),
+        match self.step(cx) {
+            Step::Wait => std::task::Poll::Pending,
+            Step::Event(e) => std::task::Poll::Ready(e),
+            Step::Done(data, Final { res, flags, raw }) => {
+                self.state = State::Finished(data);
+                std::task::Poll::Ready(Event::Final { res, flags, raw })
+            }
+        }
+    }
+
+    /// Drives a single-shot operation to its end: the operation and its result, handed over
+    /// after the driver borrow ended (its `complete` may drop fds and buffers that use the
+    /// driver).
+    #[inline]
+    pub(crate) fn poll_final(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> std::task::Poll<(T, io::Result<u32>)> {
+        match self.step(cx) {
+            Step::Wait => std::task::Poll::Pending,
+            Step::Done(data, done) => std::task::Poll::Ready((data.into_inner(), done.res)),
+            Step::Event(e) => {
+                unreachable!("a single-shot dispatch ends only with its result, not {e:?}")
             }
         }
     }
@@ -216,6 +244,7 @@ impl<T: OpCode> Dispatch<T> {
     }
 
     /// The data of a state that holds it, leaving `Taken`.
+    #[inline]
     fn take_data(&mut self) -> Option<Data<T>> {
         match std::mem::replace(&mut self.state, State::Taken) {
             State::Idle(data) | State::Ready { data, .. } | State::Finished(data) => Some(data),
@@ -226,14 +255,21 @@ impl<T: OpCode> Dispatch<T> {
 
     /// The operation ends with `res` (an arming, for a multishot stream, which then ends too
     /// unless its op re-arms after a kernel result).
-    fn end(&mut self, data: Data<T>, res: io::Result<u32>, flags: u32, raw: Option<i32>) -> Step {
-        self.state = State::Finished(data);
-        Step::Event(Event::Final { res, flags, raw })
+    #[inline]
+    fn end(
+        &mut self,
+        data: Data<T>,
+        res: io::Result<u32>,
+        flags: u32,
+        raw: Option<i32>,
+    ) -> Step<T> {
+        Step::Done(data, Final { res, flags, raw })
     }
 
     /// A result made outside a multishot CQE chain: the end of a single-shot operation, one item
     /// of a multishot stream (whose next poll runs the operation again).
-    fn result(&mut self, data: Data<T>, res: io::Result<u32>) -> Step {
+    #[inline]
+    fn result(&mut self, data: Data<T>, res: io::Result<u32>) -> Step<T> {
         if self.many {
             self.state = State::Idle(data);
             return Step::Event(Event::Item(res, 0));
@@ -242,13 +278,13 @@ impl<T: OpCode> Dispatch<T> {
     }
 
     /// Yields the task (its cooperative budget is spent) with the operation not yet run.
-    fn yield_idle(&mut self, data: Data<T>, cx: &mut Context<'_>) -> Step {
+    fn yield_idle(&mut self, data: Data<T>, cx: &mut Context<'_>) -> Step<T> {
         self.state = State::Idle(data);
         cx.waker().wake_by_ref();
         Step::Wait
     }
 
-    fn step(&mut self, cx: &mut Context<'_>) -> Step {
+    fn step(&mut self, cx: &mut Context<'_>) -> Step<T> {
         let driver = match self.driver() {
             Some(d) => d.clone(),
             None => match super::current() {
@@ -300,7 +336,7 @@ impl<T: OpCode> Dispatch<T> {
 
     /// Ends the operation with an error it never reached the kernel with (no runtime, a
     /// refusal): the end of a stream too.
-    fn refuse(&mut self, res: io::Result<u32>) -> Step {
+    fn refuse(&mut self, res: io::Result<u32>) -> Step<T> {
         match self.take_data() {
             Some(data) => self.end(data, res, 0, None),
             None => Step::Wait,
@@ -313,7 +349,7 @@ impl<T: OpCode> Dispatch<T> {
         d: &mut IoDriver,
         mut data: Data<T>,
         cx: &mut Context<'_>,
-    ) -> Step {
+    ) -> Step<T> {
         let traits = data.traits();
         if traits.multishot && !self.many {
             let e = io::Error::new(
@@ -387,12 +423,29 @@ impl<T: OpCode> Dispatch<T> {
                 }
             }
             Plan::Readiness { .. } => {
-                self.state = State::Ready {
-                    driver: driver.clone(),
-                    data,
-                    waiter: None,
+                // The syscall first, on the data in hand: it usually completes at once, and
+                // the operation only takes the `Ready` state to wait.
+                if !coop::consume() {
+                    return self.yield_idle(data, cx);
+                }
+                let Backend::Epoll(epoll) = &mut d.backend else {
+                    unreachable!("the ring took the branch above")
                 };
-                Step::Again
+                let mut waiter = None;
+                match attempt(epoll, &mut *data, &mut waiter, cx) {
+                    Some(res) => {
+                        d.stats.completed += 1;
+                        self.result(data, res)
+                    }
+                    None => {
+                        self.state = State::Ready {
+                            driver: driver.clone(),
+                            data,
+                            waiter,
+                        };
+                        Step::Wait
+                    }
+                }
             }
             Plan::Blocking => {
                 let page_cache = traits.inline == Inline::PageCache;
@@ -444,7 +497,7 @@ impl<T: OpCode> Dispatch<T> {
         polling: bool,
         traits: OpTraits,
         cx: &mut Context<'_>,
-    ) -> Step {
+    ) -> Step<T> {
         if let (Some(creds), false, Backend::Uring(ring)) = (&self.creds, polling, &mut d.backend) {
             match ring.personality(creds) {
                 Ok(id) => entry = entry.personality(id),
@@ -482,7 +535,7 @@ impl<T: OpCode> Dispatch<T> {
         driver: &DriverRef,
         d: &mut IoDriver,
         cx: &mut Context<'_>,
-    ) -> Step {
+    ) -> Step<T> {
         let State::Ring {
             user_data,
             data,
@@ -542,7 +595,7 @@ impl<T: OpCode> Dispatch<T> {
     }
 
     /// The epoll readiness path: the syscall, or a wait for the fd.
-    fn ready(&mut self, d: &mut IoDriver, cx: &mut Context<'_>) -> Step {
+    fn ready(&mut self, d: &mut IoDriver, cx: &mut Context<'_>) -> Step<T> {
         let State::Ready { data, waiter, .. } = &mut self.state else {
             unreachable!("called in the ready state")
         };
@@ -558,17 +611,8 @@ impl<T: OpCode> Dispatch<T> {
             cx.waker().wake_by_ref();
             return Step::Wait;
         }
-        let res = match data.perform() {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => match data.wait_for() {
-                Some((fd, interest)) => {
-                    match epoll.wait(fd, interest, data.shared_fd(), waiter, cx.waker()) {
-                        Ok(()) => return Step::Wait,
-                        Err(e) => Err(e),
-                    }
-                }
-                None => Err(e),
-            },
-            res => res,
+        let Some(res) = attempt(epoll, &mut **data, waiter, cx) else {
+            return Step::Wait;
         };
         d.stats.completed += 1;
         if self.many {
@@ -584,7 +628,7 @@ impl<T: OpCode> Dispatch<T> {
 
     /// A single-shot operation on a drained driver: every operation completed. Delivers a
     /// completion that arrived; otherwise the data is free again and the operation can only fail.
-    fn closed(&mut self, d: &mut IoDriver, cx: &mut Context<'_>) -> Step {
+    fn closed(&mut self, d: &mut IoDriver, cx: &mut Context<'_>) -> Step<T> {
         let mut cancelled = false;
         if let State::Ring {
             user_data, data, ..
@@ -637,7 +681,7 @@ impl<T: OpCode> Dispatch<T> {
     /// A multishot stream on a drained driver: it ends. Completions still queued for it
     /// (connections accepted before the shutdown) are released as orphans — their fds closed —
     /// before its data goes.
-    fn closed_stream(&mut self, d: &mut IoDriver, cx: &mut Context<'_>) -> Step {
+    fn closed_stream(&mut self, d: &mut IoDriver, cx: &mut Context<'_>) -> Step<T> {
         match std::mem::replace(&mut self.state, State::Taken) {
             State::Ring {
                 user_data,
@@ -670,6 +714,29 @@ impl<T: OpCode> Dispatch<T> {
             State::Taken => {}
         }
         Step::Event(Event::Closed)
+    }
+}
+
+/// One try of a readiness operation on epoll: its result, or `None` once it waits (`waiter`
+/// registered with the fd's readiness).
+#[inline]
+fn attempt<T: OpCode>(
+    epoll: &mut super::EpollDriver,
+    data: &mut T,
+    waiter: &mut Option<Waiter>,
+    cx: &mut Context<'_>,
+) -> Option<io::Result<u32>> {
+    match data.perform() {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => match data.wait_for() {
+            Some((fd, interest)) => {
+                match epoll.wait(fd, interest, data.shared_fd(), waiter, cx.waker()) {
+                    Ok(()) => None,
+                    Err(e) => Some(Err(e)),
+                }
+            }
+            None => Some(Err(e)),
+        },
+        res => Some(res),
     }
 }
 

@@ -248,7 +248,7 @@ impl IoDriver {
     }
 
     /// Submits the queued SQEs now rather than at the end of the tick (see
-    /// `OpCode::device_io`). A failed enter is left to the tick's own, which reports it.
+    /// `OpTraits::device_io`). A failed enter is left to the tick's own, which reports it.
     fn submit_now(&mut self) {
         if let Backend::Uring(ring) = &mut self.backend {
             ring.submit_now(&mut self.stats);

@@ -7,7 +7,7 @@
 //! polls — the doorbell too is a poll on a restricted ring — and no-ops) is always allowed.
 //! Operations that would run outside the ring (no opcode, or one the kernel lacks: the blocking
 //! pool or a syscall on the worker) are held to the same list: one that is not on it fails with
-//! `EACCES` too (`OpCode::ring_equivalent` names the opcode an operation without one stands
+//! `EACCES` too (`OpTraits::ring_equivalent` names the opcode an operation without one stands
 //! for).
 
 use io_uring::opcode;

@@ -60,7 +60,7 @@ unsafe impl OpCode for Accept {
         let (addr, len) = (self.addr.ptr(), self.addr.len_ptr());
         // SAFETY: a live, writable address buffer and its length.
         let fd = unsafe { libc::accept4(self.listener.raw(), addr, len, ACCEPT_FLAGS) };
-        super::at::cvt(fd as libc::c_long)
+        super::cvt(fd as libc::c_long)
     }
 
     fn shared_fd(&self) -> Option<&SharedFd> {
@@ -135,7 +135,7 @@ unsafe impl OpCode for AcceptMulti {
                 ACCEPT_FLAGS,
             )
         };
-        super::at::cvt(fd as libc::c_long)
+        super::cvt(fd as libc::c_long)
     }
 
     fn shared_fd(&self) -> Option<&SharedFd> {

@@ -41,12 +41,3 @@ pub fn c_path(path: &Path) -> io::Result<CString> {
         )
     })
 }
-
-/// A syscall's `int` result as a completion result.
-pub(crate) fn cvt(r: libc::c_long) -> io::Result<u32> {
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r as u32)
-    }
-}

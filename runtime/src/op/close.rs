@@ -1,7 +1,7 @@
 //! `IORING_OP_CLOSE`: close an fd asynchronously (a close can block: NFS flushes, last
 //! reference to a deleted file on some filesystems).
 
-use super::at::cvt;
+use super::cvt;
 use super::{OpCode, Plan};
 use io_uring::{opcode, squeue::Entry, types};
 use std::io;

@@ -1,6 +1,6 @@
 //! `IORING_OP_CONNECT`: connect a socket to an address.
 
-use super::at::cvt;
+use super::cvt;
 use super::{Interest, OpCode, Plan};
 use crate::fd::SharedFd;
 use io_uring::{opcode, squeue::Entry, types};

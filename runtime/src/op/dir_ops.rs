@@ -1,7 +1,8 @@
 //! Directory operations io_uring has no opcode for, run on the blocking pool on every driver:
 //! `readlinkat(2)`, `getdents64(2)`, `fchmodat(2)`.
 
-use super::at::{cvt, At};
+use super::at::At;
+use super::cvt;
 use super::{OpCode, OpTraits, Plan};
 use crate::fd::SharedFd;
 use io_uring::squeue::Entry;

@@ -1,6 +1,6 @@
 //! `IORING_OP_SENDMSG` / `IORING_OP_RECVMSG` with `SCM_RIGHTS`: passing fds over Unix sockets.
 
-use super::at::cvt;
+use super::cvt;
 use super::msghdr::MsgParts;
 use super::{Interest, OpCode, Plan};
 use crate::buf::{BufResult, IoBuf, IoBufMut};

@@ -1,7 +1,7 @@
 //! `IORING_OP_FTRUNCATE`, `IORING_OP_FALLOCATE`, `IORING_OP_FADVISE`: a file's size, allocation
 //! and access-pattern hints.
 
-use super::at::cvt;
+use super::cvt;
 use super::{OpCode, Plan};
 use crate::fd::SharedFd;
 use io_uring::{opcode, squeue::Entry, types};

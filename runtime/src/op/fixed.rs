@@ -75,7 +75,7 @@ unsafe impl OpCode for ReadFixed {
                 self.offset as i64,
             )
         };
-        super::at::cvt(n as libc::c_long)
+        super::cvt(n as libc::c_long)
     }
 
     fn shared_fd(&self) -> Option<&SharedFd> {
@@ -143,7 +143,7 @@ unsafe impl OpCode for WriteFixed {
                 self.offset as i64,
             )
         };
-        super::at::cvt(n as libc::c_long)
+        super::cvt(n as libc::c_long)
     }
 
     fn shared_fd(&self) -> Option<&SharedFd> {

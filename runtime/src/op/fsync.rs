@@ -1,6 +1,6 @@
 //! `IORING_OP_FSYNC`: flush a file's data (and metadata) to storage.
 
-use super::at::cvt;
+use super::cvt;
 use super::{OpCode, Plan};
 use crate::fd::SharedFd;
 use io_uring::{opcode, squeue::Entry, types};

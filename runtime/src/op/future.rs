@@ -2,7 +2,7 @@
 
 use super::OpCode;
 use crate::creds::Credentials;
-use crate::driver::{Dispatch, Event};
+use crate::driver::Dispatch;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -41,18 +41,11 @@ impl<T: OpCode> Future for Op<T> {
     type Output = T::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T::Output> {
-        let this = self.get_mut();
-        match this.dispatch.poll(cx) {
+        // Completed outside the driver borrow: `complete` may drop fds and buffers whose
+        // destructors use the driver.
+        match self.get_mut().dispatch.poll_final(cx) {
+            Poll::Ready((op, res)) => Poll::Ready(op.complete(res)),
             Poll::Pending => Poll::Pending,
-            // Completed outside the driver borrow: `complete` may drop fds and buffers whose
-            // destructors use the driver.
-            Poll::Ready(Event::Final { res, .. }) => match this.dispatch.take() {
-                Some(op) => Poll::Ready(op.complete(res)),
-                None => Poll::Pending,
-            },
-            Poll::Ready(e @ (Event::Item(..) | Event::Closed)) => {
-                unreachable!("a single-shot dispatch yields only its final event, not {e:?}")
-            }
         }
     }
 }

@@ -77,6 +77,15 @@ pub(crate) fn stream_attempt(
     }
 }
 
+/// A syscall's result as a completion result (what `perform` returns).
+pub(crate) fn cvt(r: libc::c_long) -> io::Result<u32> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as u32)
+    }
+}
+
 /// Closes `res` if it is an fd: the `orphaned` of operations that return one (open, accept).
 pub fn close_orphan_fd(res: i32) {
     if res >= 0 {

@@ -1,7 +1,7 @@
 //! `IORING_OP_SENDMSG` / `IORING_OP_RECVMSG` with one buffer and an address: datagram
 //! `send_to` / `recv_from`.
 
-use super::at::cvt;
+use super::cvt;
 use super::msghdr::MsgParts;
 use super::sockaddr::AddrSlot;
 use super::{Interest, OpCode, Plan};

@@ -1,6 +1,7 @@
 //! `IORING_OP_OPENAT2`: open a path relative to a directory, with `RESOLVE_*` confinement.
 
-use super::at::{cvt, At};
+use super::at::At;
+use super::cvt;
 use super::{close_orphan_fd, OpCode, OpTraits, Plan};
 use crate::fd::SharedFd;
 use io_uring::{opcode, squeue::Entry, types};

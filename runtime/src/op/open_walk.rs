@@ -10,7 +10,8 @@
 //! procfs links are "magic" and refused with `ELOOP`, as `RESOLVE_NO_MAGICLINKS` does; 40
 //! symlinks make `ELOOP`, as in the kernel. `RESOLVE_NO_XDEV` compares mount ids (`statx`).
 
-use super::at::{cvt, At};
+use super::at::At;
+use super::cvt;
 use super::{close_orphan_fd, OpCode, OpTraits, Plan};
 use crate::fd::SharedFd;
 use io_uring::squeue::Entry;

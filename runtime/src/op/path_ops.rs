@@ -2,7 +2,8 @@
 //! `SYMLINKAT`, `LINKAT`. Each keeps its path strings (heap `CString`s) and dirfds alive until
 //! its completion.
 
-use super::at::{cvt, At};
+use super::at::At;
+use super::cvt;
 use super::{OpCode, Plan};
 use io_uring::{opcode, squeue::Entry, types};
 use std::ffi::CString;

@@ -1,6 +1,6 @@
 //! `IORING_OP_SEND` / `IORING_OP_RECV`: stream and connected-datagram I/O with owned buffers.
 
-use super::at::cvt;
+use super::cvt;
 use super::{stream_attempt, Inline, Interest, OpCode, OpTraits, Plan};
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::fd::SharedFd;

@@ -6,7 +6,7 @@
 //! when its future is dropped. Where the kernel lacks the opcode and on the epoll driver these
 //! are plain (copying) sends with the same results.
 
-use super::at::cvt;
+use super::cvt;
 use super::msghdr::MsgParts;
 use super::{Interest, OpCode, Plan};
 use crate::buf::{BufResult, IoBuf};

@@ -1,6 +1,6 @@
 //! `IORING_OP_SPLICE`: move bytes between a file or socket and a pipe inside the kernel.
 
-use super::at::cvt;
+use super::cvt;
 use super::{Interest, OpCode, Plan};
 use crate::fd::SharedFd;
 use io_uring::{opcode, squeue::Entry, types};

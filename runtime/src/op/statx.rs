@@ -1,6 +1,7 @@
 //! `IORING_OP_STATX`: metadata of a path or an open fd.
 
-use super::at::{cvt, At};
+use super::at::At;
+use super::cvt;
 use super::{OpCode, OpTraits, Plan};
 use io_uring::{opcode, squeue::Entry, types};
 use std::ffi::CString;

@@ -1,6 +1,6 @@
 //! `IORING_OP_READV` / `IORING_OP_WRITEV`: positioned scatter/gather I/O over owned buffers.
 
-use super::at::cvt;
+use super::cvt;
 use super::rw::{FdKind, CURRENT_POSITION};
 use super::{Interest, OpCode, OpTraits, Plan};
 use crate::buf::{BufResult, IoBuf, IoBufMut};

@@ -1,7 +1,7 @@
 //! Extended attributes: `IORING_OP_GETXATTR`/`FGETXATTR`/`SETXATTR`/`FSETXATTR` on the ring;
 //! listing and removal, which io_uring lacks, on the blocking pool.
 
-use super::at::cvt;
+use super::cvt;
 use super::{OpCode, OpTraits, Plan};
 use crate::fd::SharedFd;
 use io_uring::{opcode, squeue::Entry, types};
