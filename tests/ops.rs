@@ -366,3 +366,80 @@ async fn an_unasked_kernel_cancel_is_retried() {
         "an operation that must not run twice is not repeated"
     );
 }
+
+/// A multishot read of a pipe whose SQE names an opcode no kernel has (255): the ring cannot
+/// run it, so it must take the readiness path, as a single-shot `Op` always did.
+struct UnknownOpcodeReads {
+    fd: std::os::fd::RawFd,
+    buf: Vec<u8>,
+}
+
+// SAFETY: the SQE is never submitted (the probe refuses its opcode); `perform` reads into the
+// op's own buffer, within its capacity.
+unsafe impl hoop::op::OpCode for UnknownOpcodeReads {
+    type Output = ();
+    fn uring_entry(&mut self) -> Option<io_uring::squeue::Entry> {
+        let entry = io_uring::opcode::Nop::new().build();
+        // SAFETY: `Entry` is the 64-byte `io_uring_sqe` (repr(C)); byte 0 is the opcode.
+        let mut sqe: [u8; 64] = unsafe { std::mem::transmute(entry) };
+        sqe[0] = 255;
+        // SAFETY: as above, back to the entry it came from.
+        Some(unsafe { std::mem::transmute::<[u8; 64], io_uring::squeue::Entry>(sqe) })
+    }
+    fn plan(&self) -> hoop::op::Plan {
+        hoop::op::Plan::Readiness {
+            fd: self.fd,
+            interest: Interest::READABLE,
+        }
+    }
+    fn traits(&self) -> hoop::op::OpTraits {
+        hoop::op::OpTraits::NONE.multishot(true)
+    }
+    fn perform(&mut self) -> std::io::Result<u32> {
+        // SAFETY: reads at most the buffer's capacity into its own allocation.
+        let n = unsafe { libc::read(self.fd, self.buf.as_mut_ptr().cast(), self.buf.capacity()) };
+        if n < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(n as u32)
+        }
+    }
+    fn complete(self, _: std::io::Result<u32>) {}
+}
+
+// SAFETY: as for `OpCode` above.
+unsafe impl hoop::op::MultishotOp for UnknownOpcodeReads {
+    type Item = std::io::Result<Vec<u8>>;
+    fn item(&mut self, res: std::io::Result<u32>, _flags: u32) -> Self::Item {
+        // SAFETY: `perform` initialised the first `n` bytes.
+        res.map(|n| unsafe { std::slice::from_raw_parts(self.buf.as_ptr(), n as usize) }.to_vec())
+    }
+}
+
+/// A multishot operation whose opcode the ring lacks runs on the readiness path (a syscall, then
+/// a `POLL_ADD` on the ring) and yields every item, like a single-shot `Op` does: it yielded
+/// `EOPNOTSUPP` and ended before the dispatch was one state machine.
+#[hoop::test]
+async fn a_multishot_op_whose_opcode_the_ring_lacks_takes_the_readiness_path() {
+    use std::os::fd::AsRawFd;
+    let (r, w) = hoop::io::pipe().unwrap();
+    let mut stream = hoop::op::MultiOp::new(UnknownOpcodeReads {
+        fd: r.as_raw_fd(),
+        buf: Vec::with_capacity(64),
+    });
+    let writer = hoop::spawn(async move {
+        for word in ["one", "two", "three"] {
+            hoop::time::sleep(Duration::from_millis(5)).await;
+            let (res, _) = w.write_all(word.as_bytes().to_vec()).await;
+            res.unwrap();
+        }
+    });
+    let mut got = Vec::new();
+    while got.len() < "onetwothree".len() {
+        let item = stream.next().await.expect("the stream goes on");
+        got.extend(item.expect("a read, not EOPNOTSUPP"));
+    }
+    assert_eq!(got, b"onetwothree");
+    writer.await.unwrap();
+    drop(r);
+}
