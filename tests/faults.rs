@@ -484,6 +484,8 @@ fn signals_aimed_at_pool_threads_do_not_interrupt_its_syscalls() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     interrupt_on_sigusr1();
     let dir = std::env::temp_dir().join(format!("hoop-pool-signals-{}", std::process::id()));
+    // A run that failed (or was killed) under a reused pid left its FIFOs behind.
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     for driver in common::drivers() {
         let rt = Builder::new()

@@ -218,8 +218,10 @@ impl<T: OpCode> Dispatch<T> {
 
     /// Multishot: arms the operation again after [`Event::Final`] (at the next poll).
     pub(crate) fn rearm(&mut self) {
-        if let State::Finished(data) = std::mem::replace(&mut self.state, State::Taken) {
-            self.state = State::Idle(data);
+        match std::mem::replace(&mut self.state, State::Taken) {
+            State::Finished(data) => self.state = State::Idle(data),
+            // Anything else may be data the kernel still uses: put it back untouched.
+            other => self.state = other,
         }
     }
 
@@ -383,7 +385,7 @@ impl<T: OpCode> Dispatch<T> {
             let code = entry.as_ref().map(|e| e.get_opcode() as u8);
             if let (Some(entry), Some(code)) = (entry, code) {
                 if ring.supports(code) {
-                    return self.submit(driver, d, boxed, entry, false, traits, cx);
+                    return self.submit(driver, d, boxed, entry, false, cx);
                 }
             }
             // From here it runs outside the ring: not past a restricted ring's allowlist.
@@ -412,7 +414,7 @@ impl<T: OpCode> Dispatch<T> {
                         Some((fd, interest)) => {
                             let entry =
                                 opcode::PollAdd::new(types::Fd(fd), interest.poll_mask()).build();
-                            self.submit(driver, d, data.into_box(), entry, true, traits, cx)
+                            self.submit(driver, d, data.into_box(), entry, true, cx)
                         }
                         None => self.result(data, Err(e)),
                     },
@@ -433,6 +435,17 @@ impl<T: OpCode> Dispatch<T> {
                 };
                 let mut waiter = None;
                 match attempt(epoll, &mut *data, &mut waiter, cx) {
+                    Some(res) if self.many => {
+                        // A stream stays armed on its driver for the next shot (not re-admitted
+                        // against the in-flight bound between items).
+                        d.stats.completed += 1;
+                        self.state = State::Ready {
+                            driver: driver.clone(),
+                            data,
+                            waiter,
+                        };
+                        Step::Event(Event::Item(res, 0))
+                    }
                     Some(res) => {
                         d.stats.completed += 1;
                         self.result(data, res)
@@ -448,7 +461,7 @@ impl<T: OpCode> Dispatch<T> {
                 }
             }
             Plan::Blocking => {
-                let page_cache = traits.inline == Inline::PageCache;
+                let page_cache = data.traits().inline == Inline::PageCache;
                 let user_data = d
                     .ops
                     .insert_counted(Some(cx.waker().clone()), false, page_cache);
@@ -495,9 +508,10 @@ impl<T: OpCode> Dispatch<T> {
         data: Box<T>,
         mut entry: io_uring::squeue::Entry,
         polling: bool,
-        traits: OpTraits,
         cx: &mut Context<'_>,
     ) -> Step<T> {
+        // Read now, not before the inline attempt: a refused `RWF_NOWAIT` changed them.
+        let traits = data.traits();
         if let (Some(creds), false, Backend::Uring(ring)) = (&self.creds, polling, &mut d.backend) {
             match ring.personality(creds) {
                 Ok(id) => entry = entry.personality(id),
@@ -587,8 +601,7 @@ impl<T: OpCode> Dispatch<T> {
             if let Some((fd, interest)) = data.wait_for() {
                 // A non-blocking fd on the ring: wait for readiness, then resubmit.
                 let entry = opcode::PollAdd::new(types::Fd(fd), interest.poll_mask()).build();
-                let traits = data.traits();
-                return self.submit(driver, d, data.into_box(), entry, true, traits, cx);
+                return self.submit(driver, d, data.into_box(), entry, true, cx);
             }
         }
         self.end(data, c.result(), c.flags, Some(c.res))

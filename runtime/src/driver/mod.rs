@@ -10,8 +10,8 @@
 //! - shutdown cancels and drains every in-flight operation, or — if the kernel does not answer
 //!   within the runtime's shutdown timeout — leaks their memory and the ring with it.
 //!
-//! Layering: the driver imports the blocking pool, `fd`, `creds`, `coop` and `sync`, never `op`,
-//! `rt` or `task`. Operations reach it through [`opcode::OpCode`] and [`Dispatch`]; the worker
+//! Layering: the driver imports the blocking pool, `fd`, `creds`, `coop` and `log`, never `op`,
+//! `rt` or `task` (checked by `layers.rs`). Operations reach it through [`opcode::OpCode`] and [`Dispatch`]; the worker
 //! through [`IoDriver`]'s methods and [`Inbox`].
 
 mod dispatch;
