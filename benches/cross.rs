@@ -1,5 +1,6 @@
-//! Workers that talk to each other, against tokio's multi-thread runtime (2 workers) in the same
-//! group: a ping-pong between two workers over two bounded channels (one round trip per
+//! Workers that talk to each other, against tokio in the same group: its multi-thread runtime (2
+//! workers, which may run both ends on one thread, so nothing need cross), and two
+//! `current_thread` runtimes on two threads (hoop's shape: every message crosses): a ping-pong between two workers over two bounded channels (one round trip per
 //! iteration), and a fan-in of three producers into one consumer (one message per iteration).
 //! hoop runs with `MSG_RING` doorbells (`hoop-io_uring`, where the kernel takes them: see
 //! `RuntimeInfo::uring_setup`), with eventfd doorbells (`hoop-io_uring-eventfd`), and on epoll.
@@ -157,10 +158,81 @@ fn tokio_fan_in(rt: &tokio::runtime::Runtime, iters: u64, clock: Clock) -> Durat
     })
 }
 
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Runs `far` on a `current_thread` runtime of its own thread and `near` on this thread's.
+fn tokio_pair<T: Send + 'static>(
+    far: impl std::future::Future<Output = ()> + Send + 'static,
+    near: impl std::future::Future<Output = T>,
+) -> T {
+    let thread = std::thread::spawn(move || current_thread().block_on(far));
+    let out = current_thread().block_on(near);
+    thread.join().unwrap();
+    out
+}
+
+fn tokio_pair_ping_pong(_: &tokio::runtime::Runtime, iters: u64, clock: Clock) -> Duration {
+    let (to_far, mut at_far) = tokio::sync::mpsc::channel::<u64>(1);
+    let (to_near, mut at_near) = tokio::sync::mpsc::channel::<u64>(1);
+    let far = async move {
+        while let Some(n) = at_far.recv().await {
+            to_near.send(n).await.unwrap();
+        }
+    };
+    tokio_pair(far, async move {
+        // The far thread is running once it answers.
+        to_far.send(0).await.unwrap();
+        at_near.recv().await.unwrap();
+        let start = clock.start();
+        for i in 0..iters {
+            to_far.send(i).await.unwrap();
+            at_near.recv().await.unwrap();
+        }
+        clock.elapsed(start)
+    })
+}
+
+fn tokio_pair_fan_in(_: &tokio::runtime::Runtime, iters: u64, clock: Clock) -> Duration {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<u64>(64);
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    let far = async move {
+        go_rx.await.unwrap();
+        let mut producers = Vec::new();
+        for p in 0..3u64 {
+            let tx = tx.clone();
+            let n = iters / 3 + u64::from(p < iters % 3);
+            producers.push(tokio::spawn(async move {
+                for i in 0..n {
+                    tx.send(i).await.unwrap();
+                }
+            }));
+        }
+        drop(tx);
+        for p in producers {
+            p.await.unwrap();
+        }
+    };
+    tokio_pair(far, async move {
+        let start = clock.start();
+        go_tx.send(()).unwrap();
+        let mut got = 0;
+        while rx.recv().await.is_some() {
+            got += 1;
+        }
+        assert_eq!(got, iters);
+        clock.elapsed(start)
+    })
+}
+
 type HoopRun = fn(&hoop::Runtime, u64, Clock) -> Duration;
 type TokioRun = fn(&tokio::runtime::Runtime, u64, Clock) -> Duration;
 
-fn group(c: &mut Criterion, name: &str, hoop_run: HoopRun, tokio_run: TokioRun) {
+fn group(c: &mut Criterion, name: &str, hoop_run: HoopRun, tokio_run: TokioRun, pair: TokioRun) {
     for (suffix, clock) in [("", Clock::Wall), ("_cpu", Clock::Cpu)] {
         let mut g = c.benchmark_group(format!("{name}{suffix}"));
         for (label, driver, msg_ring) in RUNTIMES {
@@ -181,16 +253,32 @@ fn group(c: &mut Criterion, name: &str, hoop_run: HoopRun, tokio_run: TokioRun) 
         g.bench_function(BenchmarkId::from_parameter("tokio-multi-thread"), |b| {
             b.iter_custom(|iters| tokio_run(&trt, iters, clock))
         });
+        g.bench_function(
+            BenchmarkId::from_parameter("tokio-2x-current-thread"),
+            |b| b.iter_custom(|iters| pair(&trt, iters, clock)),
+        );
         g.finish();
     }
 }
 
 fn ping_pong(c: &mut Criterion) {
-    group(c, "cross_worker_ping_pong", hoop_ping_pong, tokio_ping_pong);
+    group(
+        c,
+        "cross_worker_ping_pong",
+        hoop_ping_pong,
+        tokio_ping_pong,
+        tokio_pair_ping_pong,
+    );
 }
 
 fn fan_in(c: &mut Criterion) {
-    group(c, "cross_worker_fan_in", hoop_fan_in, tokio_fan_in);
+    group(
+        c,
+        "cross_worker_fan_in",
+        hoop_fan_in,
+        tokio_fan_in,
+        tokio_pair_fan_in,
+    );
 }
 
 criterion_group! {
