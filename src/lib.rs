@@ -227,20 +227,7 @@ pub mod __private {
     /// `HOOP_SKIP_LOG` names a file, appended to it as one line (`.ci/run` counts them, so a
     /// skipped test is never silently counted as a pass).
     pub fn record_skip(reason: &str) {
-        let thread = std::thread::current();
-        let test = thread.name().unwrap_or("?");
-        eprintln!("skipped: {reason}");
-        if let Some(path) = std::env::var_os("HOOP_SKIP_LOG") {
-            use std::io::Write;
-            if let Ok(mut f) = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-            {
-                // One write of the whole line: appends from parallel tests stay whole lines.
-                let _ = f.write_all(format!("{test}\t{reason}\n").as_bytes());
-            }
-        }
+        hoop_runtime::diagnostics::record_skip(reason)
     }
 
     /// The builder a `#[hoop::test]` variant uses, or `None` if `HOOP_DRIVER` selects the other

@@ -75,7 +75,12 @@ fn driver_path(krate: &Path, name: &str) -> TokenStream2 {
 
 fn builder(opts: &Options, driver: TokenStream2) -> TokenStream2 {
     let krate = &opts.krate;
-    let workers = opts.workers.as_ref().map(|w| quote!(.workers(#w)));
+    // One worker unless asked: the body runs on worker 0, and workers it never uses would
+    // each hold a ring and a thread for nothing.
+    let workers = match &opts.workers {
+        Some(w) => quote!(.workers(#w)),
+        None => quote!(.workers(1)),
+    };
     let entries = opts.entries.as_ref().map(|e| quote!(.entries(#e)));
     quote!(#krate::Runtime::builder() #workers #entries .driver(#driver))
 }
@@ -92,8 +97,12 @@ fn check_async(f: &ItemFn) -> syn::Result<()> {
 
 /// Runs an `async fn main` on a hoop runtime.
 ///
-/// Options: `workers = N` (default: one per core), `entries = N` (SQ size), `driver = "auto" |
-/// "io_uring" | "epoll"`, `crate = "path"` (where the runtime is, default `::hoop`).
+/// Options: `workers = N` (default 1), `entries = N` (SQ size), `driver = "auto" | "io_uring" |
+/// "epoll"`, `crate = "path"` (where the runtime is, default `::hoop`).
+///
+/// The body runs on worker 0. With `workers = N` the other workers serve what is sent to them:
+/// `Handle::current().spawn(fut)` (the least loaded worker), `spawn_on(i, fut)`, or one
+/// `SO_REUSEPORT` listener per worker started with `spawn_on_with`.
 #[proc_macro_attribute]
 pub fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand_main(attr, item).unwrap_or_else(|e| e.to_compile_error().into())

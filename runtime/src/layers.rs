@@ -50,6 +50,16 @@ fn src() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/src"))
 }
 
+/// False (and the skip recorded) where the test binary runs without the sources it reads: a
+/// copy in the old-kernel guest.
+pub(crate) fn sources_here() -> bool {
+    let here = src().join("lib.rs").exists();
+    if !here {
+        crate::diagnostics::record_skip("the runtime's sources are not on this machine");
+    }
+    here
+}
+
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
@@ -171,6 +181,9 @@ fn find_cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>>
 
 #[test]
 fn the_runtime_modules_import_each_other_in_layers() {
+    if !sources_here() {
+        return;
+    }
     let graph = imports();
     assert!(
         graph.get("op").is_some_and(|e| e.contains("driver")),
@@ -220,6 +233,9 @@ fn the_cycle_finder_finds_cycles() {
 /// `hoop-net` sends files through `AsSharedFd` and does not depend on `hoop-fs`.
 #[test]
 fn net_does_not_depend_on_fs() {
+    if !sources_here() {
+        return;
+    }
     let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../net/Cargo.toml");
     let text = std::fs::read_to_string(manifest).unwrap();
     assert!(text.contains("hoop-runtime"), "read the wrong manifest");

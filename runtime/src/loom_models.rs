@@ -75,12 +75,18 @@ impl Wake for WakeSignal {
 }
 
 /// Polls `handle` until it is ready, blocking on its waker between polls.
-fn join<T>(mut handle: JoinHandle<T>) -> Result<T, crate::task::JoinError> {
+fn join<T>(handle: JoinHandle<T>) -> Result<T, crate::task::JoinError> {
+    block(handle)
+}
+
+/// Polls `future` until it is ready, blocking on its waker between polls.
+fn block<F: Future>(future: F) -> F::Output {
     let signal = Arc::new(WakeSignal::default());
     let waker = Waker::from(signal.clone());
     let mut cx = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
     loop {
-        if let Poll::Ready(out) = Pin::new(&mut handle).poll(&mut cx) {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
             return out;
         }
         let mut woken = signal.woken.lock().unwrap();
@@ -152,5 +158,55 @@ fn an_item_pushed_from_another_thread_is_never_lost() {
             }
         }
         pusher.join().unwrap();
+    });
+}
+
+/// A oneshot value sent from another thread, or its sender dropped there: the receiver always
+/// ends, with the value or the error, never parked forever.
+#[test]
+fn oneshot_delivers_or_reports_the_sender_gone() {
+    model(|| {
+        let (tx, rx) = crate::sync::oneshot::channel::<u8>();
+        let sender = loom::thread::spawn(move || {
+            let _ = tx.send(5);
+        });
+        assert_eq!(block(rx), Ok(5));
+        sender.join().unwrap();
+
+        let (tx, rx) = crate::sync::oneshot::channel::<u8>();
+        let dropper = loom::thread::spawn(move || drop(tx));
+        assert!(block(rx).is_err());
+        dropper.join().unwrap();
+    });
+}
+
+/// A bounded channel of one slot between two threads: the second send waits for room and is
+/// woken when the receiver takes the first; the receiver sees both values in order, then the
+/// end. A lost wake-up on either side is a deadlock, which loom reports.
+#[test]
+fn mpsc_back_pressure_never_loses_a_wake_up() {
+    model(|| {
+        let (tx, mut rx) = crate::sync::mpsc::channel::<u8>(1);
+        let producer = loom::thread::spawn(move || {
+            block(tx.send(1)).unwrap();
+            block(tx.send(2)).unwrap();
+        });
+        assert_eq!(block(rx.recv()), Some(1));
+        assert_eq!(block(rx.recv()), Some(2));
+        assert_eq!(block(rx.recv()), None);
+        producer.join().unwrap();
+    });
+}
+
+/// `notify_one` from another thread, racing the waiter's first poll: taken as a permit or as a
+/// wake-up, never lost.
+#[test]
+fn notify_one_is_never_lost() {
+    model(|| {
+        let notify = Arc::new(crate::sync::Notify::new());
+        let other = notify.clone();
+        let notifier = loom::thread::spawn(move || other.notify_one());
+        block(notify.notified());
+        notifier.join().unwrap();
     });
 }

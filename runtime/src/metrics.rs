@@ -39,6 +39,10 @@ pub struct WorkerMetrics {
     pub timers: usize,
     /// Blocking-pool threads alive (shared by all workers).
     pub blocking_threads: usize,
+    /// Other workers' doorbells this worker rang through its ring (`MSG_RING`).
+    pub doorbells_by_message: u64,
+    /// This worker's doorbell rung through its eventfd (by any thread).
+    pub doorbells_by_eventfd: u64,
 }
 
 /// The current worker's counters; `None` outside a runtime.
@@ -71,6 +75,8 @@ pub fn metrics() -> Option<WorkerMetrics> {
             cq_overflows: d.stats.cq_overflows,
             timers: core.timers.borrow().len(),
             blocking_threads: core.pool.threads(),
+            doorbells_by_message: d.stats.messages,
+            doorbells_by_eventfd: core.shared.eventfd_rings(),
         }
     })
 }

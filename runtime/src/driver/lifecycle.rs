@@ -132,7 +132,8 @@ impl Slots {
         Slots {
             slab: Slab::new(),
             next_generation: 0,
-            max_in_flight: max_in_flight.max(1),
+            // Keys stay below 2^30: the driver reserves user data above (`uring::MSG_SENT`).
+            max_in_flight: max_in_flight.clamp(1, 1 << 30),
             throttled: Vec::new(),
             nowait_in_flight: 0,
         }

@@ -21,6 +21,7 @@ mod fixed_table;
 pub(crate) mod lifecycle;
 #[cfg(test)]
 mod lifecycle_props;
+mod msg;
 mod old_kernel;
 pub(crate) mod opcode;
 mod pooled;
@@ -29,6 +30,7 @@ mod select;
 mod uring;
 
 pub(crate) use dispatch::{Dispatch, Event};
+pub(crate) use msg::Doorbell;
 pub(crate) use pooled::{Inbox, PoolDone};
 pub use restrict::OpClass;
 pub(crate) use select::{select_backend, Selection};
@@ -89,6 +91,8 @@ pub(crate) struct DriverStats {
     pub(crate) blocking_ops: u64,
     /// Operations completed by their non-blocking inline attempt (page-cache reads).
     pub(crate) inline: u64,
+    /// Doorbells of other workers rung by `MSG_RING` from this ring.
+    pub(crate) messages: u64,
 }
 
 thread_local! {
@@ -104,6 +108,30 @@ pub(crate) fn current() -> Option<DriverRef> {
 /// Makes `driver` this thread's current driver; returns the one it replaces (to restore).
 pub(crate) fn set_current(driver: Option<DriverRef>) -> Option<DriverRef> {
     CURRENT.try_with(|c| c.replace(driver)).ok().flatten()
+}
+
+/// Rings `target`'s doorbell through a `MSG_RING` from this thread's ring, if this thread runs
+/// an io_uring worker that can send one now; false if the caller must use the eventfd.
+pub(crate) fn ring_by_message(target: std::sync::Arc<dyn Doorbell>) -> bool {
+    let Some(driver) = current() else {
+        return false;
+    };
+    // Busy: called from inside a driver callback (a waker run by `reap`).
+    let Ok(mut d) = driver.try_borrow_mut() else {
+        return false;
+    };
+    let d = &mut *d;
+    if d.closed.is_some() {
+        return false;
+    }
+    match &mut d.backend {
+        Backend::Uring(ring) => {
+            let sent = ring.send_doorbell(target, &mut d.ops, &mut d.graveyard, &mut d.stats);
+            d.stats.messages += u64::from(sent);
+            sent
+        }
+        Backend::Epoll(_) => false,
+    }
 }
 
 /// Counters and gauges of one driver, for [`crate::metrics`].
@@ -142,6 +170,8 @@ pub(crate) struct DriverConfig {
     pub(crate) max_in_flight: usize,
     /// `[bounded, unbounded]` io-wq threads (`Builder::io_wq_max_workers`).
     pub(crate) io_wq_max_workers: Option<[u32; 2]>,
+    /// Ring other workers' doorbells with `MSG_RING` where possible (`Builder::msg_ring`).
+    pub(crate) messages: bool,
 }
 
 impl IoDriver {
@@ -181,6 +211,15 @@ impl IoDriver {
         match self.backend {
             Backend::Uring(_) => DriverKind::IoUring,
             Backend::Epoll(_) => DriverKind::Epoll,
+        }
+    }
+
+    /// The worker's ring fd, if it has a ring that accepts `MSG_RING` doorbells (to be
+    /// duplicated by the worker's doorbell, which keeps the ring alive for senders).
+    pub(crate) fn message_ring_fd(&self) -> Option<std::os::fd::RawFd> {
+        match &self.backend {
+            Backend::Uring(ring) => ring.message_ring_fd(),
+            Backend::Epoll(_) => None,
         }
     }
 

@@ -39,6 +39,8 @@ pub(crate) mod since {
     pub(crate) const MULTISHOT_ACCEPT: Release = (5, 19);
     /// `IORING_RECV_MULTISHOT`.
     pub(crate) const MULTISHOT_RECV: Release = (6, 0);
+    /// `MSG_RING` into a `DEFER_TASKRUN` ring runs as the target's task work.
+    pub(crate) const MSG_RING_REMOTE: Release = (6, 3);
 }
 
 /// The emulated release, if any (read once from `HOOP_EMULATE_KERNEL`).

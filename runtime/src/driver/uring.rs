@@ -25,6 +25,13 @@ use std::time::Duration;
 const CANCEL: u64 = u64::MAX;
 /// User data of the doorbell read (the worker's eventfd).
 const DOORBELL: u64 = u64::MAX - 1;
+/// User data of the completions other workers post into this ring with `MSG_RING`: a doorbell.
+const MESSAGE: u64 = u64::MAX - 2;
+/// User data of this ring's own `MSG_RING` SQEs: `MSG_SENT | key` in `messages`. Slot user data
+/// never reaches this range (generation `u32::MAX` with a key of 2^30 or more: keys stay below
+/// `max_in_flight`, at most 2^30).
+const MSG_SENT: u64 = 0xffff_ffff_c000_0000;
+const MSG_KEYS: u64 = 0x2000_0000;
 
 pub(crate) struct UringDriver {
     /// Declared before `ring`, so dropped first: unregistering the ring fd needs the ring open.
@@ -51,6 +58,11 @@ pub(crate) struct UringDriver {
     pub(crate) setup: String,
     /// The ring's opcode allowlist (`Builder::restrict_to`), sorted; `None` if unrestricted.
     allowed: Option<Vec<u8>>,
+    /// Whether this ring sends and takes `MSG_RING` doorbells (see `driver::msg`).
+    messages_on: bool,
+    /// Doorbells sent and not yet completed: rung again by eventfd if the message fails or
+    /// never leaves (the driver dropped with it queued).
+    messages: slab::Slab<std::sync::Arc<dyn super::Doorbell>>,
 }
 
 impl UringDriver {
@@ -114,6 +126,13 @@ impl UringDriver {
                     if let Some(opcodes) = restrict {
                         driver.restrict(opcodes)?;
                     }
+                    driver.messages_on = config.messages
+                        && driver.supports(opcode::MsgRingData::CODE)
+                        && driver.allows_outside(Some(opcode::MsgRingData::CODE))
+                        && messages_reach(name);
+                    if driver.messages_on {
+                        driver.setup.push_str("|MSG_RING doorbells");
+                    }
                     return Ok(driver);
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EINVAL) => last = e,
@@ -158,6 +177,8 @@ impl UringDriver {
             next_bgid: 0,
             setup,
             allowed: None,
+            messages_on: false,
+            messages: slab::Slab::new(),
         })
     }
 
@@ -329,6 +350,37 @@ impl UringDriver {
         Ok(())
     }
 
+    /// This ring's fd for other workers' `MSG_RING` doorbells, if it takes them.
+    pub(crate) fn message_ring_fd(&self) -> Option<RawFd> {
+        self.messages_on.then(|| self.ring.as_raw_fd())
+    }
+
+    /// Queues a `MSG_RING` SQE that rings `target`'s doorbell; false if this ring cannot send
+    /// one to it (the caller writes the eventfd).
+    pub(crate) fn send_doorbell(
+        &mut self,
+        target: std::sync::Arc<dyn super::Doorbell>,
+        ops: &mut Slots,
+        graveyard: &mut Vec<Box<dyn DynOp>>,
+        stats: &mut DriverStats,
+    ) -> bool {
+        if !self.messages_on || self.closing || self.messages.len() as u64 >= MSG_KEYS {
+            return false;
+        }
+        let Some(fd) = target.ring_fd() else {
+            return false;
+        };
+        let key = self.messages.insert(target);
+        let entry = opcode::MsgRingData::new(types::Fd(fd), 0, MESSAGE, None)
+            .build()
+            .user_data(MSG_SENT | key as u64);
+        if self.push(entry, ops, graveyard, stats).is_err() {
+            self.messages.remove(key);
+            return false;
+        }
+        true
+    }
+
     pub(crate) fn doorbell_armed(&self) -> bool {
         self.doorbell_armed
     }
@@ -489,6 +541,20 @@ impl UringDriver {
             let user_data = cqe.user_data();
             match user_data {
                 CANCEL => continue,
+                // Another worker rang: the inbox is read on the next tick.
+                MESSAGE => continue,
+                sent if sent & MSG_SENT == MSG_SENT && sent < MESSAGE => {
+                    let key = (sent & (MSG_KEYS - 1)) as usize;
+                    if let Some(target) = self.messages.try_remove(key) {
+                        if cqe.result() < 0 {
+                            // The target ring refused it: ring its eventfd, and send no more.
+                            tracing::debug!(target: "hoop", res = cqe.result(), "MSG_RING doorbell refused; using eventfds");
+                            self.messages_on = false;
+                            target.ring_eventfd();
+                        }
+                    }
+                    continue;
+                }
                 DOORBELL => {
                     self.doorbell_armed = false;
                     if self.allowed.is_some() && cqe.result() > 0 {
@@ -510,6 +576,26 @@ impl UringDriver {
             if let Arrival::Orphan(Some(data)) = ops.complete(user_data, c, cqueue::more(c.flags)) {
                 graveyard.push(data);
             }
+        }
+    }
+}
+
+/// True if `MSG_RING` doorbells reach a ring set up as `setup` (this worker's, and its peers',
+/// which are built the same way). Upstream, a message into a `DEFER_TASKRUN` ring from another
+/// thread runs as task work of the ring's owner only since 6.3 (before, it was posted from the
+/// sender's context into a ring whose completions only its owner is meant to post); a release
+/// number cannot tell a stable kernel that has the change from one that lacks it, so such rings
+/// keep their eventfds before 6.3. (Debian's 6.1 took them in the guest with this check lifted.)
+fn messages_reach(setup: &str) -> bool {
+    !setup.contains("DEFER_TASKRUN") || !old_kernel::lacks(since::MSG_RING_REMOTE)
+}
+
+impl Drop for UringDriver {
+    fn drop(&mut self) {
+        // Doorbells whose message may never have left this ring: ring them the other way (a
+        // spurious wake is harmless, a lost one is a hang).
+        for target in self.messages.drain() {
+            target.ring_eventfd();
         }
     }
 }

@@ -29,6 +29,7 @@ pub struct Builder {
     pub(crate) restrict: Option<Vec<OpClass>>,
     pub(crate) max_in_flight: usize,
     pub(crate) io_wq_max_workers: Option<[u32; 2]>,
+    pub(crate) msg_ring: bool,
 }
 
 impl Default for Builder {
@@ -46,6 +47,7 @@ impl Default for Builder {
             restrict: None,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             io_wq_max_workers: None,
+            msg_ring: true,
         }
     }
 }
@@ -172,6 +174,17 @@ impl Builder {
         self
     }
 
+    /// Whether an io_uring worker wakes another through its ring (`IORING_OP_MSG_RING`, Linux
+    /// 5.18; for the default `DEFER_TASKRUN` rings 6.3) rather than by writing its eventfd
+    /// (default true). The message rides in the sender's next batch of SQEs and needs no
+    /// syscall of its own; the target reaps it like any completion. Epoll workers, threads
+    /// outside the runtime, restricted rings and older kernels always use the eventfd, which
+    /// every worker keeps listening to. Turn it off to compare the two paths.
+    pub fn msg_ring(mut self, on: bool) -> Self {
+        self.msg_ring = on;
+        self
+    }
+
     pub(crate) fn driver_config(&self) -> DriverConfig {
         DriverConfig {
             entries: self.entries,
@@ -181,6 +194,7 @@ impl Builder {
                 .map(crate::driver::restrict::allowlist),
             max_in_flight: self.max_in_flight,
             io_wq_max_workers: self.io_wq_max_workers,
+            messages: self.msg_ring,
         }
     }
 

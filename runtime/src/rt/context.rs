@@ -55,18 +55,21 @@ pub(crate) struct EnterGuard {
     previous_executor: Option<(u64, Rc<Executor>)>,
     previous_driver: Option<DriverRef>,
     previous_timers: Option<Rc<RefCell<Timers>>>,
+    previous_on_worker: bool,
 }
 
 pub(crate) fn enter(core: Rc<Core>) -> EnterGuard {
     let previous_executor = task::current::set(Some((core.shared.id, core.executor.clone())));
     let previous_driver = driver::set_current(Some(core.driver.clone()));
     let previous_timers = timers::set_current(Some(core.timers.clone()));
+    let previous_on_worker = crate::sync::set_on_worker(true);
     let previous = CURRENT.with(|c| c.borrow_mut().replace(core));
     EnterGuard {
         previous,
         previous_executor,
         previous_driver,
         previous_timers,
+        previous_on_worker,
     }
 }
 
@@ -75,6 +78,7 @@ impl Drop for EnterGuard {
         drop(task::current::set(self.previous_executor.take()));
         drop(driver::set_current(self.previous_driver.take()));
         drop(timers::set_current(self.previous_timers.take()));
+        crate::sync::set_on_worker(self.previous_on_worker);
         let previous = self.previous.take();
         let core = CURRENT
             .try_with(|c| std::mem::replace(&mut *c.borrow_mut(), previous))

@@ -18,12 +18,18 @@ pub struct Handle {
 struct Inner {
     workers: Vec<Arc<WorkerShared>>,
     info: RuntimeInfo,
+    /// Where `spawn` starts looking, so equal loads take turns.
+    next: std::sync::atomic::AtomicUsize,
 }
 
 impl Handle {
     pub(crate) fn new(workers: Vec<Arc<WorkerShared>>, info: RuntimeInfo) -> Self {
         Handle {
-            inner: Arc::new(Inner { workers, info }),
+            inner: Arc::new(Inner {
+                workers,
+                info,
+                next: Default::default(),
+            }),
         }
     }
 
@@ -50,6 +56,58 @@ impl Handle {
     /// What the runtime chose: backend, reason, setup flags.
     pub fn info(&self) -> &RuntimeInfo {
         &self.inner.info
+    }
+
+    /// Spawns a `Send` future on the least loaded worker (the fewest tasks alive as of its last
+    /// tick; equal loads take turns), from any thread, and returns a handle to await its output
+    /// from anywhere.
+    ///
+    /// ```
+    /// let rt = hoop_runtime::Runtime::builder().workers(2).build().unwrap();
+    /// let handle = rt.handle().clone();
+    /// let sum = rt.block_on(async move {
+    ///     let parts: Vec<_> = (0..4u64).map(|i| handle.spawn(async move { i * 10 })).collect();
+    ///     let mut sum = 0;
+    ///     for p in parts {
+    ///         sum += p.await.unwrap();
+    ///     }
+    ///     sum
+    /// });
+    /// assert_eq!(sum, 60);
+    /// ```
+    #[track_caller]
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.spawn_on(self.least_loaded(), future)
+    }
+
+    /// Spawns, on the least loaded worker, the future `make` builds there: the way to spread
+    /// work whose future is not `Send` (it holds hoop I/O objects or timers, which belong to
+    /// their worker); only `make` and the output cross threads.
+    #[track_caller]
+    pub fn spawn_with<M, F>(&self, make: M) -> JoinHandle<F::Output>
+    where
+        M: FnOnce() -> F + Send + 'static,
+        F: Future + 'static,
+        F::Output: Send + 'static,
+    {
+        self.spawn_on_with(self.least_loaded(), make)
+    }
+
+    /// The worker with the fewest tasks alive as of its last tick; equal loads take turns.
+    fn least_loaded(&self) -> usize {
+        let workers = &self.inner.workers;
+        let start = self
+            .inner
+            .next
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        (0..workers.len())
+            .map(|i| (start + i) % workers.len())
+            .min_by_key(|&i| workers[i].load())
+            .unwrap_or(0)
     }
 
     /// Spawns a `Send` future on worker `worker` (0-based), from any thread. The wake-up reaches

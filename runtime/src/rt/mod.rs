@@ -244,7 +244,7 @@ impl Runtime {
 impl Drop for Runtime {
     fn drop(&mut self) {
         for (i, shared) in self.handle.shared().iter().enumerate().skip(1) {
-            if shared.push(Remote::Shutdown).is_err() {
+            if shared.push_now(Remote::Shutdown).is_err() {
                 tracing::debug!(target: "hoop", worker = i, "worker already stopped");
             }
         }
@@ -277,6 +277,11 @@ fn assemble(
     max_in_flight: usize,
 ) -> Rc<Core> {
     let driver = IoDriver::new(selection, pool.clone(), shared.clone(), max_in_flight);
+    if let Some(fd) = driver.message_ring_fd() {
+        if let Err(e) = shared.set_message_ring(fd) {
+            tracing::debug!(target: "hoop", error = %e, "no MSG_RING doorbell for this worker");
+        }
+    }
     Rc::new(Core {
         shared: shared.clone(),
         executor: Rc::new(Executor::new(shared.id, shared.clone())),

@@ -12,6 +12,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::{OnceLock, Weak};
 
 /// A `Send` job that spawns a task on the worker that runs it.
 pub(crate) type RemoteSpawn = Box<dyn FnOnce() + Send>;
@@ -59,6 +60,15 @@ pub(crate) struct WorkerShared {
     /// eventfd write per wake when many wakes arrive in a burst.
     rung: AtomicBool,
     doorbell: OwnedFd,
+    /// A duplicate of the worker's ring fd, once it has a ring that takes `MSG_RING` doorbells:
+    /// it keeps the ring alive for as long as a sender may aim at it.
+    ring: OnceLock<OwnedFd>,
+    /// This value, for senders that queue a message holding it (see `ring`).
+    me: Weak<WorkerShared>,
+    /// Doorbells rung by eventfd (the others are counted by the sender's driver).
+    eventfd_rings: std::sync::atomic::AtomicU64,
+    /// Tasks alive on the worker, as of its last tick (for `Handle::spawn`).
+    load: std::sync::atomic::AtomicUsize,
     /// In loom models: the eventfd's counter and the worker's wait on it, modelled.
     #[cfg(loom)]
     model_doorbell: (Mutex<u64>, crate::sync::Condvar),
@@ -75,7 +85,7 @@ impl WorkerShared {
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(Arc::new(WorkerShared {
+        Ok(Arc::new_cyclic(|me| WorkerShared {
             id: NEXT_WORKER_ID.fetch_add(1, Ordering::Relaxed),
             index,
             inbox: Mutex::new(Inbox {
@@ -85,6 +95,10 @@ impl WorkerShared {
             rung: AtomicBool::new(false),
             // SAFETY: `fd` was just returned by eventfd and is owned by nobody else.
             doorbell: unsafe { OwnedFd::from_raw_fd(fd) },
+            ring: OnceLock::new(),
+            me: me.clone(),
+            eventfd_rings: Default::default(),
+            load: Default::default(),
             #[cfg(loom)]
             model_doorbell: (Mutex::new(0), crate::sync::Condvar::new()),
         }))
@@ -95,8 +109,21 @@ impl WorkerShared {
         self.doorbell.as_raw_fd()
     }
 
-    /// Delivers `item` to the worker; gives it back if the worker is gone.
+    /// Delivers `item` to the worker; gives it back if the worker is gone. From a worker's
+    /// loop on io_uring the doorbell may be a `MSG_RING` that leaves with that worker's next
+    /// batch of SQEs (see `driver::msg`): a task that wakes another worker and then blocks its
+    /// own thread delays that wake-up until its worker runs again.
     pub(crate) fn push(&self, item: Remote) -> Result<(), Remote> {
+        self.push_with(item, false)
+    }
+
+    /// As `push`, with the doorbell rung by eventfd at once (a caller about to block its
+    /// thread, such as a runtime waiting for its workers to stop).
+    pub(crate) fn push_now(&self, item: Remote) -> Result<(), Remote> {
+        self.push_with(item, true)
+    }
+
+    fn push_with(&self, item: Remote, now: bool) -> Result<(), Remote> {
         {
             let mut inbox = self.inbox.lock().unwrap_or_else(|e| e.into_inner());
             if inbox.closed {
@@ -105,12 +132,60 @@ impl WorkerShared {
             inbox.items.push(item);
         }
         if !self.rung.swap(true, Ordering::AcqRel) {
-            self.ring();
+            if now {
+                self.ring_by_eventfd();
+            } else {
+                self.ring();
+            }
         }
         Ok(())
     }
 
+    /// Records the worker's ring for `MSG_RING` doorbells (a duplicate, close-on-exec).
+    pub(crate) fn set_message_ring(&self, fd: RawFd) -> io::Result<()> {
+        // SAFETY: F_DUPFD_CLOEXEC of an fd the caller's driver keeps open; no memory passed.
+        let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+        if dup < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `dup` is a new fd owned by nobody else.
+        let dup = unsafe { OwnedFd::from_raw_fd(dup) };
+        // Set once per worker; a second call keeps the first.
+        let _ = self.ring.set(dup);
+        Ok(())
+    }
+
+    /// Records how many tasks the worker has (once per tick).
+    pub(crate) fn set_load(&self, tasks: usize) {
+        if self.load.load(Ordering::Relaxed) != tasks {
+            self.load.store(tasks, Ordering::Relaxed);
+        }
+    }
+
+    /// Tasks alive on the worker as of its last tick.
+    pub(crate) fn load(&self) -> usize {
+        self.load.load(Ordering::Relaxed)
+    }
+
+    /// Doorbells rung by eventfd so far.
+    pub(crate) fn eventfd_rings(&self) -> u64 {
+        self.eventfd_rings.load(Ordering::Relaxed)
+    }
+
     fn ring(&self) {
+        #[cfg(not(loom))]
+        if self.ring.get().is_some() {
+            if let Some(me) = self.me.upgrade() {
+                if crate::driver::ring_by_message(me) {
+                    return;
+                }
+            }
+        }
+        self.ring_by_eventfd();
+    }
+
+    fn ring_by_eventfd(&self) {
+        self.eventfd_rings.fetch_add(1, Ordering::Relaxed);
         #[cfg(loom)]
         {
             *self.model_doorbell.0.lock().unwrap() += 1;
@@ -152,7 +227,7 @@ impl WorkerShared {
         std::mem::take(&mut inbox.items)
     }
 
-    /// Rings the doorbell unconditionally (used by shutdown requests).
+    /// Rings the doorbell unconditionally (a wake of the `block_on` future).
     pub(crate) fn wake(&self) {
         self.rung.store(true, Ordering::Release);
         self.ring();
@@ -182,5 +257,15 @@ impl crate::task::Mailbox for WorkerShared {
     fn wake(&self, task: Arc<TaskHeader>) {
         // Refused when the worker is gone, and the task with it: dropping the header is fine.
         let _ = self.push(Remote::Wake(task));
+    }
+}
+
+impl driver::Doorbell for WorkerShared {
+    fn ring_fd(&self) -> Option<RawFd> {
+        self.ring.get().map(|fd| fd.as_raw_fd())
+    }
+
+    fn ring_eventfd(&self) {
+        self.ring_by_eventfd();
     }
 }

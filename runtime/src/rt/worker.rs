@@ -112,6 +112,7 @@ fn tick(core: &Core, scratch: &mut Scratch, main_woken: &AtomicBool) -> bool {
         return true;
     }
     let more = core.executor.run(TASKS_PER_TICK);
+    core.shared.set_load(core.executor.task_count());
 
     // The clock is read only when a timer is pending: a vDSO call per tick shows in profiles
     // of I/O round trips (2 % of a pipe ping-pong).
