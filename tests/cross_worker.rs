@@ -258,3 +258,73 @@ fn blocking_receives_refuse_a_workers_thread() {
     });
     assert!(caught);
 }
+
+/// The runtime is dropped right after its body woke a task parked on another worker (the wake
+/// may be a `MSG_RING` queued in worker 0's ring as `block_on` returns): the wake-up is
+/// delivered without worker 0 running again, and the drop still stops that worker. Both used
+/// to hang: the message waited in a ring nobody entered, and the drop's shutdown request
+/// counted on it.
+#[test]
+fn a_wake_sent_by_the_last_poll_of_block_on_is_delivered() {
+    let within = |what: &str, f: Box<dyn FnOnce() + Send>| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            f();
+            let _ = tx.send(());
+        });
+        if rx.recv_timeout(Duration::from_secs(10)).is_err() {
+            // Not a panic: unwinding would drop the runtime, which hangs the same way.
+            eprintln!("{what} did not finish");
+            std::process::abort();
+        }
+    };
+    for driver in common::drivers() {
+        for _ in 0..20 {
+            let rt = runtime(driver, 2, true);
+            let handle = rt.handle().clone();
+            let (done_tx, done_rx) = oneshot::channel();
+            rt.block_on(async move {
+                let (to_far, mut at_far) = mpsc::channel::<u8>(1);
+                let _far = handle.spawn_on_with(1, move || async move {
+                    let _ = done_tx.send(at_far.recv().await);
+                });
+                // The far task is parked on its receive.
+                hoop::time::sleep(Duration::from_millis(5)).await;
+                to_far.try_send(1).unwrap();
+            });
+            within(
+                "the far task",
+                Box::new(move || assert_eq!(done_rx.blocking_recv(), Ok(Some(1)))),
+            );
+            // The runtime is not `Send`: dropped here, under a watchdog that ends the process
+            // (failing the test) if the drop hangs.
+            let (dropped, watched) = std::sync::mpsc::channel::<()>();
+            let watchdog = std::thread::spawn(move || {
+                if watched.recv_timeout(Duration::from_secs(10)).is_err() {
+                    eprintln!("the runtime's drop did not finish");
+                    std::process::abort();
+                }
+            });
+            drop(rt);
+            dropped.send(()).unwrap();
+            watchdog.join().unwrap();
+        }
+    }
+}
+
+/// `close` then `recv`: the queued values, then the end, although senders remain.
+#[test]
+fn a_closed_receiver_ends_while_senders_remain() {
+    for driver in common::drivers() {
+        let rt = runtime(driver, 1, true);
+        rt.block_on(async {
+            let (tx, mut rx) = mpsc::channel::<u8>(4);
+            tx.send(1).await.unwrap();
+            rx.close();
+            assert_eq!(rx.recv().await, Some(1));
+            assert_eq!(rx.recv().await, None);
+            assert_eq!(rx.try_recv(), Err(mpsc::TryRecvError::Disconnected));
+            drop(tx);
+        });
+    }
+}

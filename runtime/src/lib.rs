@@ -39,7 +39,8 @@ pub mod diagnostics {
     pub use crate::driver::lifecycle::efault_completions;
 
     /// Records that the running test skips its check: printed, and appended as
-    /// "test name<TAB>reason" to the file `HOOP_SKIP_LOG` names (`.ci/run` counts them).
+    /// the test name, a tab and the reason to the file `HOOP_SKIP_LOG` names (`.ci/run` counts
+    /// them).
     pub fn record_skip(reason: &str) {
         let thread = std::thread::current();
         let test = thread.name().unwrap_or("?");

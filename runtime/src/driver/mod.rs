@@ -288,7 +288,7 @@ impl IoDriver {
 
     /// Submits the queued SQEs now rather than at the end of the tick (see
     /// `OpTraits::device_io`). A failed enter is left to the tick's own, which reports it.
-    fn submit_now(&mut self) {
+    pub(crate) fn submit_now(&mut self) {
         if let Backend::Uring(ring) = &mut self.backend {
             ring.submit_now(&mut self.stats);
         }
@@ -456,6 +456,8 @@ impl IoDriver {
             }
             ring.cancel_doorbell(&mut self.ops, &mut self.graveyard, &mut self.stats);
         }
+        // Messages and cancels queued so far leave before the drain check can end the loop.
+        self.submit_now();
         let inbox = self.inbox.clone();
         loop {
             inbox.drain_done(&mut |done| self.pool_done(done));

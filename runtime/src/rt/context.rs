@@ -75,6 +75,13 @@ pub(crate) fn enter(core: Rc<Core>) -> EnterGuard {
 
 impl Drop for EnterGuard {
     fn drop(&mut self) {
+        // Leaving the worker's loop (`block_on` returned): SQEs queued by the last poll — a
+        // `MSG_RING` doorbell among them — go out now, not at the next `block_on`.
+        if let Some(driver) = with_core(|core| core.driver.clone()) {
+            if let Ok(mut driver) = driver.try_borrow_mut() {
+                driver.submit_now();
+            }
+        }
         drop(task::current::set(self.previous_executor.take()));
         drop(driver::set_current(self.previous_driver.take()));
         drop(timers::set_current(self.previous_timers.take()));

@@ -104,10 +104,12 @@ impl Handle {
             .inner
             .next
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        (0..workers.len())
+        let target = (0..workers.len())
             .map(|i| (start + i) % workers.len())
             .min_by_key(|&i| workers[i].load())
-            .unwrap_or(0)
+            .unwrap_or(0);
+        workers[target].add_load();
+        target
     }
 
     /// Spawns a `Send` future on worker `worker` (0-based), from any thread. The wake-up reaches

@@ -69,6 +69,9 @@ pub(crate) struct WorkerShared {
     eventfd_rings: std::sync::atomic::AtomicU64,
     /// Tasks alive on the worker, as of its last tick (for `Handle::spawn`).
     load: std::sync::atomic::AtomicUsize,
+    /// The worker whose `MSG_RING` rang the doorbell since the inbox was last taken (0: none,
+    /// or an eventfd): pushers from elsewhere ring by eventfd rather than count on it.
+    message_from: std::sync::atomic::AtomicU64,
     /// In loom models: the eventfd's counter and the worker's wait on it, modelled.
     #[cfg(loom)]
     model_doorbell: (Mutex<u64>, crate::sync::Condvar),
@@ -99,6 +102,7 @@ impl WorkerShared {
             me: me.clone(),
             eventfd_rings: Default::default(),
             load: Default::default(),
+            message_from: Default::default(),
             #[cfg(loom)]
             model_doorbell: (Mutex::new(0), crate::sync::Condvar::new()),
         }))
@@ -131,11 +135,19 @@ impl WorkerShared {
             }
             inbox.items.push(item);
         }
-        if !self.rung.swap(true, Ordering::AcqRel) {
-            if now {
+        let was_rung = self.rung.swap(true, Ordering::AcqRel);
+        if now {
+            // Unconditionally: an earlier ring may be a message still waiting in a ring that
+            // will not be entered before this caller blocks.
+            self.ring_by_eventfd();
+        } else if !was_rung {
+            self.ring();
+        } else {
+            let by = self.message_from.load(Ordering::Acquire);
+            if by != 0 && by != crate::rt::context::current_worker_id() {
+                // Rung by a message from another worker, which may not have left yet (its
+                // worker still polling tasks, or blocked in one): do not wait for it.
                 self.ring_by_eventfd();
-            } else {
-                self.ring();
             }
         }
         Ok(())
@@ -162,9 +174,15 @@ impl WorkerShared {
         }
     }
 
-    /// Tasks alive on the worker as of its last tick.
+    /// Tasks alive on the worker as of its last tick, plus those sent to it since.
     pub(crate) fn load(&self) -> usize {
         self.load.load(Ordering::Relaxed)
+    }
+
+    /// Counts a task sent to the worker before its next tick counts it (so a burst of spawns
+    /// does not all pick the same idle worker).
+    pub(crate) fn add_load(&self) {
+        self.load.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Doorbells rung by eventfd so far.
@@ -176,6 +194,8 @@ impl WorkerShared {
         #[cfg(not(loom))]
         if self.ring.get().is_some() {
             if let Some(me) = self.me.upgrade() {
+                let by = crate::rt::context::current_worker_id();
+                self.message_from.store(by, Ordering::Release);
                 if crate::driver::ring_by_message(me) {
                     return;
                 }
@@ -185,6 +205,7 @@ impl WorkerShared {
     }
 
     fn ring_by_eventfd(&self) {
+        self.message_from.store(0, Ordering::Release);
         self.eventfd_rings.fetch_add(1, Ordering::Relaxed);
         #[cfg(loom)]
         {
@@ -206,6 +227,7 @@ impl WorkerShared {
         if !self.rung.load(Ordering::Acquire) || !self.rung.swap(false, Ordering::AcqRel) {
             return;
         }
+        self.message_from.store(0, Ordering::Release);
         let mut inbox = self.inbox.lock().unwrap_or_else(|e| e.into_inner());
         into.append(&mut inbox.items);
     }

@@ -263,7 +263,8 @@ impl<T> Receiver<T> {
             let mut state = lock(&self.shared);
             match state.queue.pop_front() {
                 Some(v) => (Some(v), std::mem::take(&mut state.blocked)),
-                None if state.senders == 0 => return Poll::Ready(None),
+                // Closed: nothing can be sent any more, whatever senders remain.
+                None if state.senders == 0 || state.receiver_gone => return Poll::Ready(None),
                 None => {
                     match &mut state.receiver {
                         Some(w) if w.will_wake(cx.waker()) => {}
@@ -283,7 +284,9 @@ impl<T> Receiver<T> {
             let mut state = lock(&self.shared);
             match state.queue.pop_front() {
                 Some(v) => (v, std::mem::take(&mut state.blocked)),
-                None if state.senders == 0 => return Err(TryRecvError::Disconnected),
+                None if state.senders == 0 || state.receiver_gone => {
+                    return Err(TryRecvError::Disconnected)
+                }
                 None => return Err(TryRecvError::Empty),
             }
         };
@@ -301,7 +304,8 @@ impl<T> Receiver<T> {
         super::park::wait("mpsc::Receiver::blocking_recv", self.recv())
     }
 
-    /// Refuses further sends; values already queued can still be received.
+    /// Refuses further sends; values already queued can still be received, then `recv` gives
+    /// `None`.
     pub fn close(&mut self) {
         let blocked = {
             let mut state = lock(&self.shared);

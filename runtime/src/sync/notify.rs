@@ -9,7 +9,9 @@ use std::task::{Context, Poll, Waker};
 /// Wakes one waiting task ([`notify_one`](Notify::notify_one), which is kept as a permit if
 /// none waits) or every waiting task ([`notify_waiters`](Notify::notify_waiters)).
 ///
-/// A [`Notified`] future waits from its first poll on.
+/// A [`Notified`] future waits from its first poll on: unlike tokio's, a `notify_waiters` between
+/// `notified()` and the first poll is not seen (a `notify_one` is, as the permit). Poll it before
+/// checking the condition it waits for, or use `notify_one`.
 ///
 /// ```
 /// use std::sync::Arc;
