@@ -82,6 +82,14 @@ impl OwnedWriteHalf {
         stream_io::send_zc(self.stream.shared_fd(), buf).await
     }
 
+    /// Sends the initialised bytes of `bufs`, in order, in one zero-copy `sendmsg`
+    /// (`IORING_OP_SENDMSG_ZC`): a reply's header and payload leave together, and the buffers
+    /// come back after the kernel's notification. May send only part of them, like
+    /// any stream write. A plain `sendmsg` on the epoll driver and before 6.1.
+    pub async fn send_vectored_zc<B: IoBuf>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
+        stream_io::send_vectored_zc(self.stream.shared_fd(), bufs).await
+    }
+
     /// Sends `len` bytes of `file` from `offset`; returns the bytes sent (fewer only if the file
     /// ends first). 256 KiB reads and sends (page-cached data never leaves the worker thread):
     /// the fastest way measured, see [`hoop_runtime::io::send_file`]; for a transfer that never

@@ -304,6 +304,9 @@ unsafe impl IoBuf for FixedBuf {
     fn bytes_total(&self) -> usize {
         self.buf.bytes_total()
     }
+    fn fixed_index(&self) -> Option<u16> {
+        FixedBuf::fixed_index(self)
+    }
 }
 
 // SAFETY: forwarded to the owned `AlignedBuf`.

@@ -22,6 +22,19 @@ pub unsafe trait IoBuf: Unpin + 'static {
     /// Total capacity in bytes (how much a read may fill).
     fn bytes_total(&self) -> usize;
 
+    /// The index of the registered buffer (in the table of the ring running on this thread)
+    /// that holds all of this buffer's capacity, if there is one: operations that can name a
+    /// registered buffer (zero-copy sends) then skip pinning its pages for each call.
+    ///
+    /// `None` by default; [`FixedBuf`](super::FixedBuf) from a registered pool, and slices of
+    /// one, give their index. An implementor that returns `Some` must return the index of a
+    /// registered buffer containing `stable_ptr()..stable_ptr() + bytes_total()`; the kernel
+    /// checks that range against the registered buffer and fails the operation with `EFAULT`
+    /// where it does not hold, so a wrong index never reads other memory.
+    fn fixed_index(&self) -> Option<u16> {
+        None
+    }
+
     /// A view of `range` of this buffer that owns the buffer; `into_inner` gives it back.
     ///
     /// Panics if the range is out of the buffer's capacity, like slice indexing.

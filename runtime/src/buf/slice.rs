@@ -60,6 +60,10 @@ unsafe impl<B: IoBuf> IoBuf for Slice<B> {
     fn bytes_total(&self) -> usize {
         self.end - self.begin
     }
+    fn fixed_index(&self) -> Option<u16> {
+        // A range of a registered buffer lies within it.
+        self.buf.fixed_index()
+    }
 }
 
 // SAFETY: as for `IoBuf`; writes stay within `begin..end` of the inner buffer's capacity.

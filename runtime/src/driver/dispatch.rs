@@ -58,6 +58,9 @@ pub(crate) struct Dispatch<T: OpCode> {
     /// Times the kernel cancelled this operation although nobody asked it to (see
     /// `ring_completion`).
     unasked_cancels: u8,
+    /// A completion before the final one said the ring refused the operation (`EOPNOTSUPP`,
+    /// see [`OpTraits::unsupported_falls_back`]): once the final one arrives it runs its plan.
+    refused_unsupported: bool,
 }
 
 enum State<T> {
@@ -155,6 +158,7 @@ impl<T: OpCode> Dispatch<T> {
             creds: None,
             many,
             unasked_cancels: 0,
+            refused_unsupported: false,
         }
     }
 
@@ -395,6 +399,17 @@ impl<T: OpCode> Dispatch<T> {
             }
             data = Data::Heap(boxed);
         }
+        self.outside_ring(driver, d, data, cx)
+    }
+
+    /// Runs the operation by its [`Plan`]: on epoll, or on a ring that lacks or refused it.
+    fn outside_ring(
+        &mut self,
+        driver: &DriverRef,
+        d: &mut IoDriver,
+        mut data: Data<T>,
+        cx: &mut Context<'_>,
+    ) -> Step<T> {
         match data.plan() {
             Plan::Now => {
                 if !coop::consume() {
@@ -570,7 +585,13 @@ impl<T: OpCode> Dispatch<T> {
             let data = self.take_data().expect("the ring state holds the data");
             return self.end(data, c.result(), c.flags, Some(c.res));
         }
+        let falls_back = data.traits().unsupported_falls_back;
         for c in d.take_more(user_data) {
+            if falls_back && c.res == -libc::EOPNOTSUPP {
+                // A zero-copy send refused up front still ends with its notification.
+                self.refused_unsupported = true;
+                continue;
+            }
             data.more(c.res, c.flags);
         }
         let Some((c, _)) = d.take_completion(user_data, cx.waker()) else {
@@ -596,6 +617,13 @@ impl<T: OpCode> Dispatch<T> {
             // repeat is submitted again.
             self.unasked_cancels += 1;
             return self.start(driver, d, data, cx);
+        }
+        let refused = std::mem::take(&mut self.refused_unsupported);
+        if (refused || c.res == -libc::EOPNOTSUPP) && data.traits().unsupported_falls_back {
+            // Refused before it did anything (a zero-copy send on a socket without zero-copy
+            // support): the plain syscall has the same result. The ring ran this opcode's own
+            // checks, so a restricted ring's allowlist let it through.
+            return self.outside_ring(driver, d, data, cx);
         }
         if c.res == -libc::EAGAIN {
             if let Some((fd, interest)) = data.wait_for() {

@@ -93,6 +93,7 @@ pub struct OpTraits {
     pub(crate) inline: Inline,
     pub(crate) device_io: bool,
     pub(crate) ring_equivalent: Option<u8>,
+    pub(crate) unsupported_falls_back: bool,
 }
 
 impl OpTraits {
@@ -103,6 +104,7 @@ impl OpTraits {
         inline: Inline::Never,
         device_io: false,
         ring_equivalent: None,
+        unsupported_falls_back: false,
     };
 
     /// Armed as multishot (one SQE, many completions): it runs only as a [`MultiOp`] stream, and
@@ -139,6 +141,15 @@ impl OpTraits {
     /// fio's IOPS batched, 1.0x submitted at once).
     pub const fn device_io(mut self, yes: bool) -> Self {
         self.device_io = yes;
+        self
+    }
+
+    /// The ring may refuse it with `EOPNOTSUPP` before it does anything, where the plain
+    /// syscall of [`OpCode::perform`] works (a zero-copy send on a socket whose protocol has no
+    /// zero-copy path, such as a Unix socket): it then takes its [`Plan`] path, as on epoll, so
+    /// both drivers give the same result.
+    pub const fn unsupported_falls_back(mut self, yes: bool) -> Self {
+        self.unsupported_falls_back = yes;
         self
     }
 

@@ -67,6 +67,8 @@ pub struct Read<B> {
     len: u32,
     offset: u64,
     kind: FdKind,
+    /// The buffer's registration, if it is a registered buffer: `READ_FIXED` then.
+    fixed: Option<u16>,
 }
 
 impl<B: IoBufMut> Read<B> {
@@ -78,6 +80,7 @@ impl<B: IoBufMut> Read<B> {
         Read {
             raw: fd.raw(),
             fd: fd.clone(),
+            fixed: buf.fixed_index(),
             buf,
             ptr,
             len,
@@ -93,11 +96,16 @@ unsafe impl<B: IoBufMut> OpCode for Read<B> {
     type Output = BufResult<usize, B>;
 
     fn uring_entry(&mut self) -> Option<Entry> {
-        Some(
-            opcode::Read::new(types::Fd(self.raw), self.ptr, self.len)
+        let fd = types::Fd(self.raw);
+        Some(match self.fixed {
+            // A registered buffer skips the per-call pinning of its pages.
+            Some(index) => opcode::ReadFixed::new(fd, self.ptr, self.len, index)
                 .offset(self.offset)
                 .build(),
-        )
+            None => opcode::Read::new(fd, self.ptr, self.len)
+                .offset(self.offset)
+                .build(),
+        })
     }
 
     fn plan(&self) -> Plan {
@@ -196,6 +204,8 @@ pub struct Write<B> {
     len: u32,
     offset: u64,
     kind: FdKind,
+    /// The buffer's registration, if it is a registered buffer: `WRITE_FIXED` then.
+    fixed: Option<u16>,
 }
 
 impl<B: IoBuf> Write<B> {
@@ -206,6 +216,7 @@ impl<B: IoBuf> Write<B> {
         Write {
             raw: fd.raw(),
             fd: fd.clone(),
+            fixed: buf.fixed_index(),
             buf,
             ptr,
             len,
@@ -220,11 +231,15 @@ unsafe impl<B: IoBuf> OpCode for Write<B> {
     type Output = BufResult<usize, B>;
 
     fn uring_entry(&mut self) -> Option<Entry> {
-        Some(
-            opcode::Write::new(types::Fd(self.raw), self.ptr, self.len)
+        let fd = types::Fd(self.raw);
+        Some(match self.fixed {
+            Some(index) => opcode::WriteFixed::new(fd, self.ptr, self.len, index)
                 .offset(self.offset)
                 .build(),
-        )
+            None => opcode::Write::new(fd, self.ptr, self.len)
+                .offset(self.offset)
+                .build(),
+        })
     }
 
     fn plan(&self) -> Plan {
@@ -301,3 +316,36 @@ unsafe impl<B: IoBuf> OpCode for Write<B> {
 }
 
 super::opaque_debug!(Write<B>, Read<B>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::buf::FixedBufPool;
+
+    /// A read or write of a registered buffer through the generic operations names the
+    /// registration (`READ_FIXED`/`WRITE_FIXED`), as `read_fixed_at` does.
+    #[test]
+    fn a_registered_buffer_uses_the_fixed_opcodes() {
+        crate::Runtime::builder()
+            .driver(crate::DriverChoice::IoUring)
+            .build()
+            .unwrap()
+            .block_on(async {
+                let pool = FixedBufPool::new(2, 4096).unwrap();
+                let (buf, plain) = (pool.try_get().unwrap(), pool.try_get().unwrap());
+                if buf.fixed_index().is_none() {
+                    crate::diagnostics::record_skip("the pool is not registered");
+                    return;
+                }
+                let file = std::fs::File::open("/proc/self/exe").unwrap();
+                let fd = SharedFd::new(file.into());
+                let code = |e: Entry| e.get_opcode() as u8;
+                let mut r = Read::new(&fd, buf.slice(8..), 0, FdKind::File);
+                assert_eq!(code(r.uring_entry().unwrap()), opcode::ReadFixed::CODE);
+                let mut w = Write::new(&fd, plain, 0, FdKind::File);
+                assert_eq!(code(w.uring_entry().unwrap()), opcode::WriteFixed::CODE);
+                let mut v = Read::new(&fd, vec![0u8; 16], 0, FdKind::File);
+                assert_eq!(code(v.uring_entry().unwrap()), opcode::Read::CODE);
+            });
+    }
+}

@@ -8,7 +8,7 @@
 
 use super::cvt;
 use super::msghdr::MsgParts;
-use super::{Interest, OpCode, Plan};
+use super::{Interest, OpCode, OpTraits, Plan};
 use crate::buf::{BufResult, IoBuf};
 use crate::fd::SharedFd;
 use io_uring::{cqueue, opcode, squeue::Entry, types};
@@ -66,6 +66,8 @@ unsafe impl<B: IoBuf> OpCode for SendZc<B> {
         Some(
             opcode::SendZc::new(types::Fd(self.fd.raw()), self.buf.stable_ptr(), len)
                 .flags(libc::MSG_NOSIGNAL)
+                // A registered buffer is named, so the kernel skips pinning its pages.
+                .buf_index(self.buf.fixed_index())
                 .build(),
         )
     }
@@ -88,6 +90,10 @@ unsafe impl<B: IoBuf> OpCode for SendZc<B> {
                 libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
             )
         } as libc::c_long)
+    }
+
+    fn traits(&self) -> OpTraits {
+        OpTraits::NONE.unsupported_falls_back(true)
     }
 
     fn more(&mut self, res: i32, flags: u32) {
@@ -160,6 +166,10 @@ unsafe impl<B: IoBuf> OpCode for SendToZc<B> {
         } as libc::c_long)
     }
 
+    fn traits(&self) -> OpTraits {
+        OpTraits::NONE.unsupported_falls_back(true)
+    }
+
     fn more(&mut self, res: i32, flags: u32) {
         self.result.record(res, flags);
     }
@@ -173,4 +183,136 @@ unsafe impl<B: IoBuf> OpCode for SendToZc<B> {
     }
 }
 
-super::opaque_debug!(SendToZc<B>, SendZc<B>);
+/// `sendmsg(2)` of several buffers in order, without copying them, on a connected socket (a
+/// header and a payload in one call, as a file server sends a reply; `MSG_NOSIGNAL`). Like any
+/// stream send it may send only part of them.
+pub struct SendvZc<B> {
+    fd: SharedFd,
+    bufs: Vec<B>,
+    /// Points into `bufs`' stable memory; a heap array the op keeps.
+    iovecs: Vec<libc::iovec>,
+    /// Points at `iovecs`; set where the op sits (the driver's heap allocation) before each use.
+    hdr: libc::msghdr,
+    result: Result2,
+}
+
+impl<B: IoBuf> SendvZc<B> {
+    /// Sends the initialised bytes of `bufs`, in order, on `fd`.
+    pub fn new(fd: &SharedFd, bufs: Vec<B>) -> Self {
+        let iovecs = bufs
+            .iter()
+            .map(|b| libc::iovec {
+                iov_base: b.stable_ptr() as *mut libc::c_void,
+                iov_len: b.bytes_init(),
+            })
+            .collect();
+        SendvZc {
+            fd: fd.clone(),
+            bufs,
+            iovecs,
+            // SAFETY: msghdr is plain old data; all-zero is an empty header.
+            hdr: unsafe { std::mem::zeroed() },
+            result: Result2::default(),
+        }
+    }
+
+    fn header(&mut self) -> &libc::msghdr {
+        self.hdr.msg_iov = self.iovecs.as_mut_ptr();
+        self.hdr.msg_iovlen = self.iovecs.len();
+        &self.hdr
+    }
+}
+
+// SAFETY: the msghdr lives in the op, which the driver keeps in place until the final completion;
+// it points at `iovecs` (a heap array in the op) whose entries point at the owned buffers'
+// stable memory, `bytes_init` bytes each, kept until the notification.
+unsafe impl<B: IoBuf> OpCode for SendvZc<B> {
+    type Output = BufResult<usize, Vec<B>>;
+
+    fn uring_entry(&mut self) -> Option<Entry> {
+        let fd = types::Fd(self.fd.raw());
+        Some(
+            opcode::SendMsgZc::new(fd, self.header())
+                .flags(libc::MSG_NOSIGNAL as u32)
+                .build(),
+        )
+    }
+
+    fn plan(&self) -> Plan {
+        Plan::Readiness {
+            fd: self.fd.raw(),
+            interest: Interest::WRITABLE,
+        }
+    }
+
+    fn perform(&mut self) -> io::Result<u32> {
+        let fd = self.fd.raw();
+        let hdr = self.header();
+        // SAFETY: a valid msghdr whose pointers are owned by the op.
+        cvt(
+            unsafe { libc::sendmsg(fd, hdr, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) }
+                as libc::c_long,
+        )
+    }
+
+    fn traits(&self) -> OpTraits {
+        OpTraits::NONE.unsupported_falls_back(true)
+    }
+
+    fn more(&mut self, res: i32, flags: u32) {
+        self.result.record(res, flags);
+    }
+
+    fn shared_fd(&self) -> Option<&SharedFd> {
+        Some(&self.fd)
+    }
+
+    fn complete(mut self, result: io::Result<u32>) -> BufResult<usize, Vec<B>> {
+        (self.result.finish(result).map(|n| n as usize), self.bufs)
+    }
+}
+
+super::opaque_debug!(SendToZc<B>, SendZc<B>, SendvZc<B>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::buf::FixedBufPool;
+
+    /// `IORING_RECVSEND_FIXED_BUF`, in the SQE's `ioprio`.
+    const FIXED_BUF: u16 = 4;
+
+    /// The SQE's bytes: `ioprio` (the send flags) at offset 2, `buf_index` at 40.
+    fn sqe_bytes(e: Entry) -> [u8; 64] {
+        assert_eq!(std::mem::size_of::<Entry>(), 64);
+        // SAFETY: `Entry` is a `repr(C)` wrapper of the 64-byte `io_uring_sqe`, plain data.
+        unsafe { std::mem::transmute::<Entry, [u8; 64]>(e) }
+    }
+
+    #[test]
+    fn a_registered_buffer_is_sent_by_its_index() {
+        crate::Runtime::builder()
+            .driver(crate::DriverChoice::IoUring)
+            .build()
+            .unwrap()
+            .block_on(async {
+                let pool = FixedBufPool::new(2, 4096).unwrap();
+                let mut buf = pool.try_get().unwrap();
+                buf.extend_from_slice(b"registered");
+                let Some(index) = buf.fixed_index() else {
+                    crate::diagnostics::record_skip("the pool is not registered");
+                    return;
+                };
+                let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+                let fd = SharedFd::new(a.into());
+                let mut op = SendZc::new(&fd, buf.slice(2..));
+                let sqe = sqe_bytes(op.uring_entry().unwrap());
+                let ioprio = u16::from_ne_bytes([sqe[2], sqe[3]]);
+                assert_ne!(ioprio & FIXED_BUF, 0);
+                assert_eq!(u16::from_ne_bytes([sqe[40], sqe[41]]), index);
+                let mut plain = SendZc::new(&fd, b"plain".to_vec());
+                let sqe = sqe_bytes(plain.uring_entry().unwrap());
+                assert_eq!(u16::from_ne_bytes([sqe[2], sqe[3]]) & FIXED_BUF, 0);
+            });
+    }
+}
