@@ -455,7 +455,7 @@ impl AsRawFd for File {
 
 impl AsFd for File {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+        self.fd.as_plain_fd()
     }
 }
 

@@ -10,12 +10,14 @@
 #![warn(missing_debug_implementations)]
 #![warn(missing_docs)]
 
+mod direct;
 mod owned_io;
 mod stream_io;
 mod tcp;
 mod udp;
 mod unix;
 
+pub use direct::DirectStream;
 pub use socket2::SockAddr;
 pub use std::net::Shutdown;
 pub use tcp::{Incoming, OwnedReadHalf, OwnedWriteHalf, TcpListener, TcpStream};

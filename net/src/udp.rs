@@ -130,7 +130,7 @@ impl AsRawFd for UdpSocket {
 
 impl AsFd for UdpSocket {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+        self.fd.as_plain_fd()
     }
 }
 

@@ -31,7 +31,7 @@ macro_rules! fd_traits {
 
         impl AsFd for $t {
             fn as_fd(&self) -> BorrowedFd<'_> {
-                self.fd.as_fd()
+                self.fd.as_plain_fd()
             }
         }
 
@@ -66,6 +66,13 @@ impl UnixListener {
     pub async fn accept(&self) -> io::Result<(UnixStream, SockAddr)> {
         let (fd, addr) = Op::new(Accept::new(&self.fd)).await?;
         Ok((UnixStream { fd }, addr))
+    }
+
+    /// Waits for a connection and accepts it into a direct descriptor of this worker's ring
+    /// (see [`DirectStream`](crate::DirectStream)); a plain fd where the worker has none.
+    pub async fn accept_direct(&self) -> io::Result<(crate::DirectStream, SockAddr)> {
+        let (fd, addr) = Op::new(Accept::direct(&self.fd)).await?;
+        Ok((crate::DirectStream::from_shared(fd), addr))
     }
 
     /// The address the listener is bound to.

@@ -4,10 +4,17 @@
 //! submitted it returned; if the fd were closed meanwhile and its number reused, the operation
 //! would hit another file. Each operation therefore holds a clone of the `SharedFd`, and the fd is
 //! closed when the last clone goes.
+//!
+//! A `SharedFd` may also be a *direct descriptor*: a slot in one worker ring's table of
+//! registered files (`IORING_REGISTER_FILES2`), made by an accept or open that asked for one. It
+//! has no number in the process's fd table: operations name the slot with `IOSQE_FIXED_FILE` on
+//! that ring (see `op::sqe_fd`), [`SharedFd::raw`] is -1, and the slot is closed through the ring
+//! when the last clone goes.
 
+use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::rc::{Rc, Weak};
 
 /// An fd shared by an I/O object and its in-flight operations; closed when the last one drops.
@@ -16,8 +23,74 @@ pub struct SharedFd {
     inner: Rc<Inner>,
 }
 
+/// The table a direct descriptor's slot is in, as the driver that owns the table hands it out.
+#[derive(Clone)]
+pub(crate) struct DirectTable {
+    /// Slots whose last holder went: the driver closes them with its next submission.
+    pub(crate) closing: Rc<RefCell<Vec<u32>>>,
+    /// The worker's driver: a slot names a file only on that ring.
+    pub(crate) owner: Weak<dyn Any>,
+    /// Slots held or promised to operations in flight, and how many the kernel may fill. An
+    /// accept whose slot the kernel cannot allocate has already taken the connection, which it
+    /// then closes: so an operation asks for a slot only after reserving one here.
+    pub(crate) live: Rc<Cell<u32>>,
+    pub(crate) capacity: u32,
+}
+
+impl DirectTable {
+    /// True if `driver` (a worker's driver, as `Rc<RefCell<IoDriver>>`) owns this table.
+    pub(crate) fn is_owned_by<T: ?Sized>(&self, driver: &Rc<T>) -> bool {
+        std::ptr::eq(
+            self.owner.as_ptr() as *const (),
+            Rc::as_ptr(driver) as *const (),
+        )
+    }
+
+    /// Promises a slot to one operation, if the table has one left.
+    pub(crate) fn reserve(&self) -> Option<SlotReservation> {
+        let live = self.live.get();
+        (live < self.capacity).then(|| {
+            self.live.set(live + 1);
+            SlotReservation(Some(self.clone()))
+        })
+    }
+
+    /// Closes `slot` with the driver's next submission (nothing to do once the ring is gone:
+    /// its table went with it) and returns its place.
+    fn close_later(&self, slot: u32) {
+        self.live.set(self.live.get().saturating_sub(1));
+        if self.owner.strong_count() > 0 {
+            self.closing.borrow_mut().push(slot);
+        }
+    }
+}
+
+/// A slot promised by [`DirectTable::reserve`] to an operation that makes a direct descriptor;
+/// given back if the operation ends without one.
+pub(crate) struct SlotReservation(Option<DirectTable>);
+
+impl SlotReservation {
+    /// The descriptor the kernel put in `slot`, owned from now on.
+    pub(crate) fn fill(mut self, slot: u32) -> SharedFd {
+        // The place passes to the descriptor, which gives it back when it closes.
+        let table = self.0.take().expect("a reservation is filled once");
+        SharedFd::from_direct(slot, table)
+    }
+}
+
+impl Drop for SlotReservation {
+    fn drop(&mut self) {
+        if let Some(table) = &self.0 {
+            table.live.set(table.live.get().saturating_sub(1));
+        }
+    }
+}
+
 struct Inner {
+    /// The fd, or -1 for a direct descriptor.
     fd: RawFd,
+    /// A direct descriptor's slot and table.
+    direct: Option<(u32, DirectTable)>,
     /// Epoll drivers holding a registration of this fd, told when it closes (see
     /// `EpollDriver::forget_closed`).
     registered_in: RefCell<Vec<Weak<RefCell<Vec<RawFd>>>>>,
@@ -39,6 +112,7 @@ impl SharedFd {
         SharedFd {
             inner: Rc::new(Inner {
                 fd: fd.into_raw_fd(),
+                direct: None,
                 registered_in: RefCell::new(Vec::new()),
                 status_flags: Cell::new(None),
                 nowait_refused: Cell::new(false),
@@ -49,9 +123,59 @@ impl SharedFd {
         }
     }
 
-    /// The raw fd (valid as long as this value lives).
+    /// Takes ownership of the direct descriptor in `slot` of `table`.
+    fn from_direct(slot: u32, table: DirectTable) -> Self {
+        SharedFd {
+            inner: Rc::new(Inner {
+                fd: -1,
+                direct: Some((slot, table)),
+                registered_in: RefCell::new(Vec::new()),
+                // No inline attempts: they would need an fd number.
+                status_flags: Cell::new(Some(-1)),
+                nowait_refused: Cell::new(true),
+                read_hint: Cell::new(false),
+                write_hint: Cell::new(false),
+                nonblocking_stream: Cell::new(false),
+            }),
+        }
+    }
+
+    /// The raw fd (valid as long as this value lives); -1 for a direct descriptor, which has no
+    /// number in the process's fd table (a syscall on it fails with `EBADF`).
     pub fn raw(&self) -> RawFd {
         self.inner.fd
+    }
+
+    /// The slot of a direct descriptor in its worker ring's table of registered files; `None`
+    /// for a plain fd.
+    pub fn direct_slot(&self) -> Option<u32> {
+        self.inner.direct.as_ref().map(|(slot, _)| *slot)
+    }
+
+    /// The fd, borrowed, for the I/O types that are only ever built from a plain fd (their
+    /// `AsFd`).
+    ///
+    /// # Panics
+    ///
+    /// If this is a direct descriptor, which has no fd to borrow (see [`SharedFd::borrow_fd`]).
+    pub fn as_plain_fd(&self) -> BorrowedFd<'_> {
+        self.borrow_fd()
+            .expect("hoop: a direct descriptor has no fd number to borrow")
+    }
+
+    /// A direct descriptor's slot and table.
+    pub(crate) fn direct(&self) -> Option<&(u32, DirectTable)> {
+        self.inner.direct.as_ref()
+    }
+
+    /// The fd, borrowed; `None` for a direct descriptor (it has no fd number).
+    pub fn borrow_fd(&self) -> Option<BorrowedFd<'_>> {
+        if self.inner.direct.is_some() {
+            return None;
+        }
+        // SAFETY: a plain fd stays open as long as `self` (a clone of the owner) lives, which
+        // the borrow's lifetime guarantees; it is never -1.
+        Some(unsafe { BorrowedFd::borrow_raw(self.inner.fd) })
     }
 
     /// True if I/O may be tried inline on this fd with `preadv2`/`pwritev2(RWF_NOWAIT)`
@@ -69,7 +193,7 @@ impl SharedFd {
     }
 
     /// True if the file was opened `O_DIRECT`: its reads and writes go to the device.
-    pub(crate) fn is_direct(&self) -> bool {
+    pub(crate) fn is_o_direct(&self) -> bool {
         self.status_flags().is_some_and(|f| f & libc::O_DIRECT != 0)
     }
 
@@ -123,8 +247,12 @@ impl SharedFd {
         (flags >= 0).then_some(flags)
     }
 
-    /// Gives back the fd if no operation holds it any more.
+    /// Gives back the fd if no operation holds it any more (never for a direct descriptor, which
+    /// has no fd to give).
     pub fn try_unwrap(self) -> Result<OwnedFd, SharedFd> {
+        if self.inner.direct.is_some() {
+            return Err(self);
+        }
         match Rc::try_unwrap(self.inner) {
             Ok(inner) => {
                 let fd = inner.fd;
@@ -161,6 +289,11 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        if let Some((slot, table)) = &self.direct {
+            // The last reference: no operation names the slot any more.
+            table.close_later(*slot);
+            return;
+        }
         self.notify_closed();
         // SAFETY: this `Inner` owns the fd, and it is the last reference (the `Rc` is dropping),
         // so no operation can still name it.
@@ -182,22 +315,21 @@ impl AsSharedFd for SharedFd {
     }
 }
 
+/// -1 for a direct descriptor (see [`SharedFd::raw`]).
 impl AsRawFd for SharedFd {
     fn as_raw_fd(&self) -> RawFd {
         self.inner.fd
     }
 }
 
-impl AsFd for SharedFd {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        // SAFETY: the fd stays open as long as `self` (a clone of the owner) lives, which the
-        // borrow's lifetime guarantees.
-        unsafe { BorrowedFd::borrow_raw(self.inner.fd) }
-    }
-}
-
 impl fmt::Debug for SharedFd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("SharedFd").field(&self.inner.fd).finish()
+        match self.direct_slot() {
+            Some(slot) => f
+                .debug_struct("SharedFd")
+                .field("direct_slot", &slot)
+                .finish(),
+            None => f.debug_tuple("SharedFd").field(&self.inner.fd).finish(),
+        }
     }
 }

@@ -67,6 +67,13 @@ impl TcpListener {
         Ok((TcpStream::from_shared(fd), to_socket_addr(addr)?))
     }
 
+    /// Waits for a connection and accepts it into a direct descriptor of this worker's ring
+    /// (see [`DirectStream`](crate::DirectStream)); a plain fd where the worker has none.
+    pub async fn accept_direct(&self) -> io::Result<(crate::DirectStream, SocketAddr)> {
+        let (fd, addr) = Op::new(Accept::direct(&self.fd)).await?;
+        Ok((crate::DirectStream::from_shared(fd), to_socket_addr(addr)?))
+    }
+
     /// A stream of connections backed by multishot accept (one SQE for many connections,
     /// re-armed when the kernel ends it). When the process runs out of fds it backs off and
     /// retries instead of spinning.
@@ -104,7 +111,7 @@ impl AsRawFd for TcpListener {
 
 impl AsFd for TcpListener {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+        self.fd.as_plain_fd()
     }
 }
 

@@ -206,7 +206,7 @@ impl AsRawFd for TcpStream {
 
 impl AsFd for TcpStream {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+        self.fd.as_plain_fd()
     }
 }
 

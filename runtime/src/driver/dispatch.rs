@@ -410,6 +410,15 @@ impl<T: OpCode> Dispatch<T> {
         mut data: Data<T>,
         cx: &mut Context<'_>,
     ) -> Step<T> {
+        if data.shared_fd().is_some_and(|f| f.direct_slot().is_some()) {
+            // Its syscall would need an fd number, which a direct descriptor does not have.
+            let e = io::Error::new(
+                io::ErrorKind::Unsupported,
+                "hoop: a direct descriptor has no fd for this operation's syscall (the ring \
+                 lacks the operation, or the descriptor belongs to another ring)",
+            );
+            return self.end(data, Err(e), 0, None);
+        }
         match data.plan() {
             Plan::Now => {
                 if !coop::consume() {
@@ -628,7 +637,14 @@ impl<T: OpCode> Dispatch<T> {
         if c.res == -libc::EAGAIN {
             if let Some((fd, interest)) = data.wait_for() {
                 // A non-blocking fd on the ring: wait for readiness, then resubmit.
-                let entry = opcode::PollAdd::new(types::Fd(fd), interest.poll_mask()).build();
+                // A direct descriptor is polled by its slot (its `wait_for` fd is -1).
+                let (fd, fixed) = match data.shared_fd() {
+                    Some(shared) if shared.direct_slot().is_some() => super::sqe_fd(shared),
+                    _ => (types::Fd(fd), io_uring::squeue::Flags::empty()),
+                };
+                let entry = opcode::PollAdd::new(fd, interest.poll_mask())
+                    .build()
+                    .flags(fixed);
                 return self.submit(driver, d, data.into_box(), entry, true, cx);
             }
         }

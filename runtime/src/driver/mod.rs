@@ -14,6 +14,7 @@
 //! `rt` or `task` (checked by `layers.rs`). Operations reach it through [`opcode::OpCode`] and [`Dispatch`]; the worker
 //! through [`IoDriver`]'s methods and [`Inbox`].
 
+mod direct_table;
 mod dispatch;
 mod enter;
 mod epoll;
@@ -134,6 +135,37 @@ pub(crate) fn ring_by_message(target: std::sync::Arc<dyn Doorbell>) -> bool {
     }
 }
 
+/// The table of direct descriptors of the worker running on this thread, registered on first
+/// use; `None` outside a worker, on epoll, and where the kernel or the ring refuses it (the
+/// caller then makes a plain fd).
+pub(crate) fn direct_table() -> Option<crate::fd::DirectTable> {
+    let driver = current()?;
+    let owner: std::rc::Weak<dyn std::any::Any> = Rc::downgrade(&driver) as _;
+    let mut d = driver.try_borrow_mut().ok()?;
+    if d.closed.is_some() {
+        return None;
+    }
+    match &mut d.backend {
+        Backend::Uring(ring) => ring.direct_table(owner),
+        Backend::Epoll(_) => None,
+    }
+}
+
+/// How an SQE names `fd`, and the SQE flag that goes with it: a plain fd by its number; a direct
+/// descriptor by its slot, flagged `IOSQE_FIXED_FILE`, on the ring whose table holds it. On any
+/// other ring (a descriptor kept past its runtime and used on a new one on the same thread) it
+/// names fd -1, which fails with `EBADF` instead of reaching that ring's slot of the same number.
+pub(crate) fn sqe_fd(fd: &crate::fd::SharedFd) -> (io_uring::types::Fd, io_uring::squeue::Flags) {
+    use io_uring::{squeue::Flags, types::Fd};
+    match fd.direct() {
+        None => (Fd(fd.raw()), Flags::empty()),
+        Some((slot, table)) if current().is_some_and(|d| table.is_owned_by(&d)) => {
+            (Fd(*slot as i32), Flags::FIXED_FILE)
+        }
+        Some(_) => (Fd(-1), Flags::empty()),
+    }
+}
+
 /// Counters and gauges of one driver, for [`crate::metrics`].
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct DriverSnapshot {
@@ -172,6 +204,8 @@ pub(crate) struct DriverConfig {
     pub(crate) io_wq_max_workers: Option<[u32; 2]>,
     /// Ring other workers' doorbells with `MSG_RING` where possible (`Builder::msg_ring`).
     pub(crate) messages: bool,
+    /// Slots in the table of direct descriptors (`Builder::direct_descriptors`); 0: none.
+    pub(crate) direct_descriptors: u32,
 }
 
 impl IoDriver {
@@ -283,6 +317,9 @@ impl IoDriver {
             return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
         };
         self.stats.submitted += 1;
+        // Slots freed since the last SQE close before it runs: an accept in this batch may need
+        // one of them.
+        ring.close_dropped_slots(&mut self.ops, &mut self.graveyard, &mut self.stats);
         ring.push(entry, &mut self.ops, &mut self.graveyard, &mut self.stats)
     }
 

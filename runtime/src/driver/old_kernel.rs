@@ -39,6 +39,9 @@ pub(crate) mod since {
     pub(crate) const MULTISHOT_ACCEPT: Release = (5, 19);
     /// `IORING_RECV_MULTISHOT`.
     pub(crate) const MULTISHOT_RECV: Release = (6, 0);
+    /// `IORING_REGISTER_FILE_ALLOC_RANGE` (sparse file tables and `IORING_FILE_INDEX_ALLOC`
+    /// are 5.19).
+    pub(crate) const FILE_ALLOC_RANGE: Release = (6, 0);
     /// `MSG_RING` into a `DEFER_TASKRUN` ring runs as the target's task work.
     pub(crate) const MSG_RING_REMOTE: Release = (6, 3);
 }

@@ -88,10 +88,10 @@ impl OpClass {
 const RUNTIME_OPCODES: Opcodes = opcodes![Close, AsyncCancel, PollAdd, PollRemove, Nop];
 
 /// Opcodes the runtime uses only on unrestricted rings: `MSG_RING` (its fd-passing form would
-/// let a restricted ring install files in other rings). A restricted ring rings other workers
-/// by eventfd.
+/// let a restricted ring install files in other rings; a restricted ring rings other workers
+/// by eventfd) and `FIXED_FD_INSTALL` (restricted rings have no direct descriptors).
 #[cfg(test)]
-const UNRESTRICTED_ONLY: Opcodes = opcodes![MsgRingData];
+const UNRESTRICTED_ONLY: Opcodes = opcodes![MsgRingData, FixedFdInstall];
 
 /// The sorted, deduplicated opcode list for `classes`, with the runtime's own.
 pub(crate) fn allowlist(classes: &[OpClass]) -> Vec<u8> {

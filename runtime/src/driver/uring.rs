@@ -7,6 +7,7 @@
 //! operation's memory. CQ overflow (`IORING_SQ_CQ_OVERFLOW`) makes the next enter flush the
 //! kernel's backlog, which the io-uring crate does by adding `GETEVENTS`.
 
+use super::direct_table::DirectSlots;
 use super::enter::RingEnter;
 use super::fixed_table::FixedTable;
 use super::lifecycle::{Arrival, Completion, Slots};
@@ -21,7 +22,8 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Weak;
 use std::time::Duration;
 
-/// User data of cancel SQEs, whose completions carry nothing we need.
+/// User data of cancel SQEs and of closes of direct descriptors, whose completions carry
+/// nothing we need.
 const CANCEL: u64 = u64::MAX;
 /// User data of the doorbell read (the worker's eventfd).
 const DOORBELL: u64 = u64::MAX - 1;
@@ -51,6 +53,10 @@ pub(crate) struct UringDriver {
     personalities: HashMap<creds::Inner, (Weak<creds::Inner>, u16)>,
     /// Registered buffers of this worker's pools.
     fixed: FixedTable,
+    /// Registered files: the direct descriptors of this worker.
+    direct: DirectSlots,
+    /// The size of the direct-descriptor table (`Builder::direct_descriptors`).
+    direct_wanted: u32,
     /// Buffer group ids of unregistered provided-buffer rings, for reuse, and the next new one.
     free_bgids: Vec<u16>,
     next_bgid: u16,
@@ -133,6 +139,10 @@ impl UringDriver {
                     if driver.messages_on {
                         driver.setup.push_str("|MSG_RING doorbells");
                     }
+                    // A restricted ring refuses the registration; say so up front.
+                    if restrict.is_none() {
+                        driver.direct_wanted = config.direct_descriptors;
+                    }
                     return Ok(driver);
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EINVAL) => last = e,
@@ -173,6 +183,8 @@ impl UringDriver {
             closing: false,
             personalities: HashMap::new(),
             fixed: FixedTable::default(),
+            direct: DirectSlots::new(),
+            direct_wanted: 0,
             free_bgids: Vec::new(),
             next_bgid: 0,
             setup,
@@ -350,6 +362,37 @@ impl UringDriver {
         Ok(())
     }
 
+    /// The table of direct descriptors, registered on first use; `None` where it cannot be.
+    pub(crate) fn direct_table(
+        &mut self,
+        owner: std::rc::Weak<dyn std::any::Any>,
+    ) -> Option<crate::fd::DirectTable> {
+        if self.direct_wanted == 0 {
+            return None;
+        }
+        self.direct.table(&self.ring, self.direct_wanted, owner)
+    }
+
+    /// Queues a close of every direct descriptor dropped since the last SQE (called before each
+    /// SQE and each enter, so that a close always precedes, in the ring's order, the SQEs
+    /// queued after the drop). A slot whose close cannot be queued is emptied at once through
+    /// `io_uring_register`.
+    pub(crate) fn close_dropped_slots(
+        &mut self,
+        ops: &mut Slots,
+        graveyard: &mut Vec<Box<dyn DynOp>>,
+        stats: &mut DriverStats,
+    ) {
+        for slot in self.direct.take_closing() {
+            let entry = opcode::Close::new(types::Fixed(slot))
+                .build()
+                .user_data(CANCEL);
+            if self.push(entry, ops, graveyard, stats).is_err() {
+                let _ = self.ring.submitter().register_files_update(slot, &[-1]);
+            }
+        }
+    }
+
     /// This ring's fd for other workers' `MSG_RING` doorbells, if it takes them.
     pub(crate) fn message_ring_fd(&self) -> Option<RawFd> {
         self.messages_on.then(|| self.ring.as_raw_fd())
@@ -487,6 +530,7 @@ impl UringDriver {
         graveyard: &mut Vec<Box<dyn DynOp>>,
         stats: &mut DriverStats,
     ) -> io::Result<()> {
+        self.close_dropped_slots(ops, graveyard, stats);
         if timeout != Some(Duration::ZERO) {
             // About to sleep: make sure a wake from another thread can end the wait.
             self.arm_doorbell(ops, graveyard, stats)?;

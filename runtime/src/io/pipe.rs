@@ -109,13 +109,13 @@ impl AsRawFd for PipeWriter {
 
 impl AsFd for PipeReader {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+        self.fd.as_plain_fd()
     }
 }
 
 impl AsFd for PipeWriter {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+        self.fd.as_plain_fd()
     }
 }
 

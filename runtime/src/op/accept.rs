@@ -2,7 +2,7 @@
 
 use super::sockaddr::AddrSlot;
 use super::{close_orphan_fd, Interest, MultishotOp, OpCode, OpTraits, Plan};
-use crate::fd::SharedFd;
+use crate::fd::{SharedFd, SlotReservation};
 use io_uring::{opcode, squeue::Entry, types};
 use socket2::SockAddr;
 use std::io;
@@ -23,6 +23,10 @@ pub struct Accept {
     listener: SharedFd,
     /// Where the kernel writes the peer address; boxed so it stays put.
     addr: Box<AddrSlot>,
+    /// A slot of the worker's table promised to this accept ([`Accept::direct`]).
+    slot: Option<SlotReservation>,
+    /// `perform` made the accept (the ring lacked the opcode): its result is a plain fd.
+    performed: bool,
 }
 
 impl Accept {
@@ -31,7 +35,20 @@ impl Accept {
         Accept {
             listener: listener.clone(),
             addr: AddrSlot::new(),
+            slot: None,
+            performed: false,
         }
+    }
+
+    /// Accepts on `listener` into a direct descriptor of this worker's ring (see
+    /// [`SharedFd::direct_slot`]): the connection never enters the process's fd table, and
+    /// operations on it skip the fd lookup. A plain fd where this worker has no table (epoll,
+    /// Linux before 6.0, a restricted ring, `Builder::direct_descriptors(0)`) or the table is
+    /// full.
+    pub fn direct(listener: &SharedFd) -> Self {
+        let mut op = Accept::new(listener);
+        op.slot = crate::driver::direct_table().and_then(|t| t.reserve());
+        op
     }
 }
 
@@ -42,11 +59,15 @@ unsafe impl OpCode for Accept {
 
     fn uring_entry(&mut self) -> Option<Entry> {
         let (addr, len) = (self.addr.ptr(), self.addr.len_ptr());
-        Some(
-            opcode::Accept::new(types::Fd(self.listener.raw()), addr, len)
-                .flags(ACCEPT_FLAGS)
+        let accept = opcode::Accept::new(types::Fd(self.listener.raw()), addr, len);
+        Some(match self.slot {
+            // Only the ring uses a direct descriptor: it need not be non-blocking, and it has no
+            // fd to close on exec (the kernel refuses SOCK_CLOEXEC with a slot: EINVAL).
+            Some(_) => accept
+                .file_index(Some(types::DestinationSlot::auto_target()))
                 .build(),
-        )
+            None => accept.flags(ACCEPT_FLAGS).build(),
+        })
     }
 
     fn plan(&self) -> Plan {
@@ -57,6 +78,7 @@ unsafe impl OpCode for Accept {
     }
 
     fn perform(&mut self) -> io::Result<u32> {
+        self.performed = true;
         let (addr, len) = (self.addr.ptr(), self.addr.len_ptr());
         // SAFETY: a live, writable address buffer and its length.
         let fd = unsafe { libc::accept4(self.listener.raw(), addr, len, ACCEPT_FLAGS) };
@@ -68,12 +90,20 @@ unsafe impl OpCode for Accept {
     }
 
     fn complete(self, result: io::Result<u32>) -> io::Result<(SharedFd, SockAddr)> {
-        let fd = adopt(result?);
+        let res = result?;
+        let fd = match self.slot {
+            Some(slot) if !self.performed => slot.fill(res),
+            _ => adopt(res),
+        };
         Ok((fd, self.addr.addr()))
     }
 
     fn orphaned(&mut self, res: i32, _flags: u32) {
-        close_orphan_fd(res);
+        match self.slot.take() {
+            // Owned for a moment, so that its drop queues the slot's close.
+            Some(slot) if res >= 0 && !self.performed => drop(slot.fill(res as u32)),
+            _ => close_orphan_fd(res),
+        }
     }
 }
 

@@ -8,7 +8,7 @@
 use super::{OpCode, OpTraits, Plan};
 use crate::buf::{BufResult, FixedBuf, IoBuf, IoBufMut};
 use crate::fd::SharedFd;
-use io_uring::{opcode, squeue::Entry, types};
+use io_uring::{opcode, squeue::Entry};
 use std::io;
 use std::os::fd::RawFd;
 
@@ -41,15 +41,12 @@ unsafe impl OpCode for ReadFixed {
 
     fn uring_entry(&mut self) -> Option<Entry> {
         let len = self.buf.bytes_total().min(i32::MAX as usize) as u32;
+        let (fd, fixed) = super::sqe_fd(&self.fd);
         Some(
-            opcode::ReadFixed::new(
-                types::Fd(self.raw),
-                self.buf.stable_mut_ptr(),
-                len,
-                self.index,
-            )
-            .offset(self.offset)
-            .build(),
+            opcode::ReadFixed::new(fd, self.buf.stable_mut_ptr(), len, self.index)
+                .offset(self.offset)
+                .build()
+                .flags(fixed),
         )
     }
 
@@ -61,7 +58,7 @@ unsafe impl OpCode for ReadFixed {
         OpTraits::NONE
             // Positioned reads; one at the current position (a stream) consumes what it reads.
             .repeatable(self.offset != super::rw::CURRENT_POSITION)
-            .device_io(self.fd.is_direct())
+            .device_io(self.fd.is_o_direct())
     }
 
     fn perform(&mut self) -> io::Result<u32> {
@@ -122,10 +119,12 @@ unsafe impl OpCode for WriteFixed {
 
     fn uring_entry(&mut self) -> Option<Entry> {
         let len = self.buf.bytes_init().min(i32::MAX as usize) as u32;
+        let (fd, fixed) = super::sqe_fd(&self.fd);
         Some(
-            opcode::WriteFixed::new(types::Fd(self.raw), self.buf.stable_ptr(), len, self.index)
+            opcode::WriteFixed::new(fd, self.buf.stable_ptr(), len, self.index)
                 .offset(self.offset)
-                .build(),
+                .build()
+                .flags(fixed),
         )
     }
 
@@ -151,7 +150,7 @@ unsafe impl OpCode for WriteFixed {
     }
 
     fn traits(&self) -> OpTraits {
-        OpTraits::NONE.device_io(self.fd.is_direct())
+        OpTraits::NONE.device_io(self.fd.is_o_direct())
     }
 
     fn complete(self, result: io::Result<u32>) -> Self::Output {

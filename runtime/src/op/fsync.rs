@@ -32,11 +32,8 @@ unsafe impl OpCode for Fsync {
         } else {
             types::FsyncFlags::empty()
         };
-        Some(
-            opcode::Fsync::new(types::Fd(self.fd.raw()))
-                .flags(flags)
-                .build(),
-        )
+        let (fd, fixed) = super::sqe_fd(&self.fd);
+        Some(opcode::Fsync::new(fd).flags(flags).build().flags(fixed))
     }
 
     fn plan(&self) -> Plan {

@@ -33,6 +33,7 @@ pub mod at;
 pub mod close;
 pub mod connect;
 pub mod dir_ops;
+pub mod direct;
 pub mod fd_passing;
 pub mod file_space;
 pub mod fixed;
@@ -55,6 +56,7 @@ pub mod vectored;
 pub mod xattr;
 
 pub use crate::driver::opcode::{Inline, Interest, OpCode, OpTraits, Plan};
+pub(crate) use crate::driver::sqe_fd;
 pub use future::Op;
 pub use stream::{AfterFinal, MultiOp, MultishotOp};
 

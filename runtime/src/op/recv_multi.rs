@@ -5,7 +5,7 @@
 use super::{AfterFinal, Interest, MultishotOp, OpCode, OpTraits, Plan};
 use crate::buf::{BufRing, RingBuf};
 use crate::fd::SharedFd;
-use io_uring::{cqueue, opcode, squeue, squeue::Entry, types};
+use io_uring::{cqueue, opcode, squeue, squeue::Entry};
 use std::io;
 
 /// A receive on a socket into buffers of a registered [`BufRing`], one item per chunk.
@@ -38,8 +38,8 @@ unsafe impl OpCode for RecvRing {
     type Output = io::Result<Option<RingBuf>>;
 
     fn uring_entry(&mut self) -> Option<Entry> {
-        let fd = types::Fd(self.fd.raw());
-        Some(if self.multishot {
+        let (fd, fixed) = super::sqe_fd(&self.fd);
+        let entry = if self.multishot {
             opcode::RecvMulti::new(fd, self.bgid).build()
         } else {
             let len = self.ring.buffer_size().min(u32::MAX as usize) as u32;
@@ -47,7 +47,8 @@ unsafe impl OpCode for RecvRing {
                 .buf_group(self.bgid)
                 .build()
                 .flags(squeue::Flags::BUFFER_SELECT)
-        })
+        };
+        Some(entry.flags(fixed))
     }
 
     fn plan(&self) -> Plan {

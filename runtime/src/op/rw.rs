@@ -3,7 +3,7 @@
 use super::{stream_attempt, Inline, Interest, OpCode, OpTraits, Plan};
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::fd::SharedFd;
-use io_uring::{opcode, squeue::Entry, types};
+use io_uring::{opcode, squeue::Entry};
 use std::io;
 use std::os::fd::RawFd;
 
@@ -96,8 +96,8 @@ unsafe impl<B: IoBufMut> OpCode for Read<B> {
     type Output = BufResult<usize, B>;
 
     fn uring_entry(&mut self) -> Option<Entry> {
-        let fd = types::Fd(self.raw);
-        Some(match self.fixed {
+        let (fd, fixed_file) = super::sqe_fd(&self.fd);
+        let entry = match self.fixed {
             // A registered buffer skips the per-call pinning of its pages.
             Some(index) => opcode::ReadFixed::new(fd, self.ptr, self.len, index)
                 .offset(self.offset)
@@ -105,7 +105,8 @@ unsafe impl<B: IoBufMut> OpCode for Read<B> {
             None => opcode::Read::new(fd, self.ptr, self.len)
                 .offset(self.offset)
                 .build(),
-        })
+        };
+        Some(entry.flags(fixed_file))
     }
 
     fn plan(&self) -> Plan {
@@ -128,7 +129,7 @@ unsafe impl<B: IoBufMut> OpCode for Read<B> {
             // Positioned file reads; a stream read consumes what it reads.
             .repeatable(self.kind == FdKind::File && self.offset != CURRENT_POSITION)
             .inline(inline)
-            .device_io(self.kind == FdKind::File && self.fd.is_direct())
+            .device_io(self.kind == FdKind::File && self.fd.is_o_direct())
     }
 
     fn perform(&mut self) -> io::Result<u32> {
@@ -231,15 +232,16 @@ unsafe impl<B: IoBuf> OpCode for Write<B> {
     type Output = BufResult<usize, B>;
 
     fn uring_entry(&mut self) -> Option<Entry> {
-        let fd = types::Fd(self.raw);
-        Some(match self.fixed {
+        let (fd, fixed_file) = super::sqe_fd(&self.fd);
+        let entry = match self.fixed {
             Some(index) => opcode::WriteFixed::new(fd, self.ptr, self.len, index)
                 .offset(self.offset)
                 .build(),
             None => opcode::Write::new(fd, self.ptr, self.len)
                 .offset(self.offset)
                 .build(),
-        })
+        };
+        Some(entry.flags(fixed_file))
     }
 
     fn plan(&self) -> Plan {
@@ -286,7 +288,7 @@ unsafe impl<B: IoBuf> OpCode for Write<B> {
             } else {
                 Inline::Never
             })
-            .device_io(self.kind == FdKind::File && self.fd.is_direct())
+            .device_io(self.kind == FdKind::File && self.fd.is_o_direct())
     }
 
     fn try_nowait(&mut self) -> Option<io::Result<u32>> {

@@ -4,7 +4,7 @@ use super::cvt;
 use super::{stream_attempt, Inline, Interest, OpCode, OpTraits, Plan};
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::fd::SharedFd;
-use io_uring::{opcode, squeue::Entry, types};
+use io_uring::{opcode, squeue::Entry};
 use std::io;
 
 /// The `MSG_*` flags [`Send`] takes. Others are refused with `InvalidInput`: `MSG_ZEROCOPY`
@@ -60,10 +60,12 @@ unsafe impl<B: IoBuf> OpCode for Send<B> {
 
     fn uring_entry(&mut self) -> Option<Entry> {
         let len = self.buf.bytes_init().min(u32::MAX as usize) as u32;
+        let (fd, fixed) = super::sqe_fd(&self.fd);
         Some(
-            opcode::Send::new(types::Fd(self.fd.raw()), self.buf.stable_ptr(), len)
+            opcode::Send::new(fd, self.buf.stable_ptr(), len)
                 .flags(self.flags)
-                .build(),
+                .build()
+                .flags(fixed),
         )
     }
 
@@ -143,10 +145,12 @@ unsafe impl<B: IoBufMut> OpCode for Recv<B> {
 
     fn uring_entry(&mut self) -> Option<Entry> {
         let len = self.buf.bytes_total().min(u32::MAX as usize) as u32;
+        let (fd, fixed) = super::sqe_fd(&self.fd);
         Some(
-            opcode::Recv::new(types::Fd(self.fd.raw()), self.buf.stable_mut_ptr(), len)
+            opcode::Recv::new(fd, self.buf.stable_mut_ptr(), len)
                 .flags(self.flags)
-                .build(),
+                .build()
+                .flags(fixed),
         )
     }
 

@@ -63,12 +63,14 @@ unsafe impl<B: IoBuf> OpCode for SendZc<B> {
 
     fn uring_entry(&mut self) -> Option<Entry> {
         let len = self.buf.bytes_init().min(u32::MAX as usize) as u32;
+        let (fd, fixed) = super::sqe_fd(&self.fd);
         Some(
-            opcode::SendZc::new(types::Fd(self.fd.raw()), self.buf.stable_ptr(), len)
+            opcode::SendZc::new(fd, self.buf.stable_ptr(), len)
                 .flags(libc::MSG_NOSIGNAL)
                 // A registered buffer is named, so the kernel skips pinning its pages.
                 .buf_index(self.buf.fixed_index())
-                .build(),
+                .build()
+                .flags(fixed),
         )
     }
 
@@ -230,11 +232,12 @@ unsafe impl<B: IoBuf> OpCode for SendvZc<B> {
     type Output = BufResult<usize, Vec<B>>;
 
     fn uring_entry(&mut self) -> Option<Entry> {
-        let fd = types::Fd(self.fd.raw());
+        let (fd, fixed) = super::sqe_fd(&self.fd);
         Some(
             opcode::SendMsgZc::new(fd, self.header())
                 .flags(libc::MSG_NOSIGNAL as u32)
-                .build(),
+                .build()
+                .flags(fixed),
         )
     }
 

@@ -5,7 +5,7 @@ use super::rw::{FdKind, CURRENT_POSITION};
 use super::{Interest, OpCode, OpTraits, Plan};
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::fd::SharedFd;
-use io_uring::{opcode, squeue::Entry, types};
+use io_uring::{opcode, squeue::Entry};
 use std::io;
 
 /// `preadv(2)` into several owned buffers, each filled up to its capacity in turn.
@@ -54,14 +54,12 @@ unsafe impl<B: IoBufMut> OpCode for Readv<B> {
     type Output = BufResult<usize, Vec<B>>;
 
     fn uring_entry(&mut self) -> Option<Entry> {
+        let (fd, fixed) = super::sqe_fd(&self.fd);
         Some(
-            opcode::Readv::new(
-                types::Fd(self.fd.raw()),
-                self.iovecs.as_ptr(),
-                self.iovecs.len() as u32,
-            )
-            .offset(self.offset)
-            .build(),
+            opcode::Readv::new(fd, self.iovecs.as_ptr(), self.iovecs.len() as u32)
+                .offset(self.offset)
+                .build()
+                .flags(fixed),
         )
     }
 
@@ -72,7 +70,7 @@ unsafe impl<B: IoBufMut> OpCode for Readv<B> {
     fn traits(&self) -> OpTraits {
         OpTraits::NONE
             .repeatable(self.kind == FdKind::File && self.offset != CURRENT_POSITION)
-            .device_io(self.kind == FdKind::File && self.fd.is_direct())
+            .device_io(self.kind == FdKind::File && self.fd.is_o_direct())
     }
 
     fn perform(&mut self) -> io::Result<u32> {
@@ -151,14 +149,12 @@ unsafe impl<B: IoBuf> OpCode for Writev<B> {
     type Output = BufResult<usize, Vec<B>>;
 
     fn uring_entry(&mut self) -> Option<Entry> {
+        let (fd, fixed) = super::sqe_fd(&self.fd);
         Some(
-            opcode::Writev::new(
-                types::Fd(self.fd.raw()),
-                self.iovecs.as_ptr(),
-                self.iovecs.len() as u32,
-            )
-            .offset(self.offset)
-            .build(),
+            opcode::Writev::new(fd, self.iovecs.as_ptr(), self.iovecs.len() as u32)
+                .offset(self.offset)
+                .build()
+                .flags(fixed),
         )
     }
 
@@ -183,7 +179,7 @@ unsafe impl<B: IoBuf> OpCode for Writev<B> {
     }
 
     fn traits(&self) -> OpTraits {
-        OpTraits::NONE.device_io(self.kind == FdKind::File && self.fd.is_direct())
+        OpTraits::NONE.device_io(self.kind == FdKind::File && self.fd.is_o_direct())
     }
 
     fn shared_fd(&self) -> Option<&SharedFd> {

@@ -30,6 +30,7 @@ pub struct Builder {
     pub(crate) max_in_flight: usize,
     pub(crate) io_wq_max_workers: Option<[u32; 2]>,
     pub(crate) msg_ring: bool,
+    pub(crate) direct_descriptors: u32,
 }
 
 impl Default for Builder {
@@ -48,6 +49,7 @@ impl Default for Builder {
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             io_wq_max_workers: None,
             msg_ring: true,
+            direct_descriptors: DEFAULT_DIRECT_DESCRIPTORS,
         }
     }
 }
@@ -130,6 +132,9 @@ impl Builder {
 /// The default bound on operations in flight per worker.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 65_536;
 
+/// The default of [`Builder::direct_descriptors`].
+const DEFAULT_DIRECT_DESCRIPTORS: u32 = 16_384;
+
 impl Builder {
     /// Creates every io_uring disabled, registers an allowlist of opcodes — the runtime's own
     /// (cancel, poll, nop, close) plus those of `classes`, as far as the kernel has them — and
@@ -185,6 +190,16 @@ impl Builder {
         self
     }
 
+    /// Slots in each io_uring worker's table of direct descriptors (registered files), which
+    /// `accept_direct` fills (default 16384; 0 turns them off). The table is registered on first
+    /// use and capped by the soft `RLIMIT_NOFILE`, as the kernel requires; where it cannot be
+    /// registered (epoll, Linux before 6.0, a restricted ring, a limit too low) direct accepts
+    /// give plain fds. Raise `RLIMIT_NOFILE` for servers that hold many connections.
+    pub fn direct_descriptors(mut self, slots: u32) -> Self {
+        self.direct_descriptors = slots;
+        self
+    }
+
     pub(crate) fn driver_config(&self) -> DriverConfig {
         DriverConfig {
             entries: self.entries,
@@ -195,6 +210,7 @@ impl Builder {
             max_in_flight: self.max_in_flight,
             io_wq_max_workers: self.io_wq_max_workers,
             messages: self.msg_ring,
+            direct_descriptors: self.direct_descriptors,
         }
     }
 

@@ -1,0 +1,286 @@
+//! Direct descriptors on both drivers: connections accepted into a worker ring's table of
+//! registered files (`accept_direct`), which never enter the process's fd table, are closed
+//! through the ring, recycle their slots, fall back to plain fds where there is no table (epoll,
+//! kernels before 6.0) or it is full, and cannot reach another ring's table.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use futures_util::StreamExt;
+use hoop::buf::BufRing;
+use hoop::net::{DirectStream, Shutdown, TcpListener, TcpStream, UnixListener, UnixStream};
+use hoop::{DriverChoice, Runtime};
+
+/// Whether accepts on `driver` give direct descriptors here.
+fn direct_expected(driver: DriverChoice) -> bool {
+    driver == DriverChoice::IoUring && common::kernel_at_least((6, 0))
+}
+
+fn runtime(driver: DriverChoice, slots: u32) -> Runtime {
+    Runtime::builder()
+        .workers(1)
+        .driver(driver)
+        .direct_descriptors(slots)
+        .build()
+        .unwrap()
+}
+
+/// Open fds of this process.
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+async fn connect_direct(listener: &TcpListener) -> (TcpStream, DirectStream) {
+    let addr = listener.local_addr().unwrap();
+    let (client, accepted) =
+        futures_util::join!(TcpStream::connect(addr), listener.accept_direct());
+    let (server, peer) = accepted.unwrap();
+    let client = client.unwrap();
+    assert_eq!(peer, client.local_addr().unwrap());
+    (client, server)
+}
+
+/// Every I/O method of a direct stream, against a plain client.
+#[test]
+fn a_direct_stream_does_all_stream_io() {
+    for driver in common::drivers() {
+        runtime(driver, 1024).block_on(async move {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let (client, server) = connect_direct(&listener).await;
+            assert_eq!(server.is_direct(), direct_expected(driver), "{driver:?}");
+
+            client.write_all(b"hello direct".to_vec()).await.0.unwrap();
+            let (n, peeked) = server.peek(vec![0u8; 5]).await;
+            assert_eq!(&peeked[..n.unwrap()], b"hello");
+            let (res, got) = server.read_exact(vec![0u8; 12]).await;
+            res.unwrap();
+            assert_eq!(got, b"hello direct");
+
+            server.write_all(b"one".to_vec()).await.0.unwrap();
+            let (n, _) = server
+                .writev(vec![b"two".to_vec(), b"three".to_vec()])
+                .await;
+            assert_eq!(n.unwrap(), 8);
+            let (n, _) = server.send_zc(b"four".to_vec()).await;
+            assert_eq!(n.unwrap(), 4);
+            let (n, _) = server
+                .send_vectored_zc(vec![b"fi".to_vec(), b"ve".to_vec()])
+                .await;
+            assert_eq!(n.unwrap(), 4);
+            let (res, got) = client.read_exact(vec![0u8; 19]).await;
+            res.unwrap();
+            assert_eq!(got, b"onetwothreefourfive");
+
+            client.write_all(b"abcdef".to_vec()).await.0.unwrap();
+            let (n, bufs) = server.readv(vec![vec![0u8; 2], vec![0u8; 4]]).await;
+            assert_eq!(n.unwrap(), 6);
+            assert_eq!(bufs, vec![b"ab".to_vec(), b"cdef".to_vec()]);
+
+            let ring = BufRing::new(4, 4096).unwrap();
+            client.write_all(vec![7u8; 10_000]).await.0.unwrap();
+            let mut chunks = server.recv_stream(&ring);
+            let mut got = 0;
+            while got < 10_000 {
+                let chunk = chunks.next().await.unwrap().unwrap();
+                assert!(chunk.iter().all(|&b| b == 7));
+                got += chunk.len();
+            }
+            assert_eq!(got, 10_000);
+            drop(chunks);
+
+            // FIN through the ring: the client reads the end.
+            server.shutdown(Shutdown::Write).await.unwrap();
+            let (n, _) = client.read(vec![0u8; 8]).await;
+            assert_eq!(n.unwrap(), 0);
+        });
+    }
+}
+
+/// A direct accept takes no fd: connections held on the server side leave the process's fd
+/// table as it was (only the clients' sockets add fds).
+#[test]
+fn direct_connections_take_no_fd() {
+    for driver in common::drivers() {
+        runtime(driver, 1024).block_on(async move {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            // The table registration itself, and the worker's first connection, out of the count.
+            drop(connect_direct(&listener).await);
+            let before = open_fds();
+            let mut held = Vec::new();
+            for _ in 0..50 {
+                held.push(connect_direct(&listener).await);
+            }
+            let added = open_fds() - before;
+            let per_connection = if direct_expected(driver) { 1 } else { 2 };
+            assert_eq!(added, 50 * per_connection, "{driver:?}");
+        });
+    }
+}
+
+/// Dropped direct streams close their slots through the ring, so a small table serves many more
+/// connections than it has slots, and every one of them is direct; with the table full, accepts
+/// give plain fds that work the same, and direct ones again once slots are free.
+#[test]
+fn slots_are_recycled_and_a_full_table_gives_plain_fds() {
+    // 256 slots: 64 reserved, 64 of slack, 128 for connections.
+    const CAPACITY: usize = 128;
+    for driver in common::drivers() {
+        runtime(driver, 256).block_on(async move {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            for i in 0..CAPACITY * 4 {
+                let (client, server) = connect_direct(&listener).await;
+                assert_eq!(
+                    server.is_direct(),
+                    direct_expected(driver),
+                    "connection {i}"
+                );
+                // Dropped with a read in flight: the read is cancelled, then the slot closed.
+                let pending = std::pin::pin!(server.read(vec![0u8; 16]));
+                assert!(futures_util::poll!(pending).is_pending());
+                drop(client);
+            }
+            let mut held = Vec::new();
+            for _ in 0..CAPACITY {
+                held.push(connect_direct(&listener).await);
+            }
+            assert!(held
+                .iter()
+                .all(|(_, s)| s.is_direct() == direct_expected(driver)));
+            let (client, extra) = connect_direct(&listener).await;
+            assert!(!extra.is_direct(), "the table is full: a plain fd");
+            client.write_all(b"plain".to_vec()).await.0.unwrap();
+            let (res, got) = extra.read_exact(vec![0u8; 5]).await;
+            res.unwrap();
+            assert_eq!(got, b"plain");
+            drop(held);
+            let (_c, again) = connect_direct(&listener).await;
+            assert_eq!(again.is_direct(), direct_expected(driver));
+        });
+    }
+}
+
+/// Streams dropped and connections accepted in the same tick: the closes of the freed slots must
+/// reach the kernel before the accepts that need them, or the kernel, finding no free slot,
+/// fails the accept and closes the connection it took.
+#[test]
+fn slots_freed_in_a_tick_serve_accepts_of_the_same_tick() {
+    const CAPACITY: usize = 128;
+    for driver in common::drivers() {
+        runtime(driver, 256).block_on(async move {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let mut held = Vec::new();
+            for _ in 0..CAPACITY {
+                held.push(connect_direct(&listener).await);
+            }
+            // Connections waiting in the backlog, so each accept completes as it is submitted.
+            let mut waiting = Vec::new();
+            for _ in 0..CAPACITY {
+                waiting.push(std::net::TcpStream::connect(addr).unwrap());
+            }
+            drop(held);
+            let accepts = (0..CAPACITY).map(|_| listener.accept_direct());
+            let accepted = futures_util::future::join_all(accepts).await;
+            for (i, a) in accepted.into_iter().enumerate() {
+                let (stream, _) = a.unwrap_or_else(|e| panic!("accept {i}: {e}"));
+                assert_eq!(stream.is_direct(), direct_expected(driver), "accept {i}");
+            }
+        });
+    }
+}
+
+/// Unix listeners accept into direct descriptors too.
+#[test]
+fn unix_accept_direct() {
+    for driver in common::drivers() {
+        runtime(driver, 1024).block_on(async move {
+            let dir = tempfile_dir();
+            let path = dir.join("sock");
+            let listener = UnixListener::bind(&path).unwrap();
+            let (client, accepted) =
+                futures_util::join!(UnixStream::connect(&path), listener.accept_direct());
+            let (client, (server, _)) = (client.unwrap(), accepted.unwrap());
+            assert_eq!(server.is_direct(), direct_expected(driver));
+            client.write_all(b"unix".to_vec()).await.0.unwrap();
+            let (res, got) = server.read_exact(vec![0u8; 4]).await;
+            res.unwrap();
+            assert_eq!(got, b"unix");
+            server.write_all(b"back".to_vec()).await.0.unwrap();
+            let (res, got) = client.read_exact(vec![0u8; 4]).await;
+            res.unwrap();
+            assert_eq!(got, b"back");
+            std::fs::remove_dir_all(dir).unwrap();
+        });
+    }
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "hoop-direct-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `into_fd` gives a working fd on 6.8 and later (`FIXED_FD_INSTALL`), `Unsupported` before;
+/// a plain fd is handed over as it is.
+#[test]
+fn into_fd_gives_a_usable_fd() {
+    for driver in common::drivers() {
+        runtime(driver, 1024).block_on(async move {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let (client, server) = connect_direct(&listener).await;
+            let direct = server.is_direct();
+            match server.into_fd().await {
+                Ok(fd) => {
+                    let std = std::net::TcpStream::from(fd);
+                    let stream = TcpStream::from_std(std).unwrap();
+                    client.write_all(b"installed".to_vec()).await.0.unwrap();
+                    let (res, got) = stream.read_exact(vec![0u8; 9]).await;
+                    res.unwrap();
+                    assert_eq!(got, b"installed");
+                }
+                Err(e) => {
+                    assert!(direct && !common::kernel_at_least((6, 8)), "{e}");
+                    assert_eq!(e.kind(), std::io::ErrorKind::Unsupported, "{e}");
+                }
+            }
+        });
+    }
+}
+
+/// A direct stream kept past its runtime names a slot of a table that is gone. Used on a new
+/// runtime on the same thread, whose table holds another connection in the same slot, it must
+/// fail with `EBADF`, never read that connection's data.
+#[test]
+fn a_direct_stream_cannot_reach_another_rings_table() {
+    if common::io_uring_denied() {
+        return;
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let first = runtime(DriverChoice::IoUring, 1024);
+    let (old_client, old) = first.block_on(async {
+        let listener = TcpListener::from_std(listener.try_clone().unwrap()).unwrap();
+        connect_direct(&listener).await
+    });
+    drop(first);
+    if !old.is_direct() {
+        common::skip("no direct descriptors on this kernel");
+        return;
+    }
+    runtime(DriverChoice::IoUring, 1024).block_on(async move {
+        let listener = TcpListener::from_std(listener).unwrap();
+        let (client, new) = connect_direct(&listener).await;
+        assert_eq!(new.shared_fd().direct_slot(), old.shared_fd().direct_slot());
+        client.write_all(b"secret".to_vec()).await.0.unwrap();
+        let (res, _) = old.read(vec![0u8; 16]).await;
+        let e = res.expect_err("a stale direct descriptor must not read");
+        assert_eq!(e.raw_os_error(), Some(libc::EBADF), "{e}");
+        let (res, got) = new.read_exact(vec![0u8; 6]).await;
+        res.unwrap();
+        assert_eq!(got, b"secret", "the new connection's data is intact");
+        drop(old_client);
+    });
+}
