@@ -284,3 +284,111 @@ fn a_direct_stream_cannot_reach_another_rings_table() {
         drop(old_client);
     });
 }
+
+/// A direct stream accepted on worker 0 moves to worker 1 (`MSG_RING` with `IORING_MSG_SEND_FD`
+/// where the rings exchange messages, an installed fd on 6.8+ otherwise, plain fds as they are)
+/// and serves its connection there; where it cannot move, it comes back and still works.
+#[test]
+fn a_direct_stream_moves_to_another_worker() {
+    let choices = common::drivers()
+        .into_iter()
+        .flat_map(|d| [(d, true), (d, false)]);
+    for (driver, msg_ring) in choices {
+        let rt = Runtime::builder()
+            .workers(2)
+            .driver(driver)
+            .msg_ring(msg_ring)
+            .build()
+            .unwrap();
+        let messages = rt.info().uring_setup.contains("MSG_RING");
+        rt.block_on(async move {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let (client, server) = connect_direct(&listener).await;
+            let was_direct = server.is_direct();
+            let moved = server
+                .spawn_on(1, |s| async move {
+                    let (res, buf) = s.read_exact(vec![0u8; 5]).await;
+                    res.unwrap();
+                    s.write_all(buf).await.0.unwrap();
+                    (hoop::worker_index(), s.is_direct())
+                })
+                .await;
+            let server = match moved {
+                Ok(served) => {
+                    client.write_all(b"moved".to_vec()).await.0.unwrap();
+                    let (res, got) = client.read_exact(vec![0u8; 5]).await;
+                    res.unwrap();
+                    assert_eq!(got, b"moved");
+                    let (on, direct) = served.await.unwrap();
+                    assert_eq!(on, Some(1));
+                    // Ring to ring where messages flow; an fd otherwise.
+                    assert_eq!(direct, was_direct && messages, "{driver:?}");
+                    return;
+                }
+                Err((e, server)) => {
+                    assert!(
+                        was_direct && !messages && !common::kernel_at_least((6, 8)),
+                        "{driver:?}: {e}"
+                    );
+                    assert_eq!(e.kind(), std::io::ErrorKind::Unsupported, "{e}");
+                    server
+                }
+            };
+            client.write_all(b"still".to_vec()).await.0.unwrap();
+            let (res, got) = server.read_exact(vec![0u8; 5]).await;
+            res.unwrap();
+            assert_eq!(got, b"still");
+        });
+    }
+}
+
+/// Moves into a target whose table the kernel has filled fail there with `ENFILE`: the stream
+/// then travels as an installed fd (6.8+), and nothing is lost.
+#[test]
+fn moves_into_a_full_table_fall_back_to_an_fd() {
+    if common::io_uring_denied() {
+        return;
+    }
+    let rt = Runtime::builder()
+        .workers(2)
+        .driver(DriverChoice::IoUring)
+        .direct_descriptors(256)
+        .build()
+        .unwrap();
+    if !rt.info().uring_setup.contains("MSG_RING") || !common::kernel_at_least((6, 8)) {
+        common::skip("needs MSG_RING doorbells and FIXED_FD_INSTALL");
+        return;
+    }
+    rt.block_on(async {
+        // 256 slots, 64 reserved: the kernel can place 192 descriptors in worker 1's table.
+        const ROOM: usize = 192;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut clients = Vec::new();
+        let mut served = Vec::new();
+        for i in 0..ROOM + 8 {
+            let (client, server) = connect_direct(&listener).await;
+            assert!(server.is_direct(), "accept {i}");
+            let handle = server
+                .spawn_on(1, |s| async move {
+                    let direct = s.is_direct();
+                    let (n, _) = s.read(vec![0u8; 8]).await;
+                    (direct, n.unwrap())
+                })
+                .await
+                .map_err(|(e, _)| e)
+                .unwrap();
+            clients.push(client);
+            served.push(handle);
+        }
+        for c in &clients {
+            c.write_all(b"x".to_vec()).await.0.unwrap();
+        }
+        let mut direct = 0;
+        for h in served {
+            let (d, n) = h.await.unwrap();
+            assert_eq!(n, 1, "every moved connection still reads its byte");
+            direct += d as usize;
+        }
+        assert_eq!(direct, ROOM, "the rest travelled as fds");
+    });
+}

@@ -6,7 +6,9 @@ use hoop_runtime::fd::{AsSharedFd, SharedFd};
 use hoop_runtime::io::{AsyncReadOwned, AsyncWriteOwned, RecvStream};
 use hoop_runtime::op::direct::{InstallFd, Shutdown as ShutdownOp};
 use hoop_runtime::op::Op;
+use hoop_runtime::{Handle, JoinHandle};
 use std::fmt;
+use std::future::Future;
 use std::io;
 use std::net::Shutdown;
 use std::os::fd::OwnedFd;
@@ -143,6 +145,27 @@ impl DirectStream {
         };
         // The slot closes when `fd` drops, after the install.
         Op::new(InstallFd::new(&fd)).await
+    }
+
+    /// Moves the connection to worker `worker` of the current runtime and spawns the future
+    /// `make(stream)` builds there (see
+    /// [`Handle::spawn_on_with_fd`](hoop_runtime::Handle::spawn_on_with_fd): a direct
+    /// descriptor goes ring to ring with `MSG_RING`, and never gets an fd). Gives the stream
+    /// back with the error where it cannot move.
+    pub async fn spawn_on<M, F>(
+        self,
+        worker: usize,
+        make: M,
+    ) -> Result<JoinHandle<F::Output>, (io::Error, DirectStream)>
+    where
+        M: FnOnce(DirectStream) -> F + Send + 'static,
+        F: Future + 'static,
+        F::Output: Send + 'static,
+    {
+        Handle::current()
+            .spawn_on_with_fd(worker, self.fd, move |fd| make(DirectStream { fd }))
+            .await
+            .map_err(|(e, fd)| (e, DirectStream { fd }))
     }
 
     /// The socket as the runtime's operations hold it (for building operations on it).

@@ -46,6 +46,13 @@ impl DirectTable {
         )
     }
 
+    /// Takes ownership of the descriptor another ring put in `slot` (`IORING_MSG_SEND_FD`): it
+    /// counts against the table from now on.
+    pub(crate) fn adopt(&self, slot: u32) -> SharedFd {
+        self.live.set(self.live.get() + 1);
+        SharedFd::from_direct(slot, self.clone())
+    }
+
     /// Promises a slot to one operation, if the table has one left.
     pub(crate) fn reserve(&self) -> Option<SlotReservation> {
         let live = self.live.get();

@@ -52,13 +52,8 @@ impl DirectSlots {
         }
     }
 
-    /// The table, registered now if it is not yet; `None` where it cannot be.
-    pub(crate) fn table(
-        &mut self,
-        ring: &IoUring,
-        wanted: u32,
-        owner: Weak<dyn Any>,
-    ) -> Option<DirectTable> {
+    /// Registers the table if it is not yet; false where it cannot be.
+    pub(crate) fn ensure(&mut self, ring: &IoUring, wanted: u32) -> bool {
         if let State::Unregistered = self.state {
             self.state = match register(ring, wanted) {
                 Ok(capacity) => State::Registered { capacity },
@@ -68,6 +63,17 @@ impl DirectSlots {
                 }
             };
         }
+        matches!(self.state, State::Registered { .. })
+    }
+
+    /// The table, registered now if it is not yet; `None` where it cannot be.
+    pub(crate) fn table(
+        &mut self,
+        ring: &IoUring,
+        wanted: u32,
+        owner: Weak<dyn Any>,
+    ) -> Option<DirectTable> {
+        self.ensure(ring, wanted);
         let State::Registered { capacity } = self.state else {
             return None;
         };

@@ -37,6 +37,7 @@ pub use restrict::OpClass;
 pub(crate) use select::{select_backend, Selection};
 #[allow(deprecated)]
 pub use select::{Driver, DriverChoice, DriverKind, RuntimeInfo};
+pub(crate) use uring::MESSAGE as MESSAGE_USER_DATA;
 
 use crate::blocking::BlockingPool;
 use crate::creds::Credentials;
@@ -245,6 +246,15 @@ impl IoDriver {
         match self.backend {
             Backend::Uring(_) => DriverKind::IoUring,
             Backend::Epoll(_) => DriverKind::Epoll,
+        }
+    }
+
+    /// Registers the table of direct descriptors now, so that other workers can send it
+    /// descriptors (`MSG_RING` with `IORING_MSG_SEND_FD`); false where it cannot be.
+    pub(crate) fn prepare_direct_table(&mut self) -> bool {
+        match &mut self.backend {
+            Backend::Uring(ring) => ring.prepare_direct_table(),
+            Backend::Epoll(_) => false,
         }
     }
 

@@ -91,7 +91,7 @@ const RUNTIME_OPCODES: Opcodes = opcodes![Close, AsyncCancel, PollAdd, PollRemov
 /// let a restricted ring install files in other rings; a restricted ring rings other workers
 /// by eventfd) and `FIXED_FD_INSTALL` (restricted rings have no direct descriptors).
 #[cfg(test)]
-const UNRESTRICTED_ONLY: Opcodes = opcodes![MsgRingData, FixedFdInstall];
+const UNRESTRICTED_ONLY: Opcodes = opcodes![MsgRingData, MsgRingSendFd, FixedFdInstall];
 
 /// The sorted, deduplicated opcode list for `classes`, with the runtime's own.
 pub(crate) fn allowlist(classes: &[OpClass]) -> Vec<u8> {

@@ -27,8 +27,9 @@ use std::time::Duration;
 const CANCEL: u64 = u64::MAX;
 /// User data of the doorbell read (the worker's eventfd).
 const DOORBELL: u64 = u64::MAX - 1;
-/// User data of the completions other workers post into this ring with `MSG_RING`: a doorbell.
-const MESSAGE: u64 = u64::MAX - 2;
+/// User data of the completions other workers post into this ring with `MSG_RING`: a doorbell
+/// (or the arrival of a direct descriptor, whose job follows in the inbox).
+pub(crate) const MESSAGE: u64 = u64::MAX - 2;
 /// User data of this ring's own `MSG_RING` SQEs: `MSG_SENT | key` in `messages`. Slot user data
 /// never reaches this range (generation `u32::MAX` with a key of 2^30 or more: keys stay below
 /// `max_in_flight`, at most 2^30).
@@ -371,6 +372,11 @@ impl UringDriver {
             return None;
         }
         self.direct.table(&self.ring, self.direct_wanted, owner)
+    }
+
+    /// Registers the table of direct descriptors now; false where it cannot be.
+    pub(crate) fn prepare_direct_table(&mut self) -> bool {
+        self.direct_wanted > 0 && self.direct.ensure(&self.ring, self.direct_wanted)
     }
 
     /// Queues a close of every direct descriptor dropped since the last SQE (called before each

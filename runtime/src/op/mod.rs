@@ -47,6 +47,7 @@ pub mod path_ops;
 pub mod poll;
 pub mod recv_multi;
 pub mod rw;
+pub(crate) mod send_fd;
 pub mod send_recv;
 pub mod send_zc;
 mod sockaddr;

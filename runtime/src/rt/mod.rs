@@ -8,6 +8,7 @@
 mod builder;
 pub(crate) mod context;
 mod handle;
+mod move_fd;
 pub(crate) mod shared;
 mod spawn;
 mod worker;
@@ -276,10 +277,14 @@ fn assemble(
     handle: &Handle,
     max_in_flight: usize,
 ) -> Rc<Core> {
-    let driver = IoDriver::new(selection, pool.clone(), shared.clone(), max_in_flight);
+    let mut driver = IoDriver::new(selection, pool.clone(), shared.clone(), max_in_flight);
     if let Some(fd) = driver.message_ring_fd() {
         if let Err(e) = shared.set_message_ring(fd) {
             tracing::debug!(target: "hoop", error = %e, "no MSG_RING doorbell for this worker");
+        } else if handle.workers() > 1 && driver.prepare_direct_table() {
+            // Other workers may move direct descriptors here (`Handle::spawn_on_with_fd`): the
+            // table must exist before the first arrives.
+            shared.set_takes_fds();
         }
     }
     Rc::new(Core {

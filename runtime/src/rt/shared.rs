@@ -63,6 +63,9 @@ pub(crate) struct WorkerShared {
     /// A duplicate of the worker's ring fd, once it has a ring that takes `MSG_RING` doorbells:
     /// it keeps the ring alive for as long as a sender may aim at it.
     ring: OnceLock<OwnedFd>,
+    /// Set once the worker's table of direct descriptors is registered and `ring` published:
+    /// other workers may send it descriptors with `MSG_RING`.
+    takes_fds: std::sync::atomic::AtomicBool,
     /// This value, for senders that queue a message holding it (see `ring`).
     me: Weak<WorkerShared>,
     /// Doorbells rung by eventfd (the others are counted by the sender's driver).
@@ -100,6 +103,7 @@ impl WorkerShared {
             doorbell: unsafe { OwnedFd::from_raw_fd(fd) },
             ring: OnceLock::new(),
             me: me.clone(),
+            takes_fds: Default::default(),
             eventfd_rings: Default::default(),
             load: Default::default(),
             message_from: Default::default(),
@@ -165,6 +169,19 @@ impl WorkerShared {
         // Set once per worker; a second call keeps the first.
         let _ = self.ring.set(dup);
         Ok(())
+    }
+
+    /// Marks the worker as able to take direct descriptors from other workers' rings.
+    pub(crate) fn set_takes_fds(&self) {
+        self.takes_fds.store(true, Ordering::Release);
+    }
+
+    /// The ring fd to send a direct descriptor to, if the worker takes them.
+    pub(crate) fn fd_ring(&self) -> Option<RawFd> {
+        if !self.takes_fds.load(Ordering::Acquire) {
+            return None;
+        }
+        self.ring.get().map(|fd| fd.as_raw_fd())
     }
 
     /// Records how many tasks the worker has (once per tick).

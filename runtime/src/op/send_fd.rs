@@ -1,0 +1,65 @@
+//! `IORING_OP_MSG_RING` with `IORING_MSG_SEND_FD` (6.0): puts a copy of a direct descriptor into
+//! another worker ring's table, in a slot that ring's kernel picks.
+
+use super::{OpCode, Plan};
+use crate::fd::SharedFd;
+use io_uring::{opcode, squeue, squeue::Entry, types};
+use std::io;
+use std::os::fd::RawFd;
+
+/// Sends the direct descriptor `fd` to the ring `ring`; completes with the slot it got there.
+/// The target's completion carries the doorbell's user data, so it also wakes that worker.
+pub(crate) struct SendFd {
+    fd: SharedFd,
+    /// The target ring's fd, kept open by the caller until the operation completes.
+    ring: RawFd,
+}
+
+impl SendFd {
+    pub(crate) fn new(fd: &SharedFd, ring: RawFd) -> Self {
+        SendFd {
+            fd: fd.clone(),
+            ring,
+        }
+    }
+}
+
+// SAFETY: no pointers; the source slot is kept by the SharedFd, the target ring fd by the caller.
+unsafe impl OpCode for SendFd {
+    type Output = io::Result<u32>;
+
+    fn uring_entry(&mut self) -> Option<Entry> {
+        // Only a slot of this ring's table: anything else takes the plan path, which refuses.
+        let (fd, fixed) = super::sqe_fd(&self.fd);
+        fixed.contains(squeue::Flags::FIXED_FILE).then(|| {
+            opcode::MsgRingSendFd::new(
+                types::Fd(self.ring),
+                types::Fixed(fd.0 as u32),
+                types::DestinationSlot::auto_target(),
+                crate::driver::MESSAGE_USER_DATA,
+            )
+            .build()
+        })
+    }
+
+    fn plan(&self) -> Plan {
+        Plan::Now
+    }
+
+    fn perform(&mut self) -> io::Result<u32> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "hoop: a direct descriptor moves between rings only through MSG_RING",
+        ))
+    }
+
+    fn shared_fd(&self) -> Option<&SharedFd> {
+        Some(&self.fd)
+    }
+
+    fn complete(self, result: io::Result<u32>) -> io::Result<u32> {
+        result
+    }
+}
+
+super::opaque_debug!(SendFd);
