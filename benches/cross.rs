@@ -3,7 +3,8 @@
 //! `current_thread` runtimes on two threads (hoop's shape: every message crosses): a ping-pong between two workers over two bounded channels (one round trip per
 //! iteration), and a fan-in of three producers into one consumer (one message per iteration).
 //! hoop runs with `MSG_RING` doorbells (`hoop-io_uring`, where the kernel takes them: see
-//! `RuntimeInfo::uring_setup`), with eventfd doorbells (`hoop-io_uring-eventfd`), and on epoll.
+//! `RuntimeInfo::uring_setup`), with eventfd doorbells (`hoop-io_uring-eventfd`), and on epoll;
+//! the `-spin` runtimes poll for 50 us before a worker sleeps (`Builder::spin_before_park`).
 //! The `*_cpu` groups report the process's CPU time per iteration instead of wall time.
 //!
 //! Run: `cargo bench --bench cross`. Compare ratios within a group.
@@ -11,17 +12,43 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use std::time::{Duration, Instant};
 
-const RUNTIMES: [(&str, hoop::DriverChoice, bool); 3] = [
-    ("hoop-io_uring", hoop::DriverChoice::IoUring, true),
-    ("hoop-io_uring-eventfd", hoop::DriverChoice::IoUring, false),
-    ("hoop-epoll", hoop::DriverChoice::Epoll, true),
+/// The spin of the `-spin` runtimes (`Builder::spin_before_park`).
+const SPIN: Duration = Duration::from_micros(50);
+
+const RUNTIMES: [(&str, hoop::DriverChoice, bool, Duration); 5] = [
+    (
+        "hoop-io_uring",
+        hoop::DriverChoice::IoUring,
+        true,
+        Duration::ZERO,
+    ),
+    (
+        "hoop-io_uring-eventfd",
+        hoop::DriverChoice::IoUring,
+        false,
+        Duration::ZERO,
+    ),
+    (
+        "hoop-epoll",
+        hoop::DriverChoice::Epoll,
+        true,
+        Duration::ZERO,
+    ),
+    (
+        "hoop-io_uring-spin",
+        hoop::DriverChoice::IoUring,
+        true,
+        SPIN,
+    ),
+    ("hoop-epoll-spin", hoop::DriverChoice::Epoll, true, SPIN),
 ];
 
-fn hoop_rt(driver: hoop::DriverChoice, msg_ring: bool) -> hoop::Runtime {
+fn hoop_rt(driver: hoop::DriverChoice, msg_ring: bool, spin: Duration) -> hoop::Runtime {
     hoop::Runtime::builder()
         .workers(2)
         .driver(driver)
         .msg_ring(msg_ring)
+        .spin_before_park(spin)
         .build()
         .unwrap()
 }
@@ -235,8 +262,8 @@ type TokioRun = fn(&tokio::runtime::Runtime, u64, Clock) -> Duration;
 fn group(c: &mut Criterion, name: &str, hoop_run: HoopRun, tokio_run: TokioRun, pair: TokioRun) {
     for (suffix, clock) in [("", Clock::Wall), ("_cpu", Clock::Cpu)] {
         let mut g = c.benchmark_group(format!("{name}{suffix}"));
-        for (label, driver, msg_ring) in RUNTIMES {
-            let rt = hoop_rt(driver, msg_ring);
+        for (label, driver, msg_ring, spin) in RUNTIMES {
+            let rt = hoop_rt(driver, msg_ring, spin);
             let label = if driver == hoop::DriverChoice::IoUring
                 && msg_ring
                 && !rt.info().uring_setup.contains("MSG_RING")

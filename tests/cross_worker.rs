@@ -328,3 +328,64 @@ fn a_closed_receiver_ends_while_senders_remain() {
         });
     }
 }
+
+/// Workers that spin before they park (`Builder::spin_before_park`) pick up each other's
+/// messages while spinning, on both drivers and both doorbells, and otherwise behave as ever:
+/// timers fire on time, socket readiness arrives, and the runtime stops.
+#[test]
+fn spinning_workers_pick_up_messages_without_sleeping() {
+    for driver in common::drivers() {
+        for msg_ring in [true, false] {
+            let rt = Builder::new()
+                .workers(2)
+                .driver(driver)
+                .msg_ring(msg_ring)
+                .spin_before_park(Duration::from_micros(500))
+                .build()
+                .unwrap();
+            let handle = rt.handle().clone();
+            let rounds = 2000u32;
+            let (hits_0, hits_1) = rt.block_on(async move {
+                let (to_1, mut at_1) = mpsc::channel::<u32>(1);
+                let (to_0, mut at_0) = mpsc::channel::<u32>(1);
+                let echo = handle.spawn_on(1, async move {
+                    while let Some(n) = at_1.recv().await {
+                        to_0.send(n + 1).await.unwrap();
+                    }
+                    hoop::metrics().unwrap().spin_hits
+                });
+                for i in 0..rounds {
+                    to_1.send(i).await.unwrap();
+                    assert_eq!(at_0.recv().await, Some(i + 1));
+                }
+                drop(to_1);
+                let far = echo.await.unwrap();
+                (hoop::metrics().unwrap().spin_hits, far)
+            });
+            // Most messages land while the peer spins (a preempted thread misses a few).
+            let what = format!("{driver:?} msg_ring={msg_ring}: {hits_0} {hits_1}");
+            assert!(hits_0 > rounds as u64 / 4, "{what}");
+            assert!(hits_1 > rounds as u64 / 4, "{what}");
+
+            rt.block_on(async {
+                let start = std::time::Instant::now();
+                hoop::time::sleep(Duration::from_millis(5)).await;
+                let slept = start.elapsed();
+                assert!(slept >= Duration::from_millis(5), "{slept:?}");
+
+                let listener = hoop::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                let addr = listener.local_addr().unwrap();
+                let writer = hoop::spawn(async move {
+                    let c = hoop::net::TcpStream::connect(addr).await.unwrap();
+                    hoop::time::sleep(Duration::from_millis(2)).await;
+                    c.write_all(b"late".to_vec()).await.0.unwrap();
+                });
+                let (s, _) = listener.accept().await.unwrap();
+                let (res, got) = s.read_exact(vec![0u8; 4]).await;
+                res.unwrap();
+                assert_eq!(got, b"late");
+                writer.await.unwrap();
+            });
+        }
+    }
+}

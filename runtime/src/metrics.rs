@@ -43,6 +43,10 @@ pub struct WorkerMetrics {
     pub doorbells_by_message: u64,
     /// This worker's doorbell rung through its eventfd (by any thread).
     pub doorbells_by_eventfd: u64,
+    /// Times the worker, spinning before it would have slept
+    /// ([`Builder::spin_before_park`](crate::Builder::spin_before_park)), found work and did
+    /// not sleep.
+    pub spin_hits: u64,
 }
 
 /// The current worker's counters; `None` outside a runtime.
@@ -77,6 +81,7 @@ pub fn metrics() -> Option<WorkerMetrics> {
             blocking_threads: core.pool.threads(),
             doorbells_by_message: d.stats.messages,
             doorbells_by_eventfd: core.shared.eventfd_rings(),
+            spin_hits: d.stats.spin_hits,
         }
     })
 }

@@ -262,12 +262,23 @@ impl EpollDriver {
             }
         }
         self.busy_turns = 0;
-        self.forget_closed();
         let ms = match timeout {
             None => -1,
             // Rounded up, so a timer never fires early and the loop never spins on a 0 ms wait.
             Some(t) => t.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as libc::c_int,
         };
+        self.take_events(ms)?;
+        Ok(true)
+    }
+
+    /// Takes the events that are ready now and wakes their waiters; true if there were any.
+    pub(crate) fn poll_now(&mut self) -> io::Result<bool> {
+        Ok(self.take_events(0)? > 0)
+    }
+
+    /// One `epoll_wait` of up to `ms` (-1: forever); wakes the waiters of what it returns.
+    fn take_events(&mut self, ms: libc::c_int) -> io::Result<usize> {
+        self.forget_closed();
         self.events.clear();
         // SAFETY: the kernel writes at most `capacity` events into the vector's spare capacity.
         let n = unsafe {
@@ -281,7 +292,7 @@ impl EpollDriver {
         if n < 0 {
             let e = io::Error::last_os_error();
             return if e.raw_os_error() == Some(libc::EINTR) {
-                Ok(true)
+                Ok(0)
             } else {
                 Err(e)
             };
@@ -314,9 +325,10 @@ impl EpollDriver {
                 }
             }
         }
-        if self.events.len() == self.events.capacity() {
+        let n = self.events.len();
+        if n == self.events.capacity() {
             self.events.reserve(self.events.capacity());
         }
-        Ok(true)
+        Ok(n)
     }
 }

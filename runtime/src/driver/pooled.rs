@@ -25,6 +25,10 @@ pub(crate) trait Inbox: Send + Sync + 'static {
     /// Hands every result delivered so far to `f` (the driver's shutdown, which waits for them;
     /// other items in the inbox are dropped, the worker is stopping).
     fn drain_done(&self, f: &mut dyn FnMut(PoolDone));
+
+    /// True if something was delivered since the worker last took its inbox (a cheap load:
+    /// the driver polls it while it spins before parking).
+    fn has_mail(&self) -> bool;
 }
 
 /// An operation handed to the blocking pool, with the identity to run it as.

@@ -546,6 +546,16 @@ impl UringDriver {
         Ok(())
     }
 
+    /// True if completions wait in the CQ, or deferred work waits to post them.
+    pub(crate) fn has_completions(&mut self) -> bool {
+        let sq = self.ring.submission();
+        if sq.taskrun() || sq.cq_overflow() {
+            return true;
+        }
+        drop(sq);
+        !self.ring.completion().is_empty()
+    }
+
     /// Submits what is queued without waiting or reaping.
     pub(crate) fn submit_now(&mut self, stats: &mut DriverStats) {
         let _ = self.enter(Some(Duration::ZERO), stats);

@@ -120,7 +120,7 @@ impl Runtime {
             }
             None => None,
         };
-        let local = assemble(selection, &shared[0], &pool, &handle, b.max_in_flight);
+        let local = assemble(selection, &shared[0], &pool, &handle, &b.driver_config());
 
         let forced = match kind {
             DriverKind::IoUring => DriverChoice::IoUring,
@@ -275,9 +275,9 @@ fn assemble(
     shared: &Arc<WorkerShared>,
     pool: &Arc<BlockingPool>,
     handle: &Handle,
-    max_in_flight: usize,
+    config: &DriverConfig,
 ) -> Rc<Core> {
-    let mut driver = IoDriver::new(selection, pool.clone(), shared.clone(), max_in_flight);
+    let mut driver = IoDriver::new(selection, pool.clone(), shared.clone(), config);
     if let Some(fd) = driver.message_ring_fd() {
         if let Err(e) = shared.set_message_ring(fd) {
             tracing::debug!(target: "hoop", error = %e, "no MSG_RING doorbell for this worker");
@@ -312,13 +312,7 @@ fn worker_thread(
             CpuSet::single(cpu).apply_to_current_thread()?;
         }
         let selection = select_backend(driver, &config.driver, shared.doorbell_fd(), None)?;
-        Ok(assemble(
-            selection,
-            &shared,
-            &pool,
-            &handle,
-            config.driver.max_in_flight,
-        ))
+        Ok(assemble(selection, &shared, &pool, &handle, &config.driver))
     })();
     match started {
         Ok(core) => {

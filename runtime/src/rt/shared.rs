@@ -281,6 +281,10 @@ impl driver::Inbox for WorkerShared {
         })
     }
 
+    fn has_mail(&self) -> bool {
+        self.rung.load(Ordering::Acquire)
+    }
+
     fn drain_done(&self, f: &mut dyn FnMut(PoolDone)) {
         let mut items = Vec::new();
         self.take_inbox(&mut items);
