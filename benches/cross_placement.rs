@@ -159,8 +159,8 @@ fn main() {
     println!("|---|{}", "---|".repeat(placements.len()));
     for (ri, (name, _)) in runs.iter().enumerate() {
         print!("| {name} |");
-        for pi in 0..placements.len() {
-            print!(" {:.2?} |", median(times[ri][pi].clone()));
+        for samples in &times[ri] {
+            print!(" {:.2?} |", median(samples.clone()));
         }
         println!();
     }

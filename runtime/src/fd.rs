@@ -16,6 +16,8 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::rc::{Rc, Weak};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
 /// An fd shared by an I/O object and its in-flight operations; closed when the last one drops.
 #[derive(Clone)]
@@ -23,18 +25,59 @@ pub struct SharedFd {
     inner: Rc<Inner>,
 }
 
+/// How many slots of a worker's table are held or promised, and how many the kernel may fill.
+/// An accept whose slot the kernel cannot allocate has already taken the connection, which it
+/// then closes; so every operation that makes a slot (an accept here, a descriptor sent by
+/// another worker's ring) takes a place here first. Shared with the other workers, which
+/// reserve before they send.
+#[derive(Debug)]
+pub(crate) struct SlotBudget {
+    live: AtomicU32,
+    capacity: u32,
+}
+
+impl SlotBudget {
+    pub(crate) fn new(capacity: u32) -> Self {
+        SlotBudget {
+            live: AtomicU32::new(0),
+            capacity,
+        }
+    }
+
+    /// Takes a place, if there is one left.
+    pub(crate) fn take(&self) -> bool {
+        self.live
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.capacity).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Gives a place back.
+    pub(crate) fn give_back(&self) {
+        let _ = self
+            .live
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+}
+
+/// A slot to close, and whether to shut its socket down first (see `SharedFd::from_direct`).
+pub(crate) type Closing = (u32, bool);
+
 /// The table a direct descriptor's slot is in, as the driver that owns the table hands it out.
 #[derive(Clone)]
 pub(crate) struct DirectTable {
     /// Slots whose last holder went: the driver closes them with its next submission.
-    pub(crate) closing: Rc<RefCell<Vec<u32>>>,
+    pub(crate) closing: Rc<RefCell<Vec<Closing>>>,
     /// The worker's driver: a slot names a file only on that ring.
     pub(crate) owner: Weak<dyn Any>,
-    /// Slots held or promised to operations in flight, and how many the kernel may fill. An
-    /// accept whose slot the kernel cannot allocate has already taken the connection, which it
-    /// then closes: so an operation asks for a slot only after reserving one here.
-    pub(crate) live: Rc<Cell<u32>>,
-    pub(crate) capacity: u32,
+    /// Places for the slots the kernel allocates.
+    pub(crate) budget: Arc<SlotBudget>,
+    /// The free slots of those kept out of the kernel's allocation range, for operations that
+    /// must name a slot before it is filled (a linked open and the reads after it). Slots below
+    /// `reserved_below` are such slots.
+    pub(crate) reserved: Rc<RefCell<Vec<u32>>>,
+    pub(crate) reserved_below: u32,
 }
 
 impl DirectTable {
@@ -46,49 +89,64 @@ impl DirectTable {
         )
     }
 
-    /// Takes ownership of the descriptor another ring put in `slot` (`IORING_MSG_SEND_FD`): it
-    /// counts against the table from now on.
+    /// Takes ownership of the socket another worker's ring put in `slot` (`IORING_MSG_SEND_FD`),
+    /// whose place in the budget that worker took before it sent.
     pub(crate) fn adopt(&self, slot: u32) -> SharedFd {
-        self.live.set(self.live.get() + 1);
-        SharedFd::from_direct(slot, self.clone())
+        SharedFd::from_direct(slot, self.clone(), true)
     }
 
-    /// Promises a slot to one operation, if the table has one left.
+    /// An empty slot of the reserved range, owned as a direct descriptor (an open into it fills
+    /// it; its drop closes whatever is there and gives the slot back).
+    pub(crate) fn take_reserved(&self) -> Option<SharedFd> {
+        let slot = self.reserved.borrow_mut().pop()?;
+        Some(SharedFd::from_direct(slot, self.clone(), false))
+    }
+
+    /// Promises a slot to one accept, if the table has one left.
     pub(crate) fn reserve(&self) -> Option<SlotReservation> {
-        let live = self.live.get();
-        (live < self.capacity).then(|| {
-            self.live.set(live + 1);
-            SlotReservation(Some(self.clone()))
-        })
+        self.budget
+            .take()
+            .then(|| SlotReservation(Some(self.clone())))
     }
 
     /// Closes `slot` with the driver's next submission (nothing to do once the ring is gone:
-    /// its table went with it) and returns its place.
-    fn close_later(&self, slot: u32) {
-        self.live.set(self.live.get().saturating_sub(1));
+    /// its table went with it); a reserved slot goes back to the reserved range at once (an
+    /// open into it replaces what is there).
+    fn close_later(&self, slot: u32, shutdown: bool) {
+        if slot < self.reserved_below {
+            if self.owner.strong_count() > 0 {
+                // Queued before anything submitted after this drop, so the slot is empty (or
+                // replaced) by the time a later SQE fills it.
+                self.closing.borrow_mut().push((slot, false));
+                self.reserved.borrow_mut().push(slot);
+            }
+            return;
+        }
+        // The place comes back when the close completes (`SLOT_CLOSED`): until then the kernel
+        // still counts the slot as taken.
         if self.owner.strong_count() > 0 {
-            self.closing.borrow_mut().push(slot);
+            self.closing.borrow_mut().push((slot, shutdown));
         }
     }
 }
 
-/// A slot promised by [`DirectTable::reserve`] to an operation that makes a direct descriptor;
-/// given back if the operation ends without one.
+/// A slot promised by [`DirectTable::reserve`] to an accept; given back if the accept ends
+/// without one.
 pub(crate) struct SlotReservation(Option<DirectTable>);
 
 impl SlotReservation {
-    /// The descriptor the kernel put in `slot`, owned from now on.
+    /// The connection the kernel put in `slot`, owned from now on.
     pub(crate) fn fill(mut self, slot: u32) -> SharedFd {
         // The place passes to the descriptor, which gives it back when it closes.
         let table = self.0.take().expect("a reservation is filled once");
-        SharedFd::from_direct(slot, table)
+        SharedFd::from_direct(slot, table, true)
     }
 }
 
 impl Drop for SlotReservation {
     fn drop(&mut self) {
         if let Some(table) = &self.0 {
-            table.live.set(table.live.get().saturating_sub(1));
+            table.budget.give_back();
         }
     }
 }
@@ -98,6 +156,11 @@ struct Inner {
     fd: RawFd,
     /// A direct descriptor's slot and table.
     direct: Option<(u32, DirectTable)>,
+    /// A direct socket is shut down before its slot closes: before 6.13 the kernel releases a
+    /// closed slot's file only after every older operation on any fixed file completed, so a
+    /// connection closed while another waits (an idle connection's receive) would never send
+    /// its FIN. Cleared when the socket lives on elsewhere (moved, given an fd).
+    shutdown_on_close: Cell<bool>,
     /// Epoll drivers holding a registration of this fd, told when it closes (see
     /// `EpollDriver::forget_closed`).
     registered_in: RefCell<Vec<Weak<RefCell<Vec<RawFd>>>>>,
@@ -120,6 +183,7 @@ impl SharedFd {
             inner: Rc::new(Inner {
                 fd: fd.into_raw_fd(),
                 direct: None,
+                shutdown_on_close: Cell::new(false),
                 registered_in: RefCell::new(Vec::new()),
                 status_flags: Cell::new(None),
                 nowait_refused: Cell::new(false),
@@ -130,12 +194,14 @@ impl SharedFd {
         }
     }
 
-    /// Takes ownership of the direct descriptor in `slot` of `table`.
-    fn from_direct(slot: u32, table: DirectTable) -> Self {
+    /// Takes ownership of the direct descriptor in `slot` of `table`; `socket` if it is a
+    /// connection, shut down when the slot closes.
+    fn from_direct(slot: u32, table: DirectTable, socket: bool) -> Self {
         SharedFd {
             inner: Rc::new(Inner {
                 fd: -1,
                 direct: Some((slot, table)),
+                shutdown_on_close: Cell::new(socket),
                 registered_in: RefCell::new(Vec::new()),
                 // No inline attempts: they would need an fd number.
                 status_flags: Cell::new(Some(-1)),
@@ -168,6 +234,17 @@ impl SharedFd {
     pub fn as_plain_fd(&self) -> BorrowedFd<'_> {
         self.borrow_fd()
             .expect("hoop: a direct descriptor has no fd number to borrow")
+    }
+
+    /// The connection lives on elsewhere (another ring's table, an installed fd): closing this
+    /// slot must not shut it down.
+    pub(crate) fn keep_connection(&self) {
+        self.inner.shutdown_on_close.set(false);
+    }
+
+    /// True if no other holder (an operation, a clone) shares this fd.
+    pub(crate) fn is_unique(&self) -> bool {
+        Rc::strong_count(&self.inner) == 1
     }
 
     /// A direct descriptor's slot and table.
@@ -222,6 +299,10 @@ impl SharedFd {
     /// Stream fds: whether the last results suggest a non-blocking attempt in direction
     /// `write` would complete now (see `Inline::Stream`).
     pub(crate) fn stream_hint(&self, write: bool) -> bool {
+        if self.inner.direct.is_some() {
+            // An inline attempt is a syscall, which needs an fd number.
+            return false;
+        }
         if write {
             self.inner.write_hint.get()
         } else {
@@ -298,7 +379,7 @@ impl Drop for Inner {
     fn drop(&mut self) {
         if let Some((slot, table)) = &self.direct {
             // The last reference: no operation names the slot any more.
-            table.close_later(*slot);
+            table.close_later(*slot, self.shutdown_on_close.get());
             return;
         }
         self.notify_closed();

@@ -44,9 +44,12 @@ pub struct WorkerMetrics {
     /// This worker's doorbell rung through its eventfd (by any thread).
     pub doorbells_by_eventfd: u64,
     /// Times the worker, spinning before it would have slept
-    /// ([`Builder::spin_before_park`](crate::Builder::spin_before_park)), found work and did
-    /// not sleep.
+    /// ([`Builder::spin_before_park`](crate::Builder::spin_before_park)), found mail from
+    /// another thread (a wake, a spawn) and did not sleep.
     pub spin_hits: u64,
+    /// Linked chains ([`op::link`](crate::op::link)) put in the ring as a whole (the others ran
+    /// one operation at a time).
+    pub chains: u64,
 }
 
 /// The current worker's counters; `None` outside a runtime.
@@ -82,6 +85,7 @@ pub fn metrics() -> Option<WorkerMetrics> {
             doorbells_by_message: d.stats.messages,
             doorbells_by_eventfd: core.shared.eventfd_rings(),
             spin_hits: d.stats.spin_hits,
+            chains: d.stats.chains,
         }
     })
 }

@@ -11,16 +11,17 @@
 //! kernel that gives direct descriptors gives them the same way.
 
 use super::old_kernel::{lacks, refused, since};
-use crate::fd::DirectTable;
+use crate::fd::{Closing, DirectTable, SlotBudget};
 use io_uring::IoUring;
 use std::any::Any;
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::rc::{Rc, Weak};
+use std::sync::Arc;
 
 /// Slots below the kernel's allocation range.
-const RESERVED: u32 = 64;
+pub(crate) const RESERVED: u32 = 64;
 /// Slots never promised, so that closes still queued (their slot not yet free in the kernel)
 /// cannot make an allocation fail.
 const SLACK: u32 = 64;
@@ -30,7 +31,7 @@ const MIN_SIZE: u32 = RESERVED + SLACK + 64;
 enum State {
     Unregistered,
     Registered {
-        capacity: u32,
+        budget: Arc<SlotBudget>,
     },
     /// The kernel, the ring's restrictions or the fd limit refused it: no direct descriptors.
     Unsupported,
@@ -39,8 +40,8 @@ enum State {
 pub(crate) struct DirectSlots {
     state: State,
     /// Slots to close with the next submission (filled by `SharedFd`'s drop).
-    closing: Rc<RefCell<Vec<u32>>>,
-    live: Rc<Cell<u32>>,
+    closing: Rc<RefCell<Vec<Closing>>>,
+    reserved: Rc<RefCell<Vec<u32>>>,
 }
 
 impl DirectSlots {
@@ -48,7 +49,8 @@ impl DirectSlots {
         DirectSlots {
             state: State::Unregistered,
             closing: Rc::new(RefCell::new(Vec::new())),
-            live: Rc::new(Cell::new(0)),
+            // Popped from the end: slot 0 first.
+            reserved: Rc::new(RefCell::new((0..RESERVED).rev().collect())),
         }
     }
 
@@ -56,7 +58,9 @@ impl DirectSlots {
     pub(crate) fn ensure(&mut self, ring: &IoUring, wanted: u32) -> bool {
         if let State::Unregistered = self.state {
             self.state = match register(ring, wanted) {
-                Ok(capacity) => State::Registered { capacity },
+                Ok(capacity) => State::Registered {
+                    budget: Arc::new(SlotBudget::new(capacity)),
+                },
                 Err(e) => {
                     tracing::debug!(target: "hoop", error = %e, "no direct descriptors: plain fds");
                     State::Unsupported
@@ -74,19 +78,46 @@ impl DirectSlots {
         owner: Weak<dyn Any>,
     ) -> Option<DirectTable> {
         self.ensure(ring, wanted);
-        let State::Registered { capacity } = self.state else {
+        let State::Registered { budget } = &self.state else {
             return None;
         };
         Some(DirectTable {
             closing: self.closing.clone(),
             owner,
-            live: self.live.clone(),
-            capacity,
+            budget: budget.clone(),
+            reserved: self.reserved.clone(),
+            reserved_below: RESERVED,
         })
     }
 
+    /// The budget of the registered table (for other workers, which reserve before they send).
+    pub(crate) fn budget(&self) -> Option<Arc<SlotBudget>> {
+        match &self.state {
+            State::Registered { budget } => Some(budget.clone()),
+            _ => None,
+        }
+    }
+
+    /// Empties the table at the end of the driver: every descriptor still in it closes (the
+    /// ring itself may outlive the driver, kept open by other workers' copies of its fd).
+    pub(crate) fn release(&mut self, ring: &IoUring) {
+        if let State::Registered { .. } = self.state {
+            if let Err(e) = ring.submitter().unregister_files() {
+                tracing::debug!(target: "hoop", error = %e, "direct descriptors not released");
+            }
+        }
+        self.state = State::Unsupported;
+    }
+
+    /// A slot's close completed (whatever its result: the slot is empty): its place is free.
+    pub(crate) fn closed(&self) {
+        if let State::Registered { budget } = &self.state {
+            budget.give_back();
+        }
+    }
+
     /// The slots whose descriptors were dropped since the last call.
-    pub(crate) fn take_closing(&self) -> Vec<u32> {
+    pub(crate) fn take_closing(&self) -> Vec<Closing> {
         if self.closing.borrow().is_empty() {
             return Vec::new();
         }

@@ -61,6 +61,9 @@ pub(crate) struct Dispatch<T: OpCode> {
     /// A completion before the final one said the ring refused the operation (`EOPNOTSUPP`,
     /// see [`OpTraits::unsupported_falls_back`]): once the final one arrives it runs its plan.
     refused_unsupported: bool,
+    /// A member of a linked chain: its SQE must leave with the others, so it never makes the
+    /// tick's batch leave early (`OpTraits::device_io`).
+    linked: bool,
 }
 
 enum State<T> {
@@ -159,6 +162,7 @@ impl<T: OpCode> Dispatch<T> {
             many,
             unasked_cancels: 0,
             refused_unsupported: false,
+            linked: false,
         }
     }
 
@@ -226,6 +230,61 @@ impl<T: OpCode> Dispatch<T> {
             State::Finished(data) => self.state = State::Idle(data),
             // Anything else may be data the kernel still uses: put it back untouched.
             other => self.state = other,
+        }
+    }
+
+    /// Linked submission, first step: the operation boxed and its SQE built, if it can go to
+    /// this ring as it is (an io_uring driver, the opcode on the ring and past `check`, no
+    /// personality to set up). `None` leaves it idle, to run on its own.
+    pub(crate) fn link_entry(&mut self, d: &mut IoDriver) -> Option<io_uring::squeue::Entry> {
+        if self.many || self.creds.is_some() || !matches!(self.state, State::Idle(_)) {
+            return None;
+        }
+        let Backend::Uring(ring) = &d.backend else {
+            return None;
+        };
+        let mut boxed = self.take_data().expect("idle holds the data").into_box();
+        let entry = match boxed.check() {
+            // Boxed first: the SQE may point into the op.
+            Ok(()) => boxed.uring_entry(),
+            Err(_) => None,
+        };
+        self.state = State::Idle(Data::Heap(boxed));
+        entry.filter(|e| ring.supports(e.get_opcode() as u8))
+    }
+
+    /// Linked submission, second step: puts the SQE `link_entry` built in the ring with `flags`
+    /// (`IO_LINK`/`IO_HARDLINK` to the next member, none for the last). The caller pushes the
+    /// members one after the other with nothing in between, into a ring with room for all.
+    pub(crate) fn link_submit(
+        &mut self,
+        driver: &DriverRef,
+        d: &mut IoDriver,
+        entry: io_uring::squeue::Entry,
+        flags: io_uring::squeue::Flags,
+        cx: &mut Context<'_>,
+    ) {
+        let Some(Data::Heap(data)) = self.take_data() else {
+            unreachable!("link_entry boxed the data")
+        };
+        self.linked = true;
+        if let Step::Done(data, _) = self.submit(driver, d, data, entry.flags(flags), false, cx) {
+            // Not queued (the push failed), so the kernel never saw it: it runs on its own at
+            // the next poll.
+            self.linked = false;
+            self.state = State::Idle(data);
+        }
+    }
+
+    /// The data of an operation that never started (a chain member whose predecessor failed,
+    /// where the chain ran without the ring), to complete it without running it.
+    pub(crate) fn take_unstarted(&mut self) -> Option<T> {
+        match std::mem::replace(&mut self.state, State::Taken) {
+            State::Idle(data) => Some(data.into_inner()),
+            other => {
+                self.state = other;
+                None
+            }
         }
     }
 
@@ -554,7 +613,7 @@ impl<T: OpCode> Dispatch<T> {
         };
         match d.push(entry.user_data(user_data)) {
             Ok(()) => {
-                if traits.device_io && !polling {
+                if traits.device_io && !polling && !self.linked {
                     d.submit_now();
                 }
                 Step::Wait
@@ -617,6 +676,8 @@ impl<T: OpCode> Dispatch<T> {
         }
         if c.res == -libc::ECANCELED
             && data.traits().repeatable
+            // A chain member is cancelled by the kernel when a member before it fails.
+            && !self.linked
             && self.unasked_cancels < UNASKED_CANCEL_RETRIES
         {
             // A live future's op is cancelled only by its drop or the shutdown (not this
@@ -628,13 +689,18 @@ impl<T: OpCode> Dispatch<T> {
             return self.start(driver, d, data, cx);
         }
         let refused = std::mem::take(&mut self.refused_unsupported);
-        if (refused || c.res == -libc::EOPNOTSUPP) && data.traits().unsupported_falls_back {
+        // A chain member is never run again on its own: the members after it already ran, or
+        // were cancelled, on the strength of this result.
+        if (refused || c.res == -libc::EOPNOTSUPP)
+            && data.traits().unsupported_falls_back
+            && !self.linked
+        {
             // Refused before it did anything (a zero-copy send on a socket without zero-copy
             // support): the plain syscall has the same result. The ring ran this opcode's own
             // checks, so a restricted ring's allowlist let it through.
             return self.outside_ring(driver, d, data, cx);
         }
-        if c.res == -libc::EAGAIN {
+        if c.res == -libc::EAGAIN && !self.linked {
             if let Some((fd, interest)) = data.wait_for() {
                 // A non-blocking fd on the ring: wait for readiness, then resubmit.
                 // A direct descriptor is polled by its slot (its `wait_for` fd is -1).

@@ -95,8 +95,10 @@ pub(crate) struct DriverStats {
     pub(crate) inline: u64,
     /// Doorbells of other workers rung by `MSG_RING` from this ring.
     pub(crate) messages: u64,
-    /// Parks avoided: mail or a completion arrived while the worker spun.
+    /// Parks avoided: mail from another thread arrived while the worker spun.
     pub(crate) spin_hits: u64,
+    /// Linked chains put in the ring as a whole.
+    pub(crate) chains: u64,
 }
 
 thread_local! {
@@ -253,6 +255,31 @@ impl IoDriver {
         match self.backend {
             Backend::Uring(_) => DriverKind::IoUring,
             Backend::Epoll(_) => DriverKind::Epoll,
+        }
+    }
+
+    /// Makes room in the ring for a linked chain of `n` SQEs (see `UringDriver::room_for`);
+    /// false on epoll or if the chain cannot fit.
+    pub(crate) fn room_for_chain(&mut self, n: usize) -> bool {
+        match &mut self.backend {
+            Backend::Uring(ring) => {
+                ring.room_for(n, &mut self.ops, &mut self.graveyard, &mut self.stats)
+            }
+            Backend::Epoll(_) => false,
+        }
+    }
+
+    /// Counts a chain put in the ring as a whole.
+    pub(crate) fn count_chain(&mut self) {
+        self.stats.chains += 1;
+    }
+
+    /// The budget of this worker's table of direct descriptors, for other workers that send it
+    /// descriptors.
+    pub(crate) fn direct_budget(&self) -> Option<std::sync::Arc<crate::fd::SlotBudget>> {
+        match &self.backend {
+            Backend::Uring(ring) => ring.direct_budget(),
+            Backend::Epoll(_) => None,
         }
     }
 
@@ -460,7 +487,7 @@ impl IoDriver {
     /// frees (the bound on in-flight operations, [`Builder::max_in_flight`]).
     ///
     /// [`Builder::max_in_flight`]: crate::Builder::max_in_flight
-    fn admit(&mut self, waker: &Waker) -> bool {
+    pub(crate) fn admit(&mut self, waker: &Waker) -> bool {
         let admitted = self.ops.admit(waker);
         if !admitted {
             self.stats.throttled += 1;
@@ -508,8 +535,11 @@ impl IoDriver {
         let start = Instant::now();
         loop {
             for _ in 0..64 {
-                if self.inbox.has_mail() || self.has_completions() {
+                if self.inbox.has_mail() {
                     self.stats.spin_hits += 1;
+                    return Some(Duration::ZERO);
+                }
+                if self.has_completions() {
                     return Some(Duration::ZERO);
                 }
                 std::hint::spin_loop();
@@ -517,7 +547,6 @@ impl IoDriver {
             // Readiness costs a syscall to learn: asked between rounds of the cheap checks.
             if let Backend::Epoll(epoll) = &mut self.backend {
                 if epoll.poll_now().unwrap_or(true) {
-                    self.stats.spin_hits += 1;
                     return Some(Duration::ZERO);
                 }
             }
@@ -563,6 +592,11 @@ impl IoDriver {
             inbox.drain_done(&mut |done| self.pool_done(done));
             if self.ops.in_flight() == 0 && self.pooled == 0 && !self.ring_busy() {
                 self.closed = Some(Closed::Drained);
+                // Nothing runs on the ring any more: its direct descriptors close now, rather
+                // than when the last copy of the ring fd goes.
+                if let Backend::Uring(ring) = &mut self.backend {
+                    ring.release_direct_table();
+                }
                 break;
             }
             let now = Instant::now();

@@ -35,6 +35,10 @@ pub(crate) const MESSAGE: u64 = u64::MAX - 2;
 /// `max_in_flight`, at most 2^30).
 const MSG_SENT: u64 = 0xffff_ffff_c000_0000;
 const MSG_KEYS: u64 = 0x2000_0000;
+/// User data of the close of a dropped direct descriptor's slot: its completion gives the
+/// slot's place in the budget back (the kernel may reuse the slot only from then on). Outside
+/// slot user data for the same reason as `MSG_SENT`, and below it.
+const SLOT_CLOSED: u64 = 0xffff_ffff_a000_0000;
 
 pub(crate) struct UringDriver {
     /// Declared before `ring`, so dropped first: unregistering the ring fd needs the ring open.
@@ -374,6 +378,16 @@ impl UringDriver {
         self.direct.table(&self.ring, self.direct_wanted, owner)
     }
 
+    /// The budget of the table of direct descriptors, once registered.
+    pub(crate) fn direct_budget(&self) -> Option<std::sync::Arc<crate::fd::SlotBudget>> {
+        self.direct.budget()
+    }
+
+    /// Closes every direct descriptor left (the driver is done).
+    pub(crate) fn release_direct_table(&mut self) {
+        self.direct.release(&self.ring);
+    }
+
     /// Registers the table of direct descriptors now; false where it cannot be.
     pub(crate) fn prepare_direct_table(&mut self) -> bool {
         self.direct_wanted > 0 && self.direct.ensure(&self.ring, self.direct_wanted)
@@ -389,12 +403,28 @@ impl UringDriver {
         graveyard: &mut Vec<Box<dyn DynOp>>,
         stats: &mut DriverStats,
     ) {
-        for slot in self.direct.take_closing() {
+        for (slot, shutdown) in self.direct.take_closing() {
+            if shutdown {
+                // See `SharedFd`'s `shutdown_on_close`: the FIN must not wait for the release.
+                // Linked: a shutdown waits on io-wq, and a close run first would leave it no
+                // file (`EBADF`).
+                let entry = opcode::Shutdown::new(types::Fixed(slot), libc::SHUT_RDWR)
+                    .build()
+                    .flags(squeue::Flags::IO_HARDLINK)
+                    .user_data(CANCEL);
+                let _ = self.push(entry, ops, graveyard, stats);
+            }
+            // Reserved slots are not in the budget.
+            let counted = slot >= super::direct_table::RESERVED;
+            let tag = if counted { SLOT_CLOSED } else { CANCEL };
             let entry = opcode::Close::new(types::Fixed(slot))
                 .build()
-                .user_data(CANCEL);
+                .user_data(tag);
             if self.push(entry, ops, graveyard, stats).is_err() {
                 let _ = self.ring.submitter().register_files_update(slot, &[-1]);
+                if counted {
+                    self.direct.closed();
+                }
             }
         }
     }
@@ -546,6 +576,31 @@ impl UringDriver {
         Ok(())
     }
 
+    /// Makes room for `n` SQEs that must leave together (a linked chain): queues the closes of
+    /// dropped slots first (they would otherwise land between the members), then submits what
+    /// is queued if the rest does not fit. False if the ring is smaller than the chain.
+    pub(crate) fn room_for(
+        &mut self,
+        n: usize,
+        ops: &mut Slots,
+        graveyard: &mut Vec<Box<dyn DynOp>>,
+        stats: &mut DriverStats,
+    ) -> bool {
+        self.close_dropped_slots(ops, graveyard, stats);
+        let (capacity, queued) = {
+            let sq = self.ring.submission();
+            (sq.capacity(), sq.len())
+        };
+        if capacity < n {
+            return false;
+        }
+        if capacity - queued < n && self.enter(Some(Duration::ZERO), stats).is_err() {
+            return false;
+        }
+        let sq = self.ring.submission();
+        sq.capacity() - sq.len() >= n
+    }
+
     /// True if completions wait in the CQ, or deferred work waits to post them.
     pub(crate) fn has_completions(&mut self) -> bool {
         let sq = self.ring.submission();
@@ -601,6 +656,10 @@ impl UringDriver {
             let user_data = cqe.user_data();
             match user_data {
                 CANCEL => continue,
+                SLOT_CLOSED => {
+                    self.direct.closed();
+                    continue;
+                }
                 // Another worker rang: the inbox is read on the next tick.
                 MESSAGE => continue,
                 sent if sent & MSG_SENT == MSG_SENT && sent < MESSAGE => {

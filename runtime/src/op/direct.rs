@@ -106,6 +106,10 @@ unsafe impl OpCode for InstallFd {
     }
 
     fn complete(self, result: io::Result<u32>) -> io::Result<OwnedFd> {
+        if result.is_ok() {
+            // The connection lives on in the new fd: closing the slot must not shut it down.
+            self.fd.keep_connection();
+        }
         // SAFETY: a successful install or dup returns a new fd that nobody else owns.
         result.map(|fd| unsafe { OwnedFd::from_raw_fd(fd as i32) })
     }

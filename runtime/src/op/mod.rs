@@ -38,6 +38,7 @@ pub mod fd_passing;
 pub mod file_space;
 pub mod fixed;
 pub mod fsync;
+pub mod link;
 pub mod msg;
 mod msghdr;
 pub mod nop;

@@ -16,6 +16,8 @@ pub struct OpenAt2 {
     path: CString,
     how: types::OpenHow,
     raw_how: libc::open_how,
+    /// The empty direct-descriptor slot to open into ([`OpenAt2::into_slot`]).
+    target: Option<SharedFd>,
 }
 
 impl OpenAt2 {
@@ -41,7 +43,24 @@ impl OpenAt2 {
                 .mode(mode)
                 .resolve(resolve),
             raw_how,
+            target: None,
         }
+    }
+
+    /// Opens into the empty direct-descriptor slot `target` (from
+    /// [`reserved_slot`](crate::op::link::reserved_slot)) instead of a new fd, and completes with `target`: an open
+    /// that operations linked after it can already name (see [`crate::op::link`]). Only on the
+    /// ring that owns the slot; elsewhere it fails with `Unsupported`.
+    pub fn into_slot(mut self, target: &SharedFd) -> Self {
+        // The kernel refuses O_CLOEXEC with a slot (a direct descriptor has no fd to close).
+        let flags = self.raw_how.flags & !(libc::O_CLOEXEC as u64);
+        self.raw_how.flags = flags;
+        self.how = types::OpenHow::new()
+            .flags(flags)
+            .mode(self.raw_how.mode)
+            .resolve(self.raw_how.resolve);
+        self.target = Some(target.clone());
+        self
     }
 }
 
@@ -51,7 +70,18 @@ unsafe impl OpCode for OpenAt2 {
     type Output = io::Result<SharedFd>;
 
     fn uring_entry(&mut self) -> Option<Entry> {
-        Some(opcode::OpenAt2::new(types::Fd(self.at.raw()), self.path.as_ptr(), &self.how).build())
+        let op = opcode::OpenAt2::new(types::Fd(self.at.raw()), self.path.as_ptr(), &self.how);
+        let Some(target) = &self.target else {
+            return Some(op.build());
+        };
+        // A slot of this ring's table only (`sqe_fd` says whether it is); anything else takes
+        // the plan path, which refuses it.
+        let (fd, fixed) = super::sqe_fd(target);
+        if !fixed.contains(io_uring::squeue::Flags::FIXED_FILE) {
+            return None;
+        }
+        let slot = types::DestinationSlot::try_from_slot_target(fd.0 as u32).ok()?;
+        Some(op.file_index(Some(slot)).build())
     }
 
     fn plan(&self) -> Plan {
@@ -76,13 +106,25 @@ unsafe impl OpCode for OpenAt2 {
         })
     }
 
+    fn shared_fd(&self) -> Option<&SharedFd> {
+        // The slot, so that the dispatch refuses to run it outside the ring.
+        self.target.as_ref()
+    }
+
     fn complete(self, result: io::Result<u32>) -> io::Result<SharedFd> {
+        let res = result?;
+        if let Some(target) = self.target {
+            return Ok(target);
+        }
         // SAFETY: a successful openat2 returns a new fd that nobody else owns.
-        result.map(|fd| SharedFd::new(unsafe { OwnedFd::from_raw_fd(fd as i32) }))
+        Ok(SharedFd::new(unsafe { OwnedFd::from_raw_fd(res as i32) }))
     }
 
     fn orphaned(&mut self, res: i32, _flags: u32) {
-        close_orphan_fd(res);
+        // A slot is closed by its `SharedFd`'s drop.
+        if self.target.is_none() {
+            close_orphan_fd(res);
+        }
     }
 }
 

@@ -13,13 +13,17 @@ pub(crate) struct SendFd {
     fd: SharedFd,
     /// The target ring's fd, kept open by the caller until the operation completes.
     ring: RawFd,
+    /// Closes the target's new slot when nobody is left to hand it over (the future was
+    /// dropped): run inside the driver, so it may only deliver a job to the target.
+    orphan: Option<Box<dyn FnOnce(u32)>>,
 }
 
 impl SendFd {
-    pub(crate) fn new(fd: &SharedFd, ring: RawFd) -> Self {
+    pub(crate) fn new(fd: &SharedFd, ring: RawFd, orphan: Box<dyn FnOnce(u32)>) -> Self {
         SendFd {
             fd: fd.clone(),
             ring,
+            orphan: Some(orphan),
         }
     }
 }
@@ -59,6 +63,12 @@ unsafe impl OpCode for SendFd {
 
     fn complete(self, result: io::Result<u32>) -> io::Result<u32> {
         result
+    }
+
+    fn orphaned(&mut self, res: i32, _flags: u32) {
+        if let (true, Some(close)) = (res >= 0, self.orphan.take()) {
+            close(res as u32);
+        }
     }
 }
 

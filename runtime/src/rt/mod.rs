@@ -284,7 +284,9 @@ fn assemble(
         } else if handle.workers() > 1 && driver.prepare_direct_table() {
             // Other workers may move direct descriptors here (`Handle::spawn_on_with_fd`): the
             // table must exist before the first arrives.
-            shared.set_takes_fds();
+            if let Some(budget) = driver.direct_budget() {
+                shared.set_fd_budget(budget);
+            }
         }
     }
     Rc::new(Core {

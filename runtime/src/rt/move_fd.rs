@@ -3,6 +3,7 @@
 
 use super::context;
 use super::handle::Handle;
+use super::shared::Remote;
 use crate::fd::SharedFd;
 use crate::op::direct::InstallFd;
 use crate::op::send_fd::SendFd;
@@ -72,20 +73,37 @@ impl Handle {
             Ok(owned) => return Ok(spawn_with_owned(self, worker, owned, make)),
             Err(fd) => fd,
         };
-        if fd.direct_slot().is_none() {
+        if fd.direct_slot().is_none() || !fd.is_unique() {
+            // Another holder (an operation, a receive stream) would keep using it here.
             let e = io::Error::other("hoop: the fd is still in use by an operation");
             return Err((e, fd));
         }
-        if let Some(ring) = target.fd_ring() {
-            // `target` keeps its ring fd open until the op completes.
-            if let Ok(slot) = Op::new(SendFd::new(&fd, ring)).await {
-                drop(fd);
-                return Ok(self.spawn_on_with(worker, move || {
-                    let fd = crate::driver::direct_table()
-                        .expect("a worker that takes descriptors has a table")
-                        .adopt(slot);
-                    make(fd)
-                }));
+        if let Some((ring, budget)) = target.fd_target() {
+            // A place in the target's table first: a send the kernel cannot place fails, but one
+            // it places past the budget could make one of the target's accepts fail.
+            if budget.take() {
+                let closer = target.clone();
+                // The target adopts (and so closes) a slot nobody is left to hand over.
+                let orphan = Box::new(move |slot: u32| {
+                    let _ = closer.push(Remote::Spawn(Box::new(move || drop(adopt(slot)))));
+                });
+                match Op::new(SendFd::new(&fd, ring, orphan)).await {
+                    Ok(slot) => {
+                        // The connection lives on in the target's table.
+                        fd.keep_connection();
+                        drop(fd);
+                        return Ok(self.spawn_on_with(worker, move || {
+                            make(adopt(slot).expect("a worker that takes descriptors has a table"))
+                        }));
+                    }
+                    Err(e) if e.raw_os_error() == Some(libc::EOVERFLOW) => {
+                        // Placed in the target, whose completion queue could not say where:
+                        // the slot stays there (and in the budget) until its table goes. The
+                        // connection stays here rather than exist twice.
+                        return Err((e, fd));
+                    }
+                    Err(_) => budget.give_back(),
+                }
             }
         }
         match Op::new(InstallFd::new(&fd)).await {
@@ -93,6 +111,12 @@ impl Handle {
             Err(e) => Err((e, fd)),
         }
     }
+}
+
+/// Takes ownership, on the worker running this, of the descriptor another worker's ring put in
+/// `slot` (with its place in this worker's budget).
+fn adopt(slot: u32) -> Option<SharedFd> {
+    Some(crate::driver::direct_table()?.adopt(slot))
 }
 
 fn spawn_with_owned<M, F>(

@@ -63,9 +63,9 @@ pub(crate) struct WorkerShared {
     /// A duplicate of the worker's ring fd, once it has a ring that takes `MSG_RING` doorbells:
     /// it keeps the ring alive for as long as a sender may aim at it.
     ring: OnceLock<OwnedFd>,
-    /// Set once the worker's table of direct descriptors is registered and `ring` published:
-    /// other workers may send it descriptors with `MSG_RING`.
-    takes_fds: std::sync::atomic::AtomicBool,
+    /// The budget of the worker's table of direct descriptors, once it is registered and `ring`
+    /// published: other workers take a place in it, then send a descriptor with `MSG_RING`.
+    fd_budget: OnceLock<Arc<crate::fd::SlotBudget>>,
     /// This value, for senders that queue a message holding it (see `ring`).
     me: Weak<WorkerShared>,
     /// Doorbells rung by eventfd (the others are counted by the sender's driver).
@@ -103,7 +103,7 @@ impl WorkerShared {
             doorbell: unsafe { OwnedFd::from_raw_fd(fd) },
             ring: OnceLock::new(),
             me: me.clone(),
-            takes_fds: Default::default(),
+            fd_budget: OnceLock::new(),
             eventfd_rings: Default::default(),
             load: Default::default(),
             message_from: Default::default(),
@@ -171,17 +171,17 @@ impl WorkerShared {
         Ok(())
     }
 
-    /// Marks the worker as able to take direct descriptors from other workers' rings.
-    pub(crate) fn set_takes_fds(&self) {
-        self.takes_fds.store(true, Ordering::Release);
+    /// Makes the worker able to take direct descriptors from other workers' rings.
+    pub(crate) fn set_fd_budget(&self, budget: Arc<crate::fd::SlotBudget>) {
+        let _ = self.fd_budget.set(budget);
     }
 
-    /// The ring fd to send a direct descriptor to, if the worker takes them.
-    pub(crate) fn fd_ring(&self) -> Option<RawFd> {
-        if !self.takes_fds.load(Ordering::Acquire) {
-            return None;
-        }
-        self.ring.get().map(|fd| fd.as_raw_fd())
+    /// The ring fd to send a direct descriptor to and the budget to take its place from, if
+    /// the worker takes them.
+    pub(crate) fn fd_target(&self) -> Option<(RawFd, &crate::fd::SlotBudget)> {
+        let budget = self.fd_budget.get()?;
+        let ring = self.ring.get()?;
+        Some((ring.as_raw_fd(), budget))
     }
 
     /// Records how many tasks the worker has (once per tick).
