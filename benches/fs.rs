@@ -1,5 +1,8 @@
 //! File benches, each against std and tokio::fs in the same group:
-//! 4 KiB random reads of a page-cached file at queue depth 1 and 32, and statx of 10k files.
+//! 4 KiB random reads of a page-cached file at queue depth 1 and 32, statx of 10k files, and
+//! whole-file reads (`fs::read`) of 4 KiB files at queue depth 1 and 16, where hoop on io_uring
+//! opens, reads and finds the end in one linked submission (`hoop-io_uring`) or, without direct
+//! descriptors, takes the plain path (`hoop-io_uring-unlinked`: open, statx, reads, close).
 //!
 //! Run: `cargo bench --bench fs`. The data lives in `target/bench-data` (a 1 GiB file and a
 //! directory of 10k empty files), created on the first run.
@@ -238,9 +241,125 @@ fn statx_many(c: &mut Criterion) {
     g.finish();
 }
 
+/// Files of `SMALL` bytes for the whole-file reads.
+const SMALL_FILES: usize = 1000;
+const SMALL: usize = 4096;
+
+fn small_files() -> Vec<PathBuf> {
+    let dir = data_dir().join("small");
+    std::fs::create_dir_all(&dir).unwrap();
+    (0..SMALL_FILES)
+        .map(|i| {
+            let p = dir.join(format!("f{i}"));
+            if std::fs::metadata(&p).map(|m| m.len() as usize).ok() != Some(SMALL) {
+                std::fs::write(&p, vec![i as u8; SMALL]).unwrap();
+            }
+            p
+        })
+        .collect()
+}
+
+fn hoop_whole_reads(
+    rt: &hoop::Runtime,
+    paths: &Rc<Vec<PathBuf>>,
+    iters: u64,
+    depth: u64,
+) -> Duration {
+    let paths = paths.clone();
+    rt.block_on(async move {
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..depth)
+            .map(|t| {
+                let paths = paths.clone();
+                hoop::spawn(async move {
+                    let mut i = t as usize;
+                    for _ in 0..iters.div_ceil(depth) {
+                        let got = hoop::fs::read(&paths[i % paths.len()]).await.unwrap();
+                        assert_eq!(got.len(), SMALL);
+                        i += depth as usize;
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        start.elapsed()
+    })
+}
+
+fn tokio_whole_reads(
+    rt: &tokio::runtime::Runtime,
+    paths: &Arc<Vec<PathBuf>>,
+    iters: u64,
+    depth: u64,
+) -> Duration {
+    let paths = paths.clone();
+    rt.block_on(async move {
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..depth)
+            .map(|t| {
+                let paths = paths.clone();
+                tokio::spawn(async move {
+                    let mut i = t as usize;
+                    for _ in 0..iters.div_ceil(depth) {
+                        let got = tokio::fs::read(&paths[i % paths.len()]).await.unwrap();
+                        assert_eq!(got.len(), SMALL);
+                        i += depth as usize;
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        start.elapsed()
+    })
+}
+
+fn whole_file_reads(c: &mut Criterion) {
+    let paths = Rc::new(small_files());
+    let tpaths = Arc::new(paths.to_vec());
+    for depth in [1u64, 16] {
+        let mut g = c.benchmark_group(format!("read_whole_4k_file_qd{depth}"));
+        g.throughput(Throughput::Elements(1));
+        let runtimes = [
+            ("hoop-io_uring", hoop::DriverChoice::IoUring, 16_384),
+            ("hoop-io_uring-unlinked", hoop::DriverChoice::IoUring, 0),
+            ("hoop-epoll", hoop::DriverChoice::Epoll, 16_384),
+        ];
+        for (name, driver, slots) in runtimes {
+            let rt = hoop::Runtime::builder()
+                .workers(1)
+                .driver(driver)
+                .direct_descriptors(slots)
+                .build()
+                .unwrap();
+            g.bench_function(BenchmarkId::from_parameter(name), |b| {
+                b.iter_custom(|iters| hoop_whole_reads(&rt, &paths, iters, depth))
+            });
+        }
+        let trt = tokio_rt();
+        g.bench_function(BenchmarkId::from_parameter("tokio-fs"), |b| {
+            b.iter_custom(|iters| tokio_whole_reads(&trt, &tpaths, iters, depth))
+        });
+        if depth == 1 {
+            g.bench_function(BenchmarkId::from_parameter("std-read"), |b| {
+                let mut i = 0;
+                b.iter(|| {
+                    let got = std::fs::read(&paths[i % paths.len()]).unwrap();
+                    i += 1;
+                    got
+                })
+            });
+        }
+        g.finish();
+    }
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_millis(500));
-    targets = random_reads, statx_many
+    targets = random_reads, statx_many, whole_file_reads
 }
 criterion_main!(benches);
