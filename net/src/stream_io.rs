@@ -6,7 +6,7 @@ use hoop_runtime::fd::{AsSharedFd, SharedFd};
 use hoop_runtime::io::RecvStream;
 use hoop_runtime::op::rw::{FdKind, CURRENT_POSITION};
 use hoop_runtime::op::send_recv::{Recv, Send};
-use hoop_runtime::op::send_zc::{SendZc, SendvZc};
+use hoop_runtime::op::send_zc::{SendZc, SendZcReport, SendvZc, ZcSent};
 use hoop_runtime::op::vectored::{Readv, Writev};
 use hoop_runtime::op::Op;
 use std::io;
@@ -71,6 +71,10 @@ pub(crate) async fn write_all<B: IoBuf>(fd: &SharedFd, buf: B) -> BufResult<(), 
 
 pub(crate) async fn send_zc<B: IoBuf>(fd: &SharedFd, buf: B) -> BufResult<usize, B> {
     Op::new(SendZc::new(fd, buf)).await
+}
+
+pub(crate) async fn send_zc_reported<B: IoBuf>(fd: &SharedFd, buf: B) -> BufResult<ZcSent, B> {
+    Op::new(SendZcReport::new(fd, buf)).await
 }
 
 pub(crate) async fn send_vectored_zc<B: IoBuf>(

@@ -91,6 +91,17 @@ impl TcpStream {
         stream_io::send_zc(&self.fd, buf).await
     }
 
+    /// As [`send_zc`](Self::send_zc), and says whether the kernel copied the data after all
+    /// ([`ZcSent::copied`](hoop_runtime::op::send_zc::ZcSent::copied), from
+    /// `IORING_SEND_ZC_REPORT_USAGE`, 6.2): a sender can drop back to plain sends on a route
+    /// where zero copy never happens (loopback, devices without scatter-gather).
+    pub async fn send_zc_reported<B: IoBuf>(
+        &self,
+        buf: B,
+    ) -> BufResult<hoop_runtime::op::send_zc::ZcSent, B> {
+        stream_io::send_zc_reported(&self.fd, buf).await
+    }
+
     /// Sends the initialised bytes of `bufs`, in order, in one zero-copy `sendmsg`
     /// (`IORING_OP_SENDMSG_ZC`): a reply's header and payload leave together, and the buffers
     /// come back after the kernel's notification. May send only part of them, like

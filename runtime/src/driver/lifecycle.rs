@@ -66,8 +66,14 @@ impl Completion {
     }
 
     pub(crate) fn result(self) -> std::io::Result<u32> {
+        if io_uring::cqueue::notif(self.flags) {
+            // A zero-copy notification's result is not an errno: 0, or usage bits
+            // (`IORING_NOTIF_USAGE_ZC_COPIED` is the sign bit).
+            return Ok(self.res as u32);
+        }
         if self.res < 0 {
-            Err(std::io::Error::from_raw_os_error(-self.res))
+            // `wrapping_neg`: no errno is `i32::MIN`, but a result never makes this panic.
+            Err(std::io::Error::from_raw_os_error(self.res.wrapping_neg()))
         } else {
             Ok(self.res as u32)
         }

@@ -43,7 +43,27 @@ pub struct SendZc<B> {
     fd: SharedFd,
     buf: B,
     result: Result2,
+    /// Ask the kernel whether it copied after all (`IORING_SEND_ZC_REPORT_USAGE`, 6.2).
+    report: bool,
 }
+
+/// What a zero-copy send with a report gives ([`SendZcReport`]): the bytes sent, and whether
+/// the kernel copied them after all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ZcSent {
+    /// Bytes sent.
+    pub bytes: usize,
+    /// `Some(true)` if the data was copied: always on loopback and for devices without
+    /// scatter-gather, and on the paths that are plain sends (the epoll driver, a kernel
+    /// without `SEND_ZC`, a Unix socket); `Some(false)` if the kernel sent from the buffer's
+    /// pages; `None` where the kernel cannot tell (before 6.2).
+    pub copied: Option<bool>,
+}
+
+/// `IORING_SEND_ZC_REPORT_USAGE`, in the SQE's `ioprio`.
+const REPORT_USAGE: u16 = 1 << 3;
+/// `IORING_NOTIF_USAGE_ZC_COPIED`, in the notification's result.
+const USAGE_COPIED: u32 = 1 << 31;
 
 impl<B: IoBuf> SendZc<B> {
     /// Sends `buf`'s initialised bytes on `fd`.
@@ -52,7 +72,65 @@ impl<B: IoBuf> SendZc<B> {
             fd: fd.clone(),
             buf,
             result: Result2::default(),
+            report: false,
         }
+    }
+
+    /// The send's result with whether the kernel copied: `last` is the final completion's,
+    /// which after a first completion (`more`) is the notification, carrying the usage bits.
+    fn finish(mut self, last: io::Result<u32>) -> (io::Result<ZcSent>, B) {
+        let notified = self.result.sent.is_some();
+        let copied = match (&last, notified) {
+            (Ok(bits), true) => self.report.then_some(bits & USAGE_COPIED != 0),
+            // One completion only: a plain send made it (or the send failed).
+            (Ok(_), false) => Some(true),
+            (Err(_), _) => None,
+        };
+        let res = self.result.finish(last).map(|n| ZcSent {
+            bytes: n as usize,
+            copied,
+        });
+        (res, self.buf)
+    }
+}
+
+/// A [`SendZc`] that also reports whether the kernel copied the data ([`ZcSent::copied`]).
+pub struct SendZcReport<B>(SendZc<B>);
+
+impl<B: IoBuf> SendZcReport<B> {
+    /// Sends `buf`'s initialised bytes on `fd`, asking the kernel to report copies (6.2+).
+    pub fn new(fd: &SharedFd, buf: B) -> Self {
+        let mut op = SendZc::new(fd, buf);
+        // Older kernels refuse the flag with EINVAL.
+        op.report = crate::driver::kernel_release() >= (6, 2);
+        SendZcReport(op)
+    }
+}
+
+// SAFETY: as for `SendZc`, which it is.
+unsafe impl<B: IoBuf> OpCode for SendZcReport<B> {
+    type Output = BufResult<ZcSent, B>;
+
+    fn uring_entry(&mut self) -> Option<Entry> {
+        self.0.uring_entry()
+    }
+    fn plan(&self) -> Plan {
+        self.0.plan()
+    }
+    fn perform(&mut self) -> io::Result<u32> {
+        self.0.perform()
+    }
+    fn traits(&self) -> OpTraits {
+        self.0.traits()
+    }
+    fn more(&mut self, res: i32, flags: u32) {
+        self.0.more(res, flags)
+    }
+    fn shared_fd(&self) -> Option<&SharedFd> {
+        self.0.shared_fd()
+    }
+    fn complete(self, result: io::Result<u32>) -> BufResult<ZcSent, B> {
+        self.0.finish(result)
     }
 }
 
@@ -69,6 +147,7 @@ unsafe impl<B: IoBuf> OpCode for SendZc<B> {
                 .flags(libc::MSG_NOSIGNAL)
                 // A registered buffer is named, so the kernel skips pinning its pages.
                 .buf_index(self.buf.fixed_index())
+                .zc_flags(if self.report { REPORT_USAGE } else { 0 })
                 .build()
                 .flags(fixed),
         )
@@ -106,8 +185,9 @@ unsafe impl<B: IoBuf> OpCode for SendZc<B> {
         Some(&self.fd)
     }
 
-    fn complete(mut self, result: io::Result<u32>) -> BufResult<usize, B> {
-        (self.result.finish(result).map(|n| n as usize), self.buf)
+    fn complete(self, result: io::Result<u32>) -> BufResult<usize, B> {
+        let (res, buf) = self.finish(result);
+        (res.map(|sent| sent.bytes), buf)
     }
 }
 
@@ -275,7 +355,7 @@ unsafe impl<B: IoBuf> OpCode for SendvZc<B> {
     }
 }
 
-super::opaque_debug!(SendToZc<B>, SendZc<B>, SendvZc<B>);
+super::opaque_debug!(SendToZc<B>, SendZc<B>, SendZcReport<B>, SendvZc<B>);
 
 #[cfg(test)]
 mod tests {
