@@ -140,6 +140,38 @@ fn serve_hoop_multishot(tx: mpsc::Sender<(SocketAddr, i32)>) {
     });
 }
 
+/// `serve_hoop` on direct descriptors: each connection accepted into a slot of the worker's
+/// registered-file table (`accept_direct`), so no receive or send looks its file up.
+/// `TCP_NODELAY` is set on the listener, from which accepted sockets inherit it.
+fn serve_hoop_direct(tx: mpsc::Sender<(SocketAddr, i32)>) {
+    let rt = hoop::Runtime::builder().workers(1).build().unwrap();
+    rt.block_on(async move {
+        let listener = hoop::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        socket2::SockRef::from(&listener).set_tcp_nodelay(true).unwrap();
+        tx.send((listener.local_addr().unwrap(), sys::gettid()))
+            .unwrap();
+        while let Ok((s, _)) = listener.accept_direct().await {
+            assert!(s.is_direct(), "no direct descriptors on this kernel");
+            hoop::spawn(async move {
+                let mut buf = Vec::with_capacity(16 * 1024);
+                loop {
+                    buf.clear();
+                    let (n, b) = s.read(buf).await;
+                    if !matches!(n, Ok(n) if n > 0) {
+                        return;
+                    }
+                    let (r, b) = s.write_all(b).await;
+                    if r.is_err() {
+                        return;
+                    }
+                    buf = b;
+                }
+            })
+            .detach();
+        }
+    });
+}
+
 /// The same server on tokio's current_thread runtime.
 fn serve_tokio(tx: mpsc::Sender<(SocketAddr, i32)>) {
     {
@@ -259,9 +291,10 @@ fn load(
 type Serve = fn(mpsc::Sender<(SocketAddr, i32)>);
 
 /// The servers compared, tokio last (the reference of the ratios).
-const SERVERS: [(&str, Serve); 3] = [
+const SERVERS: [(&str, Serve); 4] = [
     ("hoop", serve_hoop),
     ("hoop-multi", serve_hoop_multishot),
+    ("hoop-direct", serve_hoop_direct),
     ("tokio", serve_tokio),
 ];
 
@@ -374,7 +407,11 @@ fn main() -> io::Result<()> {
             if !name.starts_with("hoop") || tokio.is_none() {
                 continue;
             }
-            let suffix = if name == "hoop" { "" } else { " (multishot)" };
+            let suffix = match name {
+                "hoop" => "",
+                "hoop-direct" => " (direct descriptors)",
+                _ => " (multishot)",
+            };
             rows.push(results::Row {
                 workload: format!("echo {conns} conns x {size} B{suffix}: req/s"),
                 unit: "req/s",
