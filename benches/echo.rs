@@ -147,7 +147,9 @@ fn serve_hoop_direct(tx: mpsc::Sender<(SocketAddr, i32)>) {
     let rt = hoop::Runtime::builder().workers(1).build().unwrap();
     rt.block_on(async move {
         let listener = hoop::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        socket2::SockRef::from(&listener).set_tcp_nodelay(true).unwrap();
+        socket2::SockRef::from(&listener)
+            .set_tcp_nodelay(true)
+            .unwrap();
         tx.send((listener.local_addr().unwrap(), sys::gettid()))
             .unwrap();
         while let Ok((s, _)) = listener.accept_direct().await {

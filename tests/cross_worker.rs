@@ -392,3 +392,27 @@ fn spinning_workers_pick_up_messages_without_sleeping() {
         }
     }
 }
+
+/// `Handle::spawn` from a thread outside the runtime while no `block_on` runs: worker 0 (the
+/// building thread) is not running its loop, so every task goes to a worker that is, and runs.
+#[test]
+fn handle_spawn_outside_block_on_uses_running_workers() {
+    for driver in common::drivers() {
+        let rt = runtime(driver, 2, true);
+        let handle = rt.handle().clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        for i in 0..8 {
+            let tx = tx.clone();
+            handle.spawn(async move {
+                tx.send((i, hoop::worker_index())).unwrap();
+            });
+        }
+        for _ in 0..8 {
+            let (i, worker) = rx
+                .recv_timeout(Duration::from_secs(5))
+                .expect("a task spawned to a worker that is not running");
+            assert_eq!(worker, Some(1), "{driver:?}: task {i}");
+        }
+        drop(rt);
+    }
+}

@@ -60,7 +60,8 @@ impl Handle {
 
     /// Spawns a `Send` future on the least loaded worker (the fewest tasks alive as of its last
     /// tick; equal loads take turns), from any thread, and returns a handle to await its output
-    /// from anywhere.
+    /// from anywhere. Worker 0 (the thread that built the runtime) is chosen only while it runs
+    /// `block_on`, or if no worker runs: a task there waits for the next `block_on`.
     ///
     /// ```
     /// let rt = hoop_runtime::Runtime::builder().workers(2).build().unwrap();
@@ -97,7 +98,8 @@ impl Handle {
         self.spawn_on_with(self.least_loaded(), make)
     }
 
-    /// The worker with the fewest tasks alive as of its last tick; equal loads take turns.
+    /// The worker with the fewest tasks alive as of its last tick, among those running their
+    /// loop (worker 0 runs only inside `block_on`); equal loads take turns.
     fn least_loaded(&self) -> usize {
         let workers = &self.inner.workers;
         let start = self
@@ -106,7 +108,7 @@ impl Handle {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let target = (0..workers.len())
             .map(|i| (start + i) % workers.len())
-            .min_by_key(|&i| workers[i].load())
+            .min_by_key(|&i| (!workers[i].is_running(), workers[i].load()))
             .unwrap_or(0);
         workers[target].add_load();
         target

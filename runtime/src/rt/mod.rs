@@ -318,6 +318,9 @@ fn worker_thread(
     })();
     match started {
         Ok(core) => {
+            // Running from now on, for `Handle::spawn` (before `ready`: the builder's first
+            // spawn may follow at once).
+            core.shared.set_running(true);
             let _ = ready.send(Ok(()));
             drop(ready);
             worker::serve(core, config.shutdown_timeout);

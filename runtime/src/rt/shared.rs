@@ -70,6 +70,9 @@ pub(crate) struct WorkerShared {
     me: Weak<WorkerShared>,
     /// Doorbells rung by eventfd (the others are counted by the sender's driver).
     eventfd_rings: std::sync::atomic::AtomicU64,
+    /// True while the worker runs its loop: always for worker threads, only inside `block_on`
+    /// for worker 0 (the building thread), whose tasks wait for the next `block_on` otherwise.
+    running: AtomicBool,
     /// Tasks alive on the worker, as of its last tick (for `Handle::spawn`).
     load: std::sync::atomic::AtomicUsize,
     /// The worker whose `MSG_RING` rang the doorbell since the inbox was last taken (0: none,
@@ -106,6 +109,7 @@ impl WorkerShared {
             fd_budget: OnceLock::new(),
             eventfd_rings: Default::default(),
             load: Default::default(),
+            running: AtomicBool::new(false),
             message_from: Default::default(),
             #[cfg(loom)]
             model_doorbell: (Mutex::new(0), crate::sync::Condvar::new()),
@@ -182,6 +186,16 @@ impl WorkerShared {
         let budget = self.fd_budget.get()?;
         let ring = self.ring.get()?;
         Some((ring.as_raw_fd(), budget))
+    }
+
+    /// Marks the worker as running its loop or not (see `running`).
+    pub(crate) fn set_running(&self, running: bool) {
+        self.running.store(running, Ordering::Release);
+    }
+
+    /// Whether the worker runs its loop now.
+    pub(crate) fn is_running(&self) -> bool {
+        self.running.load(Ordering::Acquire)
     }
 
     /// Records how many tasks the worker has (once per tick).

@@ -38,6 +38,22 @@ impl Wake for MainWaker {
     }
 }
 
+/// Marks a worker as running its loop until dropped (also when the loop unwinds).
+struct Running<'a>(&'a super::shared::WorkerShared);
+
+impl<'a> Running<'a> {
+    fn start(shared: &'a super::shared::WorkerShared) -> Self {
+        shared.set_running(true);
+        Running(shared)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.set_running(false);
+    }
+}
+
 /// Reusable buffers of the loop.
 #[derive(Default)]
 pub(crate) struct Scratch {
@@ -52,6 +68,7 @@ pub(crate) fn block_on<F: Future>(core: &Rc<Core>, future: F) -> F::Output {
         "cannot start a hoop runtime from within a hoop runtime (this thread already runs one)"
     );
     let _enter = context::enter(core.clone());
+    let _running = Running::start(&core.shared);
     let main = Arc::new(MainWaker {
         woken: AtomicBool::new(true),
         worker: core.shared.clone(),
@@ -79,6 +96,7 @@ pub(crate) fn block_on<F: Future>(core: &Rc<Core>, future: F) -> F::Output {
 pub(crate) fn serve(core: Rc<Core>, shutdown_timeout: Duration) {
     let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let _enter = context::enter(core.clone());
+        let _running = Running::start(&core.shared);
         let mut scratch = Scratch::default();
         let idle = AtomicBool::new(false);
         while !tick(&core, &mut scratch, &idle) {}
