@@ -403,9 +403,11 @@ fn handle_spawn_outside_block_on_uses_running_workers() {
         let (tx, rx) = std::sync::mpsc::channel();
         for i in 0..8 {
             let tx = tx.clone();
-            handle.spawn(async move {
-                tx.send((i, hoop::worker_index())).unwrap();
-            });
+            handle
+                .spawn(async move {
+                    tx.send((i, hoop::worker_index())).unwrap();
+                })
+                .detach();
         }
         for _ in 0..8 {
             let (i, worker) = rx
