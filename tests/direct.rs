@@ -492,3 +492,63 @@ fn the_peer_of_a_dropped_direct_stream_reads_the_end() {
         });
     }
 }
+
+/// Files opened into direct descriptors (`OpenOptions::open_direct`): positioned reads and
+/// writes, syncs, no fd taken, `into_file` on 6.8+; plain fds on epoll and before 6.0.
+#[test]
+fn direct_files_read_write_and_sync() {
+    let _serial = serial();
+    for driver in common::drivers() {
+        runtime(driver, 1024).block_on(async move {
+            let dir = tempfile_dir();
+            let open = |name: &str| {
+                let path = dir.join(name);
+                async move {
+                    hoop::fs::OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .create(true)
+                        .truncate(true)
+                        .open_direct(&path)
+                        .await
+                        .unwrap()
+                }
+            };
+            let file = open("a").await;
+            assert_eq!(file.is_direct(), direct_expected(driver), "{driver:?}");
+            file.write_all_at(b"hello direct file".to_vec(), 0)
+                .await
+                .0
+                .unwrap();
+            file.sync_data().await.unwrap();
+            let (res, buf) = file.read_exact_at(vec![0u8; 6], 6).await;
+            res.unwrap();
+            assert_eq!(buf, b"direct");
+            assert_eq!(std::fs::read(dir.join("a")).unwrap(), b"hello direct file");
+
+            // Twenty more files: no fd each where they are direct.
+            let before = open_fds();
+            let mut held = Vec::new();
+            for i in 0..20 {
+                held.push(open(&format!("f{i}")).await);
+            }
+            let added = open_fds() - before;
+            assert_eq!(added, if direct_expected(driver) { 0 } else { 20 });
+            drop(held);
+
+            match file.into_file().await {
+                Ok(f) => {
+                    assert_eq!(f.metadata().await.unwrap().len(), 17);
+                }
+                Err(e) => {
+                    assert!(
+                        direct_expected(driver) && !common::kernel_at_least((6, 8)),
+                        "{e}"
+                    );
+                    assert_eq!(e.kind(), std::io::ErrorKind::Unsupported, "{e}");
+                }
+            }
+            std::fs::remove_dir_all(dir).unwrap();
+        });
+    }
+}

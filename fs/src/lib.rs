@@ -25,6 +25,7 @@
 #![warn(missing_docs)]
 
 mod dir;
+mod direct_file;
 mod error;
 mod file;
 mod functions;
@@ -36,6 +37,7 @@ mod tree;
 mod xattr;
 
 pub use dir::{Dir, Resolve};
+pub use direct_file::DirectFile;
 pub use error::{os_error, FsError};
 pub use file::{Advice, File};
 pub use functions::*;

@@ -1,8 +1,8 @@
 //! [`OpenOptions`]: how to open a file, like `std::fs::OpenOptions`, plus `openat2` resolve flags.
 
 use crate::error::with_path;
-use crate::openat::openat2;
-use crate::File;
+use crate::openat::{openat2, openat2_into};
+use crate::{DirectFile, File};
 use hoop_runtime::op::at::At;
 use hoop_runtime::Credentials;
 use std::io;
@@ -151,6 +151,43 @@ impl OpenOptions {
         self.open_at(At::cwd(), path, 0, None)
             .await
             .map_err(with_path("open", path))
+    }
+
+    /// Opens `path` into a direct descriptor of this worker's ring (see [`DirectFile`]): the
+    /// file never enters the process's fd table. A plain fd where the worker has none.
+    ///
+    /// ```
+    /// # hoop_runtime::block_on(async {
+    /// # let path = std::env::temp_dir().join(format!("hoop-doc-direct-{}", std::process::id()));
+    /// let file = hoop_fs::OpenOptions::new()
+    ///     .read(true)
+    ///     .write(true)
+    ///     .create(true)
+    ///     .open_direct(&path)
+    ///     .await
+    ///     .unwrap();
+    /// file.write_all_at(b"direct".to_vec(), 0).await.0.unwrap();
+    /// let (res, buf) = file.read_exact_at(vec![0u8; 6], 0).await;
+    /// res.unwrap();
+    /// assert_eq!(buf, b"direct");
+    /// # std::fs::remove_file(&path).unwrap();
+    /// # });
+    /// ```
+    pub async fn open_direct(&self, path: impl AsRef<Path>) -> io::Result<DirectFile> {
+        let path = path.as_ref();
+        let flags = self.flags().map_err(with_path("open", path))?;
+        let creds = self.creds.clone();
+        let fd = openat2_into(
+            &At::cwd(),
+            path,
+            (flags, self.mode, self.resolve),
+            creds.as_ref(),
+            true,
+        )
+        .await
+        .map_err(with_path("open", path))?;
+        let file = File::from_shared(fd, Some(path)).with_credentials(creds);
+        Ok(DirectFile::new(file))
     }
 
     /// Opens `path` under `at`, adding `resolve` to the options' own resolve flags.

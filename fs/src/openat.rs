@@ -49,6 +49,18 @@ pub(crate) async fn openat2(
     resolve: u64,
     creds: Option<&Credentials>,
 ) -> io::Result<SharedFd> {
+    openat2_into(at, path, (flags, mode, resolve), creds, false).await
+}
+
+/// [`openat2`], into a direct descriptor of the worker's ring if `direct` (see
+/// `OpenAt2::direct`; the `O_NOFOLLOW` walk gives a plain fd).
+pub(crate) async fn openat2_into(
+    at: &At,
+    path: &Path,
+    (flags, mode, resolve): (i32, u32, u64),
+    creds: Option<&Credentials>,
+    direct: bool,
+) -> io::Result<SharedFd> {
     let c = c_path(path)?;
     let confined = resolve & (libc::RESOLVE_BENEATH | libc::RESOLVE_IN_ROOT) != 0;
     let mut tries = 0;
@@ -57,7 +69,10 @@ pub(crate) async fn openat2(
             let op = OpenWalk::new(at.clone(), c.clone(), flags, mode, resolve);
             return Op::new(op).with_credentials(creds.cloned()).await;
         }
-        let op = OpenAt2::new(at.clone(), c.clone(), flags, mode, resolve);
+        let mut op = OpenAt2::new(at.clone(), c.clone(), flags, mode, resolve);
+        if direct {
+            op = op.direct();
+        }
         match Op::new(op).with_credentials(creds.cloned()).await {
             Err(e) if confined && e.raw_os_error() == Some(libc::EAGAIN) && tries < RETRIES => {
                 tries += 1;

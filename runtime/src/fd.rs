@@ -130,16 +130,25 @@ impl DirectTable {
     }
 }
 
-/// A slot promised by [`DirectTable::reserve`] to an accept; given back if the accept ends
+/// A slot promised by [`DirectTable::reserve`] to an accept or an open; given back if it ends
 /// without one.
 pub(crate) struct SlotReservation(Option<DirectTable>);
 
 impl SlotReservation {
     /// The connection the kernel put in `slot`, owned from now on.
-    pub(crate) fn fill(mut self, slot: u32) -> SharedFd {
+    pub(crate) fn fill(self, slot: u32) -> SharedFd {
+        self.fill_as(slot, true)
+    }
+
+    /// The file (not a socket) the kernel put in `slot`, owned from now on.
+    pub(crate) fn fill_file(self, slot: u32) -> SharedFd {
+        self.fill_as(slot, false)
+    }
+
+    fn fill_as(mut self, slot: u32, socket: bool) -> SharedFd {
         // The place passes to the descriptor, which gives it back when it closes.
         let table = self.0.take().expect("a reservation is filled once");
-        SharedFd::from_direct(slot, table, true)
+        SharedFd::from_direct(slot, table, socket)
     }
 }
 

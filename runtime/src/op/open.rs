@@ -3,7 +3,7 @@
 use super::at::At;
 use super::cvt;
 use super::{close_orphan_fd, OpCode, OpTraits, Plan};
-use crate::fd::SharedFd;
+use crate::fd::{SharedFd, SlotReservation};
 use io_uring::{opcode, squeue::Entry, types};
 use std::ffi::CString;
 use std::io;
@@ -18,6 +18,10 @@ pub struct OpenAt2 {
     raw_how: libc::open_how,
     /// The empty direct-descriptor slot to open into ([`OpenAt2::into_slot`]).
     target: Option<SharedFd>,
+    /// A place in the worker's table for a slot the kernel picks ([`OpenAt2::direct`]).
+    alloc: Option<SlotReservation>,
+    /// `perform` made the open (outside the ring): its result is a plain fd.
+    performed: bool,
 }
 
 impl OpenAt2 {
@@ -44,7 +48,29 @@ impl OpenAt2 {
                 .resolve(resolve),
             raw_how,
             target: None,
+            alloc: None,
+            performed: false,
         }
+    }
+
+    /// Opens into a direct descriptor of this worker's ring, in a slot the kernel picks: the
+    /// file never enters the process's fd table, and operations on it skip the fd lookup. A
+    /// plain fd where the worker has no table (epoll, Linux before 6.0, a restricted ring,
+    /// `Builder::direct_descriptors(0)`), the table is full, or the open runs outside the ring.
+    pub fn direct(mut self) -> Self {
+        if self.target.is_none() {
+            self.alloc = crate::driver::direct_table().and_then(|t| t.reserve());
+        }
+        self
+    }
+
+    /// The `open_how` the SQE carries: without `O_CLOEXEC` for a slot, which the kernel
+    /// refuses with one (a direct descriptor has no fd to close on exec).
+    fn slot_how(&self) -> types::OpenHow {
+        types::OpenHow::new()
+            .flags(self.raw_how.flags & !(libc::O_CLOEXEC as u64))
+            .mode(self.raw_how.mode)
+            .resolve(self.raw_how.resolve)
     }
 
     /// Opens into the empty direct-descriptor slot `target` (from
@@ -70,6 +96,14 @@ unsafe impl OpCode for OpenAt2 {
     type Output = io::Result<SharedFd>;
 
     fn uring_entry(&mut self) -> Option<Entry> {
+        if self.alloc.is_some() {
+            self.how = self.slot_how();
+            let op = opcode::OpenAt2::new(types::Fd(self.at.raw()), self.path.as_ptr(), &self.how);
+            return Some(
+                op.file_index(Some(types::DestinationSlot::auto_target()))
+                    .build(),
+            );
+        }
         let op = opcode::OpenAt2::new(types::Fd(self.at.raw()), self.path.as_ptr(), &self.how);
         let Some(target) = &self.target else {
             return Some(op.build());
@@ -94,6 +128,7 @@ unsafe impl OpCode for OpenAt2 {
     }
 
     fn perform(&mut self) -> io::Result<u32> {
+        self.performed = true;
         // SAFETY: pointers to a live CString and open_how; the size is the struct's.
         cvt(unsafe {
             libc::syscall(
@@ -116,14 +151,22 @@ unsafe impl OpCode for OpenAt2 {
         if let Some(target) = self.target {
             return Ok(target);
         }
+        if let (Some(slot), false) = (self.alloc, self.performed) {
+            return Ok(slot.fill_file(res));
+        }
         // SAFETY: a successful openat2 returns a new fd that nobody else owns.
         Ok(SharedFd::new(unsafe { OwnedFd::from_raw_fd(res as i32) }))
     }
 
     fn orphaned(&mut self, res: i32, _flags: u32) {
         // A slot is closed by its `SharedFd`'s drop.
-        if self.target.is_none() {
-            close_orphan_fd(res);
+        if self.target.is_some() {
+            return;
+        }
+        match self.alloc.take() {
+            // Owned for a moment, so that its drop queues the slot's close.
+            Some(slot) if res >= 0 && !self.performed => drop(slot.fill_file(res as u32)),
+            _ => close_orphan_fd(res),
         }
     }
 }
