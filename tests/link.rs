@@ -72,6 +72,47 @@ async fn a_failure_cancels_the_rest_unless_the_link_is_hard() {
     assert_eq!(res.unwrap_err().raw_os_error(), Some(libc::EBADF));
     after.unwrap();
     last.unwrap();
+
+    // A member cancelled by a broken link breaks the chain after it, even if its own link is
+    // hard (the kernel's rule, kept by the one-by-one path too).
+    let ((res, _), after, last) = link3(failing(), Nop, Nop).hard(1).await;
+    assert_eq!(res.unwrap_err().raw_os_error(), Some(libc::EBADF));
+    assert_eq!(after.unwrap_err().raw_os_error(), Some(libc::ECANCELED));
+    assert_eq!(last.unwrap_err().raw_os_error(), Some(libc::ECANCELED));
+}
+
+/// On a restricted ring, whose allowlist refuses linked SQEs, a chain runs one by one and gives
+/// the same results.
+#[test]
+fn a_chain_on_a_restricted_ring_runs_one_by_one() {
+    if common::io_uring_denied() {
+        return;
+    }
+    let rt = hoop::Runtime::builder()
+        .workers(1)
+        .driver(hoop::DriverChoice::IoUring)
+        .restrict_to(&[hoop::OpClass::Files])
+        .build()
+        .unwrap();
+    let path = temp("restricted");
+    rt.block_on(async {
+        let file = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        let fd = SharedFd::new(OwnedFd::from(file));
+        let write = Write::new(&fd, b"restricted".to_vec(), 0, FdKind::File);
+        let read = Read::new(&fd, Vec::with_capacity(16), 0, FdKind::File);
+        let ((w, _), (r, buf)) = link(write, read).await;
+        assert_eq!(w.unwrap(), 10);
+        assert_eq!(r.unwrap(), 10);
+        assert_eq!(buf, b"restricted");
+        assert_eq!(hoop::metrics().unwrap().chains, 0, "not one submission");
+    });
+    std::fs::remove_file(path).unwrap();
 }
 
 /// A chain dropped while its first member waits (a read of an empty pipe): the members are
@@ -107,6 +148,7 @@ async fn reads_of_a_slot_opened_in_the_same_chain() {
     }
     let path = temp("slot");
     std::fs::write(&path, b"opened in the chain").unwrap();
+    let chains = hoop::metrics().unwrap().chains;
     for _ in 0..200 {
         let slot = reserved_slot().expect("a reserved slot is free");
         let c = hoop::op::at::c_path(&path).unwrap();
@@ -118,6 +160,28 @@ async fn reads_of_a_slot_opened_in_the_same_chain() {
         assert_eq!(n.unwrap(), 19);
         assert_eq!(buf, b"opened in the chain");
     }
+    assert_eq!(
+        hoop::metrics().unwrap().chains - chains,
+        200,
+        "each in one submission"
+    );
+
+    // An open into a slot that is not a reserved one (a direct file's) is refused: it would
+    // replace, and so close, the file there.
+    let file = hoop::fs::OpenOptions::new()
+        .read(true)
+        .open_direct(&path)
+        .await
+        .unwrap();
+    assert!(file.is_direct());
+    let c = hoop::op::at::c_path(&path).unwrap();
+    let open = hoop::op::open::OpenAt2::new(hoop::op::at::At::cwd(), c, libc::O_RDONLY, 0, 0)
+        .into_slot(file.shared_fd());
+    let e = Op::new(open).await.unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::Unsupported, "{e}");
+    let (res, buf) = file.read_exact_at(vec![0u8; 6], 0).await;
+    res.unwrap();
+    assert_eq!(buf, b"opened");
     std::fs::remove_file(path).unwrap();
 }
 

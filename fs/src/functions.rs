@@ -83,14 +83,22 @@ async fn read_linked(path: &Path, slot: SharedFd) -> io::Result<Option<Vec<u8>>>
     );
     // The probe runs whatever the first read gave (a hard link): a short read may not be the end.
     let (opened, (first, mut buf), (probed, more)) = link3(open, first, probe).hard(1).await;
+    // Unsupported: the chain could not use the slot. ECANCELED: cancelled by the kernel with
+    // nobody asking (io-wq before 6.14 under a signal storm), which a chain member is not
+    // retried for. The plain path gives the real answer.
+    let fallback = |e: &io::Error| {
+        e.kind() == io::ErrorKind::Unsupported || e.raw_os_error() == Some(libc::ECANCELED)
+    };
     match opened {
         Ok(_) => {}
-        Err(e) if e.kind() == io::ErrorKind::Unsupported => return Ok(None),
+        Err(e) if fallback(&e) => return Ok(None),
         Err(e) => return Err(with_path("open", path)(e)),
     }
-    first.map_err(with_path("read", path))?;
-    if probed.map_err(with_path("read", path))? == 0 {
-        return Ok(Some(buf));
+    match (first, probed) {
+        (Err(e), _) | (_, Err(e)) if fallback(&e) => return Ok(None),
+        (Err(e), _) | (_, Err(e)) => return Err(with_path("read", path)(e)),
+        (Ok(_), Ok(0)) => return Ok(Some(buf)),
+        (Ok(_), Ok(_)) => {}
     }
     buf.extend_from_slice(&more);
     loop {

@@ -251,6 +251,12 @@ impl SharedFd {
         self.inner.shutdown_on_close.set(false);
     }
 
+    /// True if this is a slot of the reserved range (see `op::link::reserved_slot`).
+    pub(crate) fn is_reserved_slot(&self) -> bool {
+        self.direct()
+            .is_some_and(|(slot, table)| *slot < table.reserved_below)
+    }
+
     /// True if no other holder (an operation, a clone) shares this fd.
     pub(crate) fn is_unique(&self) -> bool {
         Rc::strong_count(&self.inner) == 1

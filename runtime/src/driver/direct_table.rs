@@ -116,6 +116,11 @@ impl DirectSlots {
         }
     }
 
+    /// True if no dropped slot waits for its close to be queued.
+    pub(crate) fn nothing_closing(&self) -> bool {
+        self.closing.borrow().is_empty()
+    }
+
     /// The slots whose descriptors were dropped since the last call.
     pub(crate) fn take_closing(&self) -> Vec<Closing> {
         if self.closing.borrow().is_empty() {

@@ -64,6 +64,9 @@ pub(crate) struct Dispatch<T: OpCode> {
     /// A member of a linked chain: its SQE must leave with the others, so it never makes the
     /// tick's batch leave early (`OpTraits::device_io`).
     linked: bool,
+    /// The SQE `link_entry` built for a chain that then ran one by one: `uring_entry` is
+    /// called once per operation (an op may record that its SQE was handed out).
+    prepared: Option<io_uring::squeue::Entry>,
 }
 
 enum State<T> {
@@ -163,6 +166,7 @@ impl<T: OpCode> Dispatch<T> {
             unasked_cancels: 0,
             refused_unsupported: false,
             linked: false,
+            prepared: None,
         }
     }
 
@@ -243,14 +247,22 @@ impl<T: OpCode> Dispatch<T> {
         let Backend::Uring(ring) = &d.backend else {
             return None;
         };
+        // A restricted ring's allowlist refuses linked SQEs (`EACCES`).
+        if ring.is_restricted() {
+            return None;
+        }
         let mut boxed = self.take_data().expect("idle holds the data").into_box();
-        let entry = match boxed.check() {
+        // A multishot op is refused by `start` (not a member); a refused check fails there.
+        let entry = match (boxed.traits().multishot, boxed.check()) {
             // Boxed first: the SQE may point into the op.
-            Ok(()) => boxed.uring_entry(),
-            Err(_) => None,
+            (false, Ok(())) => boxed.uring_entry(),
+            _ => None,
         };
         self.state = State::Idle(Data::Heap(boxed));
-        entry.filter(|e| ring.supports(e.get_opcode() as u8))
+        let entry = entry?;
+        // Built once: if the chain runs one by one after all, the op takes this SQE.
+        self.prepared = Some(entry.clone());
+        ring.supports(entry.get_opcode() as u8).then_some(entry)
     }
 
     /// Linked submission, second step: puts the SQE `link_entry` built in the ring with `flags`
@@ -268,6 +280,7 @@ impl<T: OpCode> Dispatch<T> {
             unreachable!("link_entry boxed the data")
         };
         self.linked = true;
+        self.prepared = None;
         if let Step::Done(data, _) = self.submit(driver, d, data, entry.flags(flags), false, cx) {
             // Not queued (the push failed), so the kernel never saw it: it runs on its own at
             // the next poll.
@@ -444,7 +457,10 @@ impl<T: OpCode> Dispatch<T> {
         if let Some(ring) = uring {
             // Boxed before `uring_entry`: the SQE may point into the op, which must not move.
             let mut boxed = data.into_box();
-            let entry = boxed.uring_entry();
+            let entry = match self.prepared.take() {
+                Some(entry) => Some(entry),
+                None => boxed.uring_entry(),
+            };
             let code = entry.as_ref().map(|e| e.get_opcode() as u8);
             if let (Some(entry), Some(code)) = (entry, code) {
                 if ring.supports(code) {
@@ -691,6 +707,11 @@ impl<T: OpCode> Dispatch<T> {
         let refused = std::mem::take(&mut self.refused_unsupported);
         // A chain member is never run again on its own: the members after it already ran, or
         // were cancelled, on the strength of this result.
+        if refused && self.linked {
+            // Its refusal came as the first completion: report it, not the notification's 0.
+            let e = io::Error::from_raw_os_error(libc::EOPNOTSUPP);
+            return self.end(data, Err(e), c.flags, Some(c.res));
+        }
         if (refused || c.res == -libc::EOPNOTSUPP)
             && data.traits().unsupported_falls_back
             && !self.linked

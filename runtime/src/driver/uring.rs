@@ -404,23 +404,25 @@ impl UringDriver {
         stats: &mut DriverStats,
     ) {
         for (slot, shutdown) in self.direct.take_closing() {
-            if shutdown {
-                // See `SharedFd`'s `shutdown_on_close`: the FIN must not wait for the release.
-                // Linked: a shutdown waits on io-wq, and a close run first would leave it no
-                // file (`EBADF`).
-                let entry = opcode::Shutdown::new(types::Fixed(slot), libc::SHUT_RDWR)
-                    .build()
-                    .flags(squeue::Flags::IO_HARDLINK)
-                    .user_data(CANCEL);
-                let _ = self.push(entry, ops, graveyard, stats);
-            }
             // Reserved slots are not in the budget.
             let counted = slot >= super::direct_table::RESERVED;
             let tag = if counted { SLOT_CLOSED } else { CANCEL };
-            let entry = opcode::Close::new(types::Fixed(slot))
+            let close = opcode::Close::new(types::Fixed(slot))
                 .build()
                 .user_data(tag);
-            if self.push(entry, ops, graveyard, stats).is_err() {
+            let queued = if shutdown {
+                // See `SharedFd`'s `shutdown_on_close`: the FIN must not wait for the release.
+                // Hard-linked, and in one submission: a shutdown waits on io-wq, and a close
+                // run first would leave it no file (`EBADF`).
+                let shut = opcode::Shutdown::new(types::Fixed(slot), libc::SHUT_RDWR)
+                    .build()
+                    .flags(squeue::Flags::IO_HARDLINK)
+                    .user_data(CANCEL);
+                self.push_together(&[shut, close], ops, graveyard, stats)
+            } else {
+                self.push(close, ops, graveyard, stats)
+            };
+            if queued.is_err() {
                 let _ = self.ring.submitter().register_files_update(slot, &[-1]);
                 if counted {
                     self.direct.closed();
@@ -490,6 +492,29 @@ impl UringDriver {
             // from now on), or is a cancel/doorbell entry whose memory the driver owns.
             if unsafe { self.ring.submission().push(&entry) }.is_ok() {
                 return Ok(());
+            }
+            stats.sq_full += 1;
+            self.enter(Some(Duration::ZERO), stats)?;
+            self.reap(ops, graveyard, stats);
+        }
+    }
+
+    /// Queues `entries` back to back in one submission (a linked pair): waits for room for all
+    /// of them first, so a full queue never splits them. Never partly queued.
+    fn push_together(
+        &mut self,
+        entries: &[squeue::Entry],
+        ops: &mut Slots,
+        graveyard: &mut Vec<Box<dyn DynOp>>,
+        stats: &mut DriverStats,
+    ) -> io::Result<()> {
+        loop {
+            // SAFETY: as in `push`: the runtime's own entries, with no pointers.
+            if unsafe { self.ring.submission().push_multiple(entries) }.is_ok() {
+                return Ok(());
+            }
+            if self.ring.submission().capacity() < entries.len() {
+                return Err(io::Error::from_raw_os_error(libc::ENOSPC));
             }
             stats.sq_full += 1;
             self.enter(Some(Duration::ZERO), stats)?;
@@ -586,19 +611,26 @@ impl UringDriver {
         graveyard: &mut Vec<Box<dyn DynOp>>,
         stats: &mut DriverStats,
     ) -> bool {
-        self.close_dropped_slots(ops, graveyard, stats);
-        let (capacity, queued) = {
-            let sq = self.ring.submission();
-            (sq.capacity(), sq.len())
-        };
-        if capacity < n {
+        if self.ring.submission().capacity() < n {
             return false;
         }
-        if capacity - queued < n && self.enter(Some(Duration::ZERO), stats).is_err() {
-            return false;
+        // Reaping to make room may queue more closes (an orphaned accept's slot): flush until
+        // none is left and the chain fits, so nothing lands between its members.
+        for _ in 0..8 {
+            self.close_dropped_slots(ops, graveyard, stats);
+            let free = {
+                let sq = self.ring.submission();
+                sq.capacity() - sq.len()
+            };
+            if free >= n && self.direct.nothing_closing() {
+                return true;
+            }
+            if self.enter(Some(Duration::ZERO), stats).is_err() {
+                return false;
+            }
+            self.reap(ops, graveyard, stats);
         }
-        let sq = self.ring.submission();
-        sq.capacity() - sq.len() >= n
+        false
     }
 
     /// True if completions wait in the CQ, or deferred work waits to post them.

@@ -47,6 +47,8 @@ struct Member<T: OpCode> {
     out: Option<T::Output>,
     /// Whether it succeeded (for the chain run without the ring).
     ok: Option<bool>,
+    /// Whether it ran (false once cancelled without running).
+    ran: bool,
 }
 
 // Nothing in a member is ever pinned: the dispatch is `Unpin`, and the output is only moved.
@@ -59,6 +61,7 @@ impl<T: OpCode> Member<T> {
             hard: false,
             out: None,
             ok: None,
+            ran: true,
         }
     }
 
@@ -81,6 +84,7 @@ impl<T: OpCode> Member<T> {
     fn cancel(&mut self) {
         if let Some(op) = self.dispatch.take_unstarted() {
             self.ok = Some(false);
+            self.ran = false;
             self.out = Some(op.complete(Err(io::Error::from_raw_os_error(libc::ECANCELED))));
         }
     }
@@ -172,18 +176,20 @@ macro_rules! chain {
                         $( all &= this.$m.poll_run(cx); )+
                     }
                     _ => {
-                        // One by one: each waits for the one before it.
-                        let mut before: Option<(bool, bool)> = Some((true, true));
+                        // One by one: each waits for the one before it, and runs as the kernel
+                        // would run it: not after a member that was cancelled, nor after one
+                        // that failed with a soft link.
+                        let mut before: Option<(bool, bool, bool)> = Some((true, true, true));
                         $(
                             match before {
                                 None => all = false,
-                                Some((ok, hard)) => {
-                                    if !this.$m.done() && !ok && !hard {
+                                Some((ran, ok, hard)) => {
+                                    if !this.$m.done() && (!ran || (!ok && !hard)) {
                                         this.$m.cancel();
                                     }
                                     if this.$m.poll_run(cx) {
                                         let ok = this.$m.ok.unwrap_or(false);
-                                        before = Some((ok, this.$m.hard));
+                                        before = Some((this.$m.ran, ok, this.$m.hard));
                                     } else {
                                         all = false;
                                         before = None;

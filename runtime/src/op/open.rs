@@ -73,10 +73,11 @@ impl OpenAt2 {
             .resolve(self.raw_how.resolve)
     }
 
-    /// Opens into the empty direct-descriptor slot `target` (from
-    /// [`reserved_slot`](crate::op::link::reserved_slot)) instead of a new fd, and completes with `target`: an open
-    /// that operations linked after it can already name (see [`crate::op::link`]). Only on the
-    /// ring that owns the slot; elsewhere it fails with `Unsupported`.
+    /// Opens into the direct-descriptor slot `target` (from
+    /// [`reserved_slot`](crate::op::link::reserved_slot)) instead of a new fd, and completes with
+    /// `target`: an open that operations linked after it can already name (see
+    /// [`crate::op::link`]). A file opened into the slot before is replaced. Only on the ring
+    /// that owns the slot, and only for a reserved slot; otherwise it fails with `Unsupported`.
     pub fn into_slot(mut self, target: &SharedFd) -> Self {
         // The kernel refuses O_CLOEXEC with a slot (a direct descriptor has no fd to close).
         let flags = self.raw_how.flags & !(libc::O_CLOEXEC as u64);
@@ -111,7 +112,9 @@ unsafe impl OpCode for OpenAt2 {
         // A slot of this ring's table only (`sqe_fd` says whether it is); anything else takes
         // the plan path, which refuses it.
         let (fd, fixed) = super::sqe_fd(target);
-        if !fixed.contains(io_uring::squeue::Flags::FIXED_FILE) {
+        // Only a reserved slot: an open into any other would replace (and close) the
+        // connection or file a descriptor there holds.
+        if !fixed.contains(io_uring::squeue::Flags::FIXED_FILE) || !target.is_reserved_slot() {
             return None;
         }
         let slot = types::DestinationSlot::try_from_slot_target(fd.0 as u32).ok()?;

@@ -2,10 +2,11 @@
 //! another worker ring's table, in a slot that ring's kernel picks.
 
 use super::{OpCode, Plan};
-use crate::fd::SharedFd;
+use crate::fd::{SharedFd, SlotBudget};
 use io_uring::{opcode, squeue, squeue::Entry, types};
 use std::io;
 use std::os::fd::RawFd;
+use std::sync::Arc;
 
 /// Sends the direct descriptor `fd` to the ring `ring`; completes with the slot it got there.
 /// The target's completion carries the doorbell's user data, so it also wakes that worker.
@@ -16,14 +17,44 @@ pub(crate) struct SendFd {
     /// Closes the target's new slot when nobody is left to hand it over (the future was
     /// dropped): run inside the driver, so it may only deliver a job to the target.
     orphan: Option<Box<dyn FnOnce(u32)>>,
+    /// The place taken in the target's budget: given back when the op ends without a slot
+    /// there (an error, or dropped before it was sent), kept by the new slot otherwise.
+    place: Option<Arc<SlotBudget>>,
 }
 
 impl SendFd {
-    pub(crate) fn new(fd: &SharedFd, ring: RawFd, orphan: Box<dyn FnOnce(u32)>) -> Self {
+    /// Sends `fd` to `ring`, whose budget the caller took a place in.
+    pub(crate) fn new(
+        fd: &SharedFd,
+        ring: RawFd,
+        place: Arc<SlotBudget>,
+        orphan: Box<dyn FnOnce(u32)>,
+    ) -> Self {
         SendFd {
             fd: fd.clone(),
             ring,
             orphan: Some(orphan),
+            place: Some(place),
+        }
+    }
+
+    /// The place now belongs to a slot in the target (or, after `EOVERFLOW`, to a slot nobody
+    /// knows, which stays until the target's table goes).
+    fn keep_place(&mut self, res: &io::Result<u32>) {
+        let placed = match res {
+            Ok(_) => true,
+            Err(e) => e.raw_os_error() == Some(libc::EOVERFLOW),
+        };
+        if placed {
+            self.place = None;
+        }
+    }
+}
+
+impl Drop for SendFd {
+    fn drop(&mut self) {
+        if let Some(place) = self.place.take() {
+            place.give_back();
         }
     }
 }
@@ -61,12 +92,20 @@ unsafe impl OpCode for SendFd {
         Some(&self.fd)
     }
 
-    fn complete(self, result: io::Result<u32>) -> io::Result<u32> {
+    fn complete(mut self, result: io::Result<u32>) -> io::Result<u32> {
+        self.keep_place(&result);
         result
     }
 
     fn orphaned(&mut self, res: i32, _flags: u32) {
+        let result = if res < 0 {
+            Err(io::Error::from_raw_os_error(res.wrapping_neg()))
+        } else {
+            Ok(res as u32)
+        };
+        self.keep_place(&result);
         if let (true, Some(close)) = (res >= 0, self.orphan.take()) {
+            // The target adopts the slot and closes it, which gives the place back.
             close(res as u32);
         }
     }

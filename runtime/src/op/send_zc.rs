@@ -55,8 +55,8 @@ pub struct ZcSent {
     pub bytes: usize,
     /// `Some(true)` if the data was copied: always on loopback and for devices without
     /// scatter-gather, and on the paths that are plain sends (the epoll driver, a kernel
-    /// without `SEND_ZC`, a Unix socket); `Some(false)` if the kernel sent from the buffer's
-    /// pages; `None` where the kernel cannot tell (before 6.2).
+    /// without `SEND_ZC` — before 6.0 —, a Unix socket); `Some(false)` if the kernel sent from
+    /// the buffer's pages; `None` where a zero-copy send cannot tell (6.0 and 6.1).
     pub copied: Option<bool>,
 }
 

@@ -87,7 +87,7 @@ impl Handle {
                 let orphan = Box::new(move |slot: u32| {
                     let _ = closer.push(Remote::Spawn(Box::new(move || drop(adopt(slot)))));
                 });
-                match Op::new(SendFd::new(&fd, ring, orphan)).await {
+                match Op::new(SendFd::new(&fd, ring, budget, orphan)).await {
                     Ok(slot) => {
                         // The connection lives on in the target's table.
                         fd.keep_connection();
@@ -102,7 +102,8 @@ impl Handle {
                         // connection stays here rather than exist twice.
                         return Err((e, fd));
                     }
-                    Err(_) => budget.give_back(),
+                    // The op gave its place back.
+                    Err(_) => {}
                 }
             }
         }

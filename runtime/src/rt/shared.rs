@@ -182,10 +182,10 @@ impl WorkerShared {
 
     /// The ring fd to send a direct descriptor to and the budget to take its place from, if
     /// the worker takes them.
-    pub(crate) fn fd_target(&self) -> Option<(RawFd, &crate::fd::SlotBudget)> {
+    pub(crate) fn fd_target(&self) -> Option<(RawFd, Arc<crate::fd::SlotBudget>)> {
         let budget = self.fd_budget.get()?;
         let ring = self.ring.get()?;
-        Some((ring.as_raw_fd(), budget))
+        Some((ring.as_raw_fd(), budget.clone()))
     }
 
     /// Marks the worker as running its loop or not (see `running`).
