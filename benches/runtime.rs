@@ -5,6 +5,9 @@
 //! Run: `cargo bench --bench runtime`. Compare ratios within a group; absolute numbers on a
 //! shared machine are noise.
 
+// Benches run on the development toolchain, not the library's minimum Rust version.
+#![allow(clippy::incompatible_msrv)]
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use std::future::Future;
 use std::pin::pin;

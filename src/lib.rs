@@ -190,6 +190,11 @@
 #![warn(missing_debug_implementations)]
 #![warn(missing_docs)]
 
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "hoop runs on Linux only: it drives io_uring (5.11+), or epoll where io_uring is unavailable"
+);
+
 pub use hoop_macros::{main, test};
 pub use hoop_runtime::*;
 

@@ -13,6 +13,11 @@
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "hoop runs on Linux only: it drives io_uring (5.11+), or epoll where io_uring is unavailable"
+);
+
 mod blocking;
 pub mod buf;
 mod coop;

@@ -77,6 +77,29 @@ impl TcpListener {
     /// A stream of connections backed by multishot accept (one SQE for many connections,
     /// re-armed when the kernel ends it). When the process runs out of fds it backs off and
     /// retries instead of spinning.
+    ///
+    /// ```
+    /// # hoop_runtime::block_on(async {
+    /// use futures_util::StreamExt;
+    /// use hoop_net::{TcpListener, TcpStream};
+    /// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let addr = listener.local_addr().unwrap();
+    /// let clients = hoop_runtime::spawn(async move {
+    ///     for _ in 0..3 {
+    ///         let c = TcpStream::connect(addr).await.unwrap();
+    ///         c.write_all(b"hi".to_vec()).await.0.unwrap();
+    ///     }
+    /// });
+    /// let mut incoming = listener.incoming();
+    /// for _ in 0..3 {
+    ///     let conn = incoming.next().await.unwrap().unwrap();
+    ///     let (res, buf) = conn.read_exact(vec![0u8; 2]).await;
+    ///     res.unwrap();
+    ///     assert_eq!(buf, b"hi");
+    /// }
+    /// clients.await.unwrap();
+    /// # });
+    /// ```
     pub fn incoming(&self) -> Incoming {
         Incoming::new(&self.fd)
     }

@@ -23,6 +23,24 @@ use std::task::{ready, Context, Poll};
 ///
 /// Dropping the stream discards chunks the kernel already received into ring buffers but the
 /// stream had not yielded yet (their buffers return to the ring).
+///
+/// ```
+/// # hoop_runtime::block_on(async {
+/// use futures_util::StreamExt;
+/// use hoop_runtime::{buf::BufRing, fd::SharedFd, io::RecvStream};
+/// use std::io::Write;
+/// let (mut peer, ours) = std::os::unix::net::UnixStream::pair().unwrap();
+/// ours.set_nonblocking(true).unwrap();
+/// let ring = BufRing::new(8, 4096).unwrap(); // 8 buffers of 4 KiB, for any number of sockets
+/// let mut chunks = RecvStream::new(&SharedFd::new(ours.into()), &ring);
+/// peer.write_all(b"hello").unwrap();
+/// let chunk = chunks.next().await.unwrap().unwrap();
+/// assert_eq!(&chunk[..], b"hello"); // the buffer goes back to the ring when `chunk` drops
+/// drop(peer);
+/// drop(chunk);
+/// assert!(chunks.next().await.is_none());
+/// # });
+/// ```
 #[must_use = "streams do nothing unless polled"]
 pub struct RecvStream {
     fd: SharedFd,

@@ -26,6 +26,24 @@ const BUF: usize = 256 * 1024;
 /// side of a splice needs the blocking pool, and serving a 1 GiB file that way measured 0.8×
 /// tokio against 1.1× for read + send. [`splice_file`] remains for callers who want the bytes to
 /// stay out of user space.
+///
+/// ```
+/// # hoop_runtime::block_on(async {
+/// use hoop_runtime::fd::SharedFd;
+/// use std::io::Read;
+/// # let path = std::env::temp_dir().join(format!("hoop-doc-sendfile-{}", std::process::id()));
+/// std::fs::write(&path, b"0123456789").unwrap();
+/// let file = SharedFd::new(std::fs::File::open(&path).unwrap().into());
+/// let (mut peer, ours) = std::os::unix::net::UnixStream::pair().unwrap();
+/// ours.set_nonblocking(true).unwrap();
+/// let sent = hoop_runtime::io::send_file(&file, 2, 5, &SharedFd::new(ours.into())).await;
+/// assert_eq!(sent.unwrap(), 5);
+/// let mut got = [0u8; 5];
+/// peer.read_exact(&mut got).unwrap();
+/// assert_eq!(&got, b"23456");
+/// # std::fs::remove_file(&path).unwrap();
+/// # });
+/// ```
 pub async fn send_file(
     file: &SharedFd,
     offset: u64,

@@ -117,6 +117,23 @@ impl Handle {
     /// Spawns a `Send` future on worker `worker` (0-based), from any thread. The wake-up reaches
     /// that worker even while it is parked in the kernel.
     ///
+    /// ```
+    /// let rt = hoop_runtime::Runtime::builder().workers(2).build().unwrap();
+    /// let handle = rt.handle().clone();
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// // From a thread of its own: worker 1 runs its loop whether or not `block_on` runs.
+    /// std::thread::spawn(move || {
+    ///     let task = handle.spawn_on(1, async move {
+    ///         tx.send(hoop_runtime::worker_index()).unwrap();
+    ///     });
+    ///     task.detach();
+    /// })
+    /// .join()
+    /// .unwrap();
+    /// assert_eq!(rx.recv().unwrap(), Some(1));
+    /// # drop(rt);
+    /// ```
+    ///
     /// # Panics
     ///
     /// Panics if `worker >= self.workers()`.

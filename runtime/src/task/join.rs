@@ -182,6 +182,17 @@ impl<T> Drop for JoinGuard<T> {
 /// Awaiting it gives `Ok(output)`, or a [`JoinError`] if the task panicked or was cancelled.
 /// Dropping it detaches the task, which keeps running. It is `Send` when the output is, so a task
 /// spawned on one worker can be awaited from another.
+///
+/// ```
+/// # hoop_runtime::block_on(async {
+/// let task = hoop_runtime::spawn(async { 6 * 7 });
+/// assert_eq!(task.await.unwrap(), 42);
+///
+/// let stuck = hoop_runtime::spawn(std::future::pending::<()>());
+/// stuck.abort();
+/// assert!(stuck.await.unwrap_err().is_cancelled());
+/// # });
+/// ```
 #[must_use = "dropping a JoinHandle detaches the task; await it or call .detach()"]
 pub struct JoinHandle<T> {
     state: Arc<JoinState<T>>,
