@@ -5,34 +5,33 @@
 //! cargo run --release --example copy -- SRC DST [--chunk KIB] [--depth N]
 //! ```
 
+#[path = "common/args.rs"]
+mod args;
+
 use hoop::fs::{File, OpenOptions};
 use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Instant;
 
-fn usage() -> ! {
-    eprintln!("usage: copy SRC DST [--chunk KIB] [--depth N]");
-    std::process::exit(2)
-}
-
 #[hoop::main(workers = 1)]
 async fn main() -> std::io::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let (Some(src), Some(dst)) = (args.next(), args.next()) else {
-        usage()
-    };
+    let mut args = args::Args::new("copy", "SRC DST [--chunk KIB] [--depth N]");
+    let mut paths = Vec::new();
     let (mut chunk, mut depth) = (1024 * 1024, 8);
-    while let Some(flag) = args.next() {
-        let value = args
-            .next()
-            .and_then(|v| v.parse::<usize>().ok())
-            .unwrap_or_else(|| usage());
-        match flag.as_str() {
-            "--chunk" => chunk = value.max(4) * 1024,
-            "--depth" => depth = value.max(1),
-            _ => usage(),
+    while let Some(arg) = args.next() {
+        match arg {
+            args::Arg::Flag(f) if f == "chunk" => {
+                chunk = args.value::<usize>("chunk").max(4) * 1024
+            }
+            args::Arg::Flag(f) if f == "depth" => {
+                depth = args.value::<std::num::NonZeroUsize>("depth").get()
+            }
+            args::Arg::Word(p) if paths.len() < 2 => paths.push(p),
+            other => args.unknown(other),
         }
     }
+    let [src, dst] =
+        <[String; 2]>::try_from(paths).unwrap_or_else(|_| args.fail("SRC and DST are needed"));
     let start = Instant::now();
     let input = Rc::new(File::open(&src).await?);
     let meta = input.metadata().await?;

@@ -5,6 +5,9 @@
 //! cargo run --release --example du -- [DIR] [--jobs N]
 //! ```
 
+#[path = "common/args.rs"]
+mod args;
+
 use hoop::fs::{self, FileType};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -80,11 +83,18 @@ fn walk(path: PathBuf, limit: Rc<Limit>) -> Pin<Box<dyn Future<Output = io::Resu
 async fn main() -> io::Result<()> {
     let mut root = PathBuf::from(".");
     let mut jobs = 64;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--jobs" => jobs = args.next().and_then(|v| v.parse().ok()).unwrap_or(jobs),
-            _ => root = PathBuf::from(a),
+    let mut args = args::Args::new("du", "[DIR] [--jobs N]");
+    let mut dir_given = false;
+    while let Some(arg) = args.next() {
+        match arg {
+            args::Arg::Flag(f) if f == "jobs" => {
+                jobs = args.value::<std::num::NonZeroUsize>("jobs").get()
+            }
+            args::Arg::Word(dir) if !dir_given => {
+                root = PathBuf::from(dir);
+                dir_given = true;
+            }
+            other => args.unknown(other),
         }
     }
     let limit = Rc::new(Limit {

@@ -5,6 +5,9 @@
 //! cargo run --release --example echo -- [--addr 127.0.0.1:7000] [--workers N]
 //! ```
 
+#[path = "common/args.rs"]
+mod args;
+
 use futures_util::StreamExt;
 use hoop::net::{TcpListener, TcpStream};
 
@@ -26,15 +29,14 @@ async fn echo(stream: TcpStream) -> std::io::Result<()> {
 fn main() -> std::io::Result<()> {
     let mut addr = "127.0.0.1:7000".to_string();
     let mut workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match (a.as_str(), args.next()) {
-            ("--addr", Some(v)) => addr = v,
-            ("--workers", Some(v)) => workers = v.parse().unwrap_or(workers),
-            _ => {
-                eprintln!("usage: echo [--addr HOST:PORT] [--workers N]");
-                std::process::exit(2);
+    let mut args = args::Args::new("echo", "[--addr HOST:PORT] [--workers N]");
+    while let Some(arg) = args.next() {
+        match arg {
+            args::Arg::Flag(f) if f == "addr" => addr = args.value("addr"),
+            args::Arg::Flag(f) if f == "workers" => {
+                workers = args.value::<std::num::NonZeroUsize>("workers").get()
             }
+            other => args.unknown(other),
         }
     }
     let rt = hoop::Runtime::builder()

@@ -17,6 +17,9 @@
 //! curl -v http://127.0.0.1:8080/
 //! ```
 
+#[path = "common/args.rs"]
+mod args;
+
 use futures_util::StreamExt;
 use hoop::fs::{Dir, File, OpenOptions};
 use hoop::net::{TcpListener, TcpStream};
@@ -408,32 +411,36 @@ fn main() -> io::Result<()> {
         idle: Duration::from_secs(30),
         send: Duration::from_secs(30),
     };
-    let secs = |v: Option<String>, or: Duration| {
-        v.and_then(|v| v.parse().ok())
-            .map_or(or, Duration::from_secs_f64)
+    let mut args = args::Args::new(
+        "fileserver",
+        "[--root DIR] [--addr HOST:PORT] [--workers N] [--max-connections N] \
+         [--head-timeout SECS] [--idle-timeout SECS] [--send-timeout SECS] [--verbose]",
+    );
+    let secs = |args: &mut args::Args, name: &str| {
+        let s: f64 = args.value(name);
+        if !(s > 0.0 && s.is_finite()) {
+            args.fail(format!("--{name}: {s} is not a positive number of seconds"));
+        }
+        Duration::from_secs_f64(s)
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--verbose" => verbose = true,
-            "--root" => root = args.next().map(PathBuf::from).unwrap_or(root),
-            "--addr" => addr = args.next().unwrap_or(addr),
-            "--workers" => workers = args.next().and_then(|v| v.parse().ok()).unwrap_or(workers),
-            "--head-timeout" => limits.head = secs(args.next(), limits.head),
-            "--idle-timeout" => limits.idle = secs(args.next(), limits.idle),
-            "--send-timeout" => limits.send = secs(args.next(), limits.send),
-            "--max-connections" => {
+    while let Some(arg) = args.next() {
+        let args::Arg::Flag(flag) = arg else {
+            args.unknown(arg)
+        };
+        match flag.as_str() {
+            "verbose" => verbose = true,
+            "root" => root = args.value::<PathBuf>("root"),
+            "addr" => addr = args.value("addr"),
+            "workers" => workers = args.value::<std::num::NonZeroUsize>("workers").get(),
+            "head-timeout" => limits.head = secs(&mut args, "head-timeout"),
+            "idle-timeout" => limits.idle = secs(&mut args, "idle-timeout"),
+            "send-timeout" => limits.send = secs(&mut args, "send-timeout"),
+            "max-connections" => {
                 max_connections = args
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(max_connections)
+                    .value::<std::num::NonZeroUsize>("max-connections")
+                    .get()
             }
-            _ => {
-                eprintln!(
-                    "usage: fileserver [--root DIR] [--addr HOST:PORT] [--workers N] [--max-connections N] [--head-timeout SECS] [--idle-timeout SECS] [--send-timeout SECS] [--verbose]"
-                );
-                std::process::exit(2);
-            }
+            _ => args.unknown(args::Arg::Flag(flag)),
         }
     }
     // Resolve the address (and port 0) once, so that every worker binds the same one.

@@ -12,6 +12,9 @@
 //! chunked body of `?chunks=N` lines sent 1 ms apart), `POST /echo` (the request body back),
 //! anything else 404.
 
+#[path = "common/args.rs"]
+mod args;
+
 use futures_util::StreamExt;
 use hoop::io::{Compat, HyperExecutor, HyperTimer};
 use hoop::net::{TcpListener, TcpStream};
@@ -124,15 +127,14 @@ fn into_std(listener: TcpListener) -> std::io::Result<std::net::TcpListener> {
 fn main() -> std::io::Result<()> {
     let mut addr = "127.0.0.1:3000".to_string();
     let mut workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match (a.as_str(), args.next()) {
-            ("--addr", Some(v)) => addr = v,
-            ("--workers", Some(v)) => workers = v.parse().unwrap_or(workers),
-            _ => {
-                eprintln!("usage: hyper_server [--addr HOST:PORT] [--workers N]");
-                std::process::exit(2);
+    let mut args = args::Args::new("hyper_server", "[--addr HOST:PORT] [--workers N]");
+    while let Some(arg) = args.next() {
+        match arg {
+            args::Arg::Flag(f) if f == "addr" => addr = args.value("addr"),
+            args::Arg::Flag(f) if f == "workers" => {
+                workers = args.value::<std::num::NonZeroUsize>("workers").get()
             }
+            other => args.unknown(other),
         }
     }
     // Resolve port 0 with a plain bind (a SO_REUSEPORT bind to port 0 may share a port with

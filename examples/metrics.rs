@@ -5,6 +5,9 @@
 //! cargo run --release --example metrics -- [--workers N]
 //! ```
 
+#[path = "common/args.rs"]
+mod args;
+
 use std::time::Duration;
 
 async fn some_work(worker: usize) -> std::io::Result<hoop::WorkerMetrics> {
@@ -44,14 +47,13 @@ async fn some_work(worker: usize) -> std::io::Result<hoop::WorkerMetrics> {
 
 fn main() -> std::io::Result<()> {
     let mut workers = 2;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match (a.as_str(), args.next()) {
-            ("--workers", Some(v)) => workers = v.parse().unwrap_or(workers),
-            _ => {
-                eprintln!("usage: metrics [--workers N]");
-                std::process::exit(2);
+    let mut args = args::Args::new("metrics", "[--workers N]");
+    while let Some(arg) = args.next() {
+        match arg {
+            args::Arg::Flag(f) if f == "workers" => {
+                workers = args.value::<std::num::NonZeroUsize>("workers").get()
             }
+            other => args.unknown(other),
         }
     }
     let rt = hoop::Runtime::builder().workers(workers).build()?;

@@ -7,18 +7,20 @@
 //! cargo run --example tour -- --workers 1
 //! ```
 
+#[path = "common/args.rs"]
+mod args;
+
 use std::time::{Duration, Instant};
 
 fn main() -> std::io::Result<()> {
     let mut workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut args = std::env::args().skip(1);
+    let mut args = args::Args::new("tour", "[--workers N]");
     while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--workers" => workers = args.next().and_then(|v| v.parse().ok()).unwrap_or(workers),
-            other => {
-                eprintln!("unknown argument {other:?}; usage: tour [--workers N]");
-                std::process::exit(2);
+        match arg {
+            args::Arg::Flag(f) if f == "workers" => {
+                workers = args.value::<std::num::NonZeroUsize>("workers").get()
             }
+            other => args.unknown(other),
         }
     }
     let rt = hoop::Runtime::builder().workers(workers).build()?;
