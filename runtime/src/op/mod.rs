@@ -98,3 +98,18 @@ pub fn close_orphan_fd(res: i32) {
         unsafe { libc::close(res) };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// An io_uring runtime for unit tests that look at the SQEs ops build; `None` (a recorded
+    /// skip) where io_uring is denied, as in the seccomp pass of `.ci/run`.
+    pub(crate) fn uring_runtime() -> Option<crate::Runtime> {
+        let rt = crate::Runtime::builder()
+            .driver(crate::DriverChoice::IoUring)
+            .build();
+        if rt.is_err() {
+            crate::diagnostics::record_skip("io_uring unavailable");
+        }
+        rt.ok()
+    }
+}

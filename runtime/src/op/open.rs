@@ -91,8 +91,11 @@ impl OpenAt2 {
     }
 }
 
-// SAFETY: the SQE points at `self.path` (a heap CString) and `self.how` (inside the boxed op);
-// `perform` passes the same, plus the raw dirfd kept open by `at`.
+// SAFETY: the SQE points at `self.path` (a heap CString) and `self.how` (inside the boxed op;
+// `uring_entry` rewrites it for a slot before taking its address, and the op is boxed before
+// `uring_entry` runs, so the address stays valid until the final completion); `perform` passes
+// the path and `raw_how`, plus the raw dirfd kept open by `at`. A target slot is named by index
+// only, kept by the `SharedFd` the op holds.
 unsafe impl OpCode for OpenAt2 {
     type Output = io::Result<SharedFd>;
 

@@ -328,12 +328,7 @@ mod tests {
     /// registration (`READ_FIXED`/`WRITE_FIXED`), as `read_fixed_at` does.
     #[test]
     fn a_registered_buffer_uses_the_fixed_opcodes() {
-        let Ok(rt) = crate::Runtime::builder()
-            .driver(crate::DriverChoice::IoUring)
-            .build()
-        else {
-            // io_uring denied (the seccomp pass of `.ci/run`): no SQE to look at.
-            crate::diagnostics::record_skip("io_uring unavailable");
+        let Some(rt) = crate::op::tests::uring_runtime() else {
             return;
         };
         rt.block_on(async {

@@ -374,12 +374,7 @@ mod tests {
 
     #[test]
     fn a_registered_buffer_is_sent_by_its_index() {
-        let Ok(rt) = crate::Runtime::builder()
-            .driver(crate::DriverChoice::IoUring)
-            .build()
-        else {
-            // io_uring denied (the seccomp pass of `.ci/run`): no SQE to look at.
-            crate::diagnostics::record_skip("io_uring unavailable");
+        let Some(rt) = crate::op::tests::uring_runtime() else {
             return;
         };
         rt.block_on(async {
