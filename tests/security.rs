@@ -11,8 +11,13 @@ use std::os::fd::AsRawFd;
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// The fd tests look at the whole process's fd table: one at a time.
+/// Tests here look at the whole process (its fd table, its mappings): one at a time, so that a
+/// ring another test is setting up (mapped, not yet `MADV_DONTFORK`) is never seen half-made.
 static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 fn fds() -> HashSet<i32> {
     std::fs::read_dir("/proc/self/fd")
@@ -32,7 +37,7 @@ fn cloexec(fd: i32) -> Option<bool> {
 /// files, directories, fds received over SCM_RIGHTS — and checks each new fd is close-on-exec.
 #[test]
 fn every_runtime_fd_is_close_on_exec() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = serial();
     let before = fds();
     for driver in common::drivers() {
         let rt = Builder::new().workers(2).driver(driver).build().unwrap();
@@ -109,6 +114,7 @@ fn dontfork(addr: usize) -> Option<bool> {
 /// crate's `dontfork()` (checked by the ring mappings of this process: every io_uring mapping).
 #[test]
 fn ring_and_registered_buffers_are_not_inherited_by_fork() {
+    let _serial = serial();
     if common::io_uring_denied() {
         return; // no rings, no registered buffers
     }
@@ -152,6 +158,7 @@ fn ring_and_registered_buffers_are_not_inherited_by_fork() {
 /// runtime's own machinery (wake-ups, cancels, timers) keeps working.
 #[test]
 fn restricted_ring_refuses_other_opcodes() {
+    let _serial = serial();
     if common::io_uring_denied() {
         return; // restrictions are a ring feature
     }
@@ -197,6 +204,7 @@ fn restricted_ring_refuses_other_opcodes() {
 /// and the runtime's own doorbell no longer puts READ on every list.
 #[test]
 fn restricted_ring_allowlist_covers_operations_run_outside_the_ring() {
+    let _serial = serial();
     if common::io_uring_denied() {
         return; // restrictions are a ring feature
     }
@@ -273,6 +281,7 @@ fn restricted_ring_allowlist_covers_operations_run_outside_the_ring() {
 /// readiness (no slot); 200 concurrent path operations on the blocking pool are bounded instead.
 #[test]
 fn in_flight_operations_are_bounded() {
+    let _serial = serial();
     for driver in common::drivers() {
         let rt = Builder::new()
             .driver(driver)
@@ -333,6 +342,7 @@ fn in_flight_operations_are_bounded() {
 /// park with nothing in flight but the throttled read's peer.
 #[test]
 fn a_freed_slot_starts_a_throttled_operation_without_other_activity() {
+    let _serial = serial();
     for driver in common::drivers() {
         let (done_tx, done_rx) = std::sync::mpsc::channel();
         let (fds_tx, fds_rx) = std::sync::mpsc::channel();
@@ -427,6 +437,7 @@ fn peak_io_wq_threads(builder: Builder) -> usize {
 /// `io_wq_max_workers` bounds the kernel threads running a worker's blocking operations.
 #[test]
 fn io_wq_threads_are_bounded() {
+    let _serial = serial();
     if common::io_uring_denied() {
         return; // io-wq belongs to io_uring
     }
@@ -505,6 +516,7 @@ fn scratch(name: &str) -> std::path::PathBuf {
 /// pool thread's credentials on epoll).
 #[test]
 fn impersonated_users_keep_no_capabilities() {
+    let _serial = serial();
     // SAFETY: a plain query.
     if unsafe { libc::geteuid() } != 0 {
         common::skip("needs root");
@@ -564,6 +576,7 @@ fn impersonated_users_keep_no_capabilities() {
 /// file. Runs in a child process that gives up root.
 #[test]
 fn non_root_server_impersonation_keeps_no_capabilities() {
+    let _serial = serial();
     // SAFETY: a plain query.
     if unsafe { libc::geteuid() } != 0 && std::env::var_os("HOOP_CAPS_CHILD").is_none() {
         common::skip("needs root to set up the non-root server");
@@ -632,6 +645,7 @@ fn non_root_server_impersonation_keeps_no_capabilities() {
 /// on 6.1, where these take the fallback.)
 #[test]
 fn restricted_ring_lets_an_allowed_operation_the_kernel_lacks_fall_back() {
+    let _serial = serial();
     if common::io_uring_denied() {
         return; // restrictions are a ring feature
     }
