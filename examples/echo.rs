@@ -1,17 +1,24 @@
 //! A TCP echo server: every worker binds its own `SO_REUSEPORT` listener and echoes every byte
-//! of every connection until EOF.
+//! of every connection until EOF. On `SIGINT` or `SIGTERM` each worker stops accepting, echoes
+//! what its connections already sent, closes them, and the process exits with status 0 (after
+//! `--grace` seconds at most, 10 by default).
 //!
 //! ```sh
-//! cargo run --release --example echo -- [--addr 127.0.0.1:7000] [--workers N]
+//! cargo run --release --example echo -- [--addr 127.0.0.1:7000] [--workers N] [--grace SECS]
 //! ```
 
 #[path = "common/args.rs"]
 mod args;
+#[path = "common/shutdown.rs"]
+mod shutdown;
 
+use futures_util::future::{select, Either};
 use futures_util::StreamExt;
 use hoop::net::{TcpListener, TcpStream};
+use std::rc::Rc;
+use std::time::Duration;
 
-async fn echo(stream: TcpStream) -> std::io::Result<()> {
+async fn echo(stream: &TcpStream) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let mut buf = Vec::with_capacity(16 * 1024);
     loop {
@@ -29,10 +36,18 @@ async fn echo(stream: TcpStream) -> std::io::Result<()> {
 fn main() -> std::io::Result<()> {
     let mut addr = "127.0.0.1:7000".to_string();
     let mut workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut args = args::Args::new("echo", "[--addr HOST:PORT] [--workers N]");
+    let mut grace = Duration::from_secs(10);
+    let mut args = args::Args::new("echo", "[--addr HOST:PORT] [--workers N] [--grace SECS]");
     while let Some(arg) = args.next() {
         match arg {
             args::Arg::Flag(f) if f == "addr" => addr = args.value("addr"),
+            args::Arg::Flag(f) if f == "grace" => {
+                let s: f64 = args.value("grace");
+                if !(s >= 0.0 && s.is_finite()) {
+                    args.fail(format!("--grace: {s} is not a number of seconds"));
+                }
+                grace = Duration::from_secs_f64(s);
+            }
             args::Arg::Flag(f) if f == "workers" => {
                 workers = args.value::<std::num::NonZeroUsize>("workers").get()
             }
@@ -43,24 +58,39 @@ fn main() -> std::io::Result<()> {
         .workers(workers)
         .pin_cpus(true)
         .build()?;
-    println!(
-        "echo: listening on {addr} with {workers} worker(s) on {}",
-        rt.info().driver
-    );
-    let results = rt.run(move |_worker| {
-        let addr = addr.clone();
+    // Resolve the address (and port 0) once, so that every worker binds the same one.
+    let addr = std::net::TcpListener::bind(&addr)?.local_addr()?;
+    let driver = rt.info().driver;
+    let results = rt.run(move |worker| {
         async move {
-            let listener = TcpListener::bind_reuseport(&addr)?;
-            let mut incoming = listener.incoming();
-            while let Some(conn) = incoming.next().await {
-                match conn {
-                    Ok(stream) => hoop::spawn(async move {
-                        let _ = echo(stream).await;
-                    })
-                    .detach(),
-                    Err(e) => eprintln!("echo: accept: {e}"),
-                }
+            let listener = TcpListener::bind_reuseport(addr)?;
+            if worker == 0 {
+                println!("echo: listening on {addr} with {workers} worker(s) on {driver}");
             }
+            let mut stop = std::pin::pin!(shutdown::stop_requested()?);
+            let connections = Rc::new(shutdown::Connections::default());
+            let mut incoming = listener.incoming();
+            let signal = loop {
+                match select(incoming.next(), stop.as_mut()).await {
+                    Either::Left((Some(Ok(stream)), _)) => {
+                        let (stream, tracked) = connections.track(stream);
+                        hoop::spawn(async move {
+                            let _tracked = tracked;
+                            let _ = echo(&stream).await;
+                        })
+                        .detach();
+                    }
+                    Either::Left((Some(Err(e)), _)) => eprintln!("echo: accept: {e}"),
+                    Either::Left((None, _)) => return Ok(()),
+                    Either::Right((signal, _)) => break signal,
+                }
+            };
+            drop(incoming);
+            drop(listener);
+            // Reads now end as at EOF: what was read is echoed, then each connection closes.
+            connections.stop();
+            let left = connections.drain(grace).await;
+            println!("echo: worker {worker}: {signal}: stopped ({left} connection(s) cut)");
             Ok::<_, std::io::Error>(())
         }
     });

@@ -2,6 +2,9 @@
 //! missing value or an unknown option is refused with a message naming it and exit status 2,
 //! never silently replaced by a default (a bad `--workers` used to be ignored).
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -111,4 +114,61 @@ fn unknown_options_and_missing_values_are_refused() {
     let (code, _, err) = run("copy", &["only-one"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("SRC and DST"), "{err}");
+}
+
+/// `echo` on `SIGTERM`, on both drivers: what a connection sent before the signal is echoed,
+/// then the connection closes; new connections are refused; the process exits with status 0.
+#[test]
+fn echo_stops_gracefully_on_sigterm() {
+    use std::io::{BufRead, Read, Write};
+    for driver in common::driver_names() {
+        struct Kill(std::process::Child);
+        impl Drop for Kill {
+            fn drop(&mut self) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+        let mut child = Kill(
+            Command::new(example("echo"))
+                .args(["--workers", "1", "--addr", "127.0.0.1:0"])
+                .env("HOOP_DRIVER", driver)
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let child = &mut child.0;
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert!(line.contains(&format!(" on {driver}")), "{line}");
+        let addr = line.split(' ').nth(3).unwrap().to_string();
+        let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        conn.write_all(b"hello").unwrap();
+        let mut got = [0u8; 5];
+        conn.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"hello");
+        // Sent, not read back, when the signal comes.
+        conn.write_all(b"tail").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        // SAFETY: kill takes no pointers; the pid is our child's, not yet waited for.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+        let mut rest = Vec::new();
+        conn.read_to_end(&mut rest).unwrap();
+        assert_eq!(rest, b"tail", "{driver}");
+        let status = common::wait_for_exit(child, 10, driver);
+        assert!(status.success(), "{driver}: {status}");
+        assert!(
+            std::net::TcpStream::connect(&addr).is_err(),
+            "{driver}: still accepting"
+        );
+        let mut last = String::new();
+        out.read_line(&mut last).unwrap();
+        assert!(
+            last.contains("SIGTERM: stopped (0 connection(s) cut)"),
+            "{driver}: {last}"
+        );
+    }
 }

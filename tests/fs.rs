@@ -167,6 +167,32 @@ async fn metadata_matches_std() {
     }
 }
 
+/// `cached_metadata` of an open file is `metadata`'s answer, taken on the worker: nothing goes to
+/// the ring or the pool, on either driver.
+#[hoop::test]
+async fn cached_metadata_is_metadata_without_a_hop() {
+    let s = Scratch::new("cached-meta");
+    std::fs::write(s.path("a"), b"hello").unwrap();
+    let f = File::open(s.path("a")).await.unwrap();
+    let full = f.metadata().await.unwrap();
+    let before = hoop::metrics().unwrap();
+    let cached = f.cached_metadata().await.unwrap();
+    let after = hoop::metrics().unwrap();
+    assert_eq!(
+        after.ops_submitted, before.ops_submitted,
+        "went to the ring"
+    );
+    assert_eq!(after.ops_blocking, before.ops_blocking, "went to the pool");
+    assert_eq!(after.ops_completed, before.ops_completed + 1);
+    assert_eq!(
+        (cached.len(), cached.ino(), cached.modified(), cached.mode()),
+        (full.len(), full.ino(), full.modified(), full.mode())
+    );
+    // Attributes changed through another fd are seen.
+    std::fs::write(s.path("a"), b"hello, world").unwrap();
+    assert_eq!(f.cached_metadata().await.unwrap().len(), 12);
+}
+
 #[hoop::test]
 async fn path_functions() {
     let s = Scratch::new("paths");

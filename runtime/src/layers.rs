@@ -33,6 +33,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     ("metrics", &["rt"]),
+    ("signal", &["op", "fd", "sys"]),
 ];
 
 /// Imports that must not exist, named in the issue that set the layers: (from, to). Implied by

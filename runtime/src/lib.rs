@@ -33,6 +33,7 @@ mod loom_models;
 mod metrics;
 pub mod op;
 mod rt;
+pub mod signal;
 pub mod sync;
 mod sys;
 mod task;

@@ -94,6 +94,8 @@ pub struct ExampleServer {
     pub child: std::process::Child,
     /// `host:port` from the `http://host:port/` the example prints on its first line.
     pub addr: String,
+    /// The rest of its standard output (kept open: a closed pipe would fail its prints).
+    pub stdout: std::io::BufReader<std::process::ChildStdout>,
 }
 
 impl Drop for ExampleServer {
@@ -124,9 +126,8 @@ impl ExampleServer {
             .spawn()
             .unwrap_or_else(|e| panic!("{}: {e} (built by cargo test)", bin.display()));
         let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        stdout.read_line(&mut line).unwrap();
         assert!(line.contains(&format!(" on {driver}")), "{line}");
         let addr = line
             .split("http://")
@@ -136,7 +137,11 @@ impl ExampleServer {
             .next()
             .unwrap()
             .to_string();
-        ExampleServer { child, addr }
+        ExampleServer {
+            child,
+            addr,
+            stdout,
+        }
     }
 }
 
@@ -228,5 +233,21 @@ impl Storm {
     pub fn stop(mut self) -> usize {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+/// Waits for `child` to exit, at most `secs` seconds (then panics, naming `what`).
+pub fn wait_for_exit(
+    child: &mut std::process::Child,
+    secs: u64,
+    what: &str,
+) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}: did not exit");
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }

@@ -13,6 +13,9 @@ pub struct Statx {
     path: CString,
     flags: i32,
     mask: u32,
+    /// Taken by a syscall on the worker, from the kernel's cached attributes (see
+    /// [`Statx::cached`]).
+    cached: bool,
     buf: Box<libc::statx>,
 }
 
@@ -25,9 +28,22 @@ impl Statx {
             path,
             flags,
             mask,
+            cached: false,
             // SAFETY: `statx` is plain old data; all-zero is a valid value.
             buf: Box::new(unsafe { std::mem::zeroed() }),
         }
+    }
+
+    /// Takes the attributes the kernel has cached (`AT_STATX_DONT_SYNC`) with a syscall on the
+    /// worker's thread, instead of through the ring (where io_uring always runs `statx` on an
+    /// io-wq thread) or the blocking pool. For an open fd that is the point: its inode is in
+    /// memory, so the call does no I/O on a local filesystem, and `DONT_SYNC` keeps a network or
+    /// FUSE filesystem from asking its server. A path would be looked up (and might read the
+    /// disk): use it only with `AT_EMPTY_PATH` on an open fd.
+    pub fn cached(mut self) -> Self {
+        self.cached = true;
+        self.flags |= libc::AT_STATX_DONT_SYNC;
+        self
     }
 }
 
@@ -37,6 +53,9 @@ unsafe impl OpCode for Statx {
     type Output = io::Result<libc::statx>;
 
     fn uring_entry(&mut self) -> Option<Entry> {
+        if self.cached {
+            return None; // runs by its plan, on the worker
+        }
         let buf: *mut libc::statx = &mut *self.buf;
         Some(
             opcode::Statx::new(types::Fd(self.at.raw()), self.path.as_ptr(), buf.cast())
@@ -47,11 +66,18 @@ unsafe impl OpCode for Statx {
     }
 
     fn plan(&self) -> Plan {
-        Plan::Blocking
+        if self.cached {
+            Plan::Now
+        } else {
+            Plan::Blocking
+        }
     }
 
     fn traits(&self) -> OpTraits {
-        OpTraits::NONE.repeatable(true)
+        // A restricted ring lets it run outside where it allows `STATX`.
+        OpTraits::NONE
+            .repeatable(true)
+            .ring_equivalent(opcode::Statx::CODE)
     }
 
     fn perform(&mut self) -> io::Result<u32> {

@@ -54,7 +54,7 @@ pub(crate) fn block_sigpipe_for_this_thread() {
 
 /// Signals a blocked one of which the kernel turns into a kill (it forces them when raised by
 /// a fault).
-const FORCED: [libc::c_int; 6] = [
+pub(crate) const FORCED: [libc::c_int; 6] = [
     libc::SIGSEGV,
     libc::SIGBUS,
     libc::SIGFPE,

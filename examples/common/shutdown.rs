@@ -1,0 +1,99 @@
+//! Graceful shutdown for the example servers, one worker at a time: on `SIGINT` or `SIGTERM` the
+//! worker stops accepting, shuts the read side of each of its connections (a read waiting for
+//! the next request returns end-of-file, a response being written goes on), and waits for the
+//! connections to end, up to a deadline.
+
+use hoop::net::TcpStream;
+use hoop::signal::{signal, SignalKind};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::io;
+use std::net::Shutdown;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+use std::time::Duration;
+
+/// Waits for `SIGINT` or `SIGTERM`; the signal's name. Both are listened to from the call on.
+pub fn stop_requested() -> io::Result<impl std::future::Future<Output = &'static str>> {
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    Ok(poll_fn(move |cx| {
+        if int.poll_recv(cx).is_ready() {
+            return Poll::Ready("SIGINT");
+        }
+        term.poll_recv(cx).map(|_| "SIGTERM")
+    }))
+}
+
+/// A worker's open connections.
+#[derive(Default)]
+pub struct Connections {
+    open: RefCell<HashMap<u64, Rc<TcpStream>>>,
+    next_key: Cell<u64>,
+    stopping: Cell<bool>,
+    /// Woken when the last connection ends.
+    drained: Cell<Option<Waker>>,
+}
+
+/// A connection's place in [`Connections`], given back when dropped.
+pub struct Tracked {
+    key: u64,
+    connections: Rc<Connections>,
+}
+
+impl Connections {
+    /// How many are open.
+    pub fn len(&self) -> usize {
+        self.open.borrow().len()
+    }
+
+    /// Tracks `stream` until the returned guard is dropped.
+    pub fn track(self: &Rc<Self>, stream: TcpStream) -> (Rc<TcpStream>, Tracked) {
+        let stream = Rc::new(stream);
+        if self.stopping.get() {
+            let _ = stream.shutdown(Shutdown::Read);
+        }
+        let key = self.next_key.get();
+        self.next_key.set(key + 1);
+        self.open.borrow_mut().insert(key, stream.clone());
+        let tracked = Tracked {
+            key,
+            connections: self.clone(),
+        };
+        (stream, tracked)
+    }
+
+    /// Shuts the read side of every connection, and of every one tracked from now on.
+    pub fn stop(&self) {
+        self.stopping.set(true);
+        for (_, stream) in self.open.borrow().iter() {
+            let _ = stream.shutdown(Shutdown::Read);
+        }
+    }
+
+    /// Waits until every connection ended, or `grace` passed; how many are still open.
+    pub async fn drain(&self, grace: Duration) -> usize {
+        let all_closed = poll_fn(|cx| {
+            if self.len() == 0 {
+                return Poll::Ready(());
+            }
+            self.drained.set(Some(cx.waker().clone()));
+            Poll::Pending
+        });
+        let _ = hoop::time::timeout(grace, all_closed).await;
+        self.len()
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        let mut open = self.connections.open.borrow_mut();
+        open.remove(&self.key);
+        if open.is_empty() {
+            if let Some(waker) = self.connections.drained.take() {
+                waker.wake();
+            }
+        }
+    }
+}

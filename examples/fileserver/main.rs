@@ -1,0 +1,200 @@
+//! A static file server over HTTP/1.1, strict where RFC 9112 asks a server to be.
+//!
+//! ```sh
+//! cargo run --release --example fileserver -- --root . --log
+//! # then open the printed address in a browser, or: curl -v http://127.0.0.1:8080/
+//! ```
+//!
+//! - **What it serves.** `GET` and `HEAD` (405 for other methods) of the regular files beneath
+//!   `--root`; a directory gets its `index.html`, else an HTML listing (`--no-listing`: 403),
+//!   and a directory asked for without its final slash a 301 to it. Every path is resolved by the
+//!   kernel beneath the root (`hoop::fs::Dir`, `openat2` with `RESOLVE_BENEATH`): `..`,
+//!   `%2e%2e`, absolute paths and symlinks leading outside are refused. FIFOs and devices are
+//!   refused (opened non-blocking: a FIFO never blocks a worker).
+//! - **Headers.** `Date`, `Last-Modified`, a strong `ETag`, `Content-Type` from the extension
+//!   (`mime_guess`); `If-None-Match`/`If-Modified-Since` give 304, `If-Match`/
+//!   `If-Unmodified-Since` 412; a single `Range` gives 206 or 416, honoured only if `If-Range`
+//!   names the current version.
+//! - **Strict parsing** (`httparse`, then the checks in `request.rs`): a missing or second
+//!   `Host`, whitespace before a colon, a folded line, conflicting lengths, `Content-Length`
+//!   with `Transfer-Encoding` are a 400 and the connection closes; heads over 16 KiB or 64
+//!   lines a 431. A body of up to 64 KiB is read and dropped, a longer one is a 413; a chunked
+//!   body is never read (the connection closes after the response).
+//! - **Limits.** A request head must arrive within `--head-timeout` (10 s), a keep-alive
+//!   connection idles at most `--idle-timeout` (30 s), each 4 MiB of a response must go out
+//!   within `--send-timeout` (30 s); each worker serves at most `--max-connections` (10 000) at
+//!   once, and answers the next with a 503.
+//! - **Per request**, one `openat2` and one `statx` of the open fd, taken on the worker
+//!   (`File::cached_metadata`); a body up to 64 KiB is read behind its head and both go out in
+//!   one send, a larger one through `TcpStream::send_file`.
+//! - **Stopping.** On `SIGINT` or `SIGTERM` each worker stops accepting, lets responses in
+//!   flight finish (within `--grace`, 10 s) while idle connections close, and the process exits
+//!   with status 0.
+//! - `--log` prints an access log line per request.
+
+#[path = "../common/args.rs"]
+mod args;
+mod connection;
+mod listing;
+mod request;
+mod response;
+mod serve;
+#[path = "../common/shutdown.rs"]
+mod shutdown;
+mod validators;
+
+use connection::Limits;
+use futures_util::future::{select, Either};
+use futures_util::StreamExt;
+use hoop::fs::Dir;
+use hoop::net::TcpListener;
+use serve::Site;
+use shutdown::Connections;
+use std::io;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+struct Config {
+    root: PathBuf,
+    addr: String,
+    workers: usize,
+    max_connections: usize,
+    limits: Limits,
+    send_timeout: Duration,
+    grace: Duration,
+    listing: bool,
+}
+
+fn config() -> Config {
+    let mut c = Config {
+        root: PathBuf::from("."),
+        addr: "127.0.0.1:8080".to_string(),
+        workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        max_connections: 10_000,
+        limits: Limits {
+            head: Duration::from_secs(10),
+            idle: Duration::from_secs(30),
+            log: false,
+        },
+        send_timeout: Duration::from_secs(30),
+        grace: Duration::from_secs(10),
+        listing: true,
+    };
+    let mut args = args::Args::new(
+        "fileserver",
+        "[--root DIR] [--addr HOST:PORT] [--workers N] [--max-connections N] \
+         [--head-timeout SECS] [--idle-timeout SECS] [--send-timeout SECS] [--grace SECS] \
+         [--no-listing] [--log]",
+    );
+    let secs = |args: &mut args::Args, name: &str| {
+        let s: f64 = args.value(name);
+        if !(s > 0.0 && s.is_finite()) {
+            args.fail(format!("--{name}: {s} is not a positive number of seconds"));
+        }
+        Duration::from_secs_f64(s)
+    };
+    while let Some(arg) = args.next() {
+        let args::Arg::Flag(flag) = arg else {
+            args.unknown(arg)
+        };
+        match flag.as_str() {
+            "log" => c.limits.log = true,
+            "no-listing" => c.listing = false,
+            "root" => c.root = args.value::<PathBuf>("root"),
+            "addr" => c.addr = args.value("addr"),
+            "workers" => c.workers = args.value::<std::num::NonZeroUsize>("workers").get(),
+            "head-timeout" => c.limits.head = secs(&mut args, "head-timeout"),
+            "idle-timeout" => c.limits.idle = secs(&mut args, "idle-timeout"),
+            "send-timeout" => c.send_timeout = secs(&mut args, "send-timeout"),
+            "grace" => c.grace = secs(&mut args, "grace"),
+            "max-connections" => {
+                c.max_connections = args
+                    .value::<std::num::NonZeroUsize>("max-connections")
+                    .get()
+            }
+            _ => args.unknown(args::Arg::Flag(flag)),
+        }
+    }
+    c
+}
+
+/// One worker: its own listener on the shared address, its own connections, until a signal.
+async fn worker(index: usize, c: Arc<Config>, local: std::net::SocketAddr) -> io::Result<()> {
+    let listener = TcpListener::bind_reuseport(local)?;
+    let site = Rc::new(Site {
+        root: Dir::open(&c.root).await?,
+        listing: c.listing,
+        send_timeout: c.send_timeout,
+    });
+    let mut stop = std::pin::pin!(shutdown::stop_requested()?);
+    if index == 0 {
+        println!(
+            "fileserver: serving {} on http://{local}/ with {} worker(s) on {} (open it in a browser, or: curl -v http://{local}/)",
+            c.root.display(),
+            c.workers,
+            hoop::runtime_info().map_or("?".into(), |i| i.driver.to_string()),
+        );
+    }
+    let connections = Rc::new(Connections::default());
+    let mut incoming = listener.incoming();
+    let signal = loop {
+        let conn = match select(incoming.next(), stop.as_mut()).await {
+            Either::Left((Some(conn), _)) => conn,
+            Either::Left((None, _)) => return Ok(()),
+            Either::Right((signal, _)) => break signal,
+        };
+        let stream = match conn {
+            Ok(stream) => stream,
+            Err(e) => {
+                eprintln!("fileserver: accept: {e}");
+                continue;
+            }
+        };
+        if connections.len() >= c.max_connections {
+            // At the cap: refused at once (the client may retry).
+            let _ = stream
+                .write_all(response::simple(503, false, false, &[]))
+                .await;
+            continue;
+        }
+        let (stream, tracked) = connections.track(stream);
+        let (site, limits) = (site.clone(), c.limits);
+        hoop::spawn(async move {
+            let _tracked = tracked;
+            if let Err(e) = connection::serve(&stream, &site, limits).await {
+                if limits.log {
+                    eprintln!("fileserver: connection: {e}");
+                }
+            }
+        })
+        .detach();
+    };
+    // Closed: new connections are refused from here on.
+    drop(incoming);
+    drop(listener);
+    let open = connections.len();
+    println!(
+        "fileserver: worker {index}: {signal}: stopped accepting; {open} connection(s) finishing"
+    );
+    connections.stop();
+    let left = connections.drain(c.grace).await;
+    if left > 0 {
+        println!("fileserver: worker {index}: {left} connection(s) cut after the grace period");
+    }
+    Ok(())
+}
+
+fn main() -> io::Result<()> {
+    let c = Arc::new(config());
+    // Resolve the address (and port 0) once, so that every worker binds the same one.
+    let local = std::net::TcpListener::bind(&c.addr)?.local_addr()?;
+    let rt = hoop::Runtime::builder().workers(c.workers).build()?;
+    let results = rt.run(move |index| worker(index, c.clone(), local));
+    for r in results {
+        r?;
+    }
+    println!("fileserver: stopped");
+    Ok(())
+}
