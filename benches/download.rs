@@ -17,28 +17,16 @@
 
 #[path = "common/results.rs"]
 mod results;
+#[path = "common/servers.rs"]
+mod servers;
 #[path = "common/sys.rs"]
 mod sys;
 
+use servers::{start_hoop, start_nginx, start_tokio};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
-
-/// A server process, killed when dropped.
-struct Server {
-    name: &'static str,
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn www_dir(mib: u64) -> io::Result<PathBuf> {
     let dir = results::dir().join("www");
@@ -56,95 +44,6 @@ fn www_dir(mib: u64) -> io::Result<PathBuf> {
     let mut buf = vec![0u8; 1 << 20];
     while f.read(&mut buf)? > 0 {}
     Ok(dir)
-}
-
-fn free_addr() -> io::Result<SocketAddr> {
-    std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()
-}
-
-/// Waits until `addr` accepts connections (or the child died).
-fn ready(mut server: Server) -> io::Result<Server> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if TcpStream::connect(server.addr).is_ok() {
-            return Ok(server);
-        }
-        if let Some(status) = server.child.try_wait()? {
-            return Err(io::Error::other(format!(
-                "{} exited: {status}",
-                server.name
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Err(io::Error::other(format!("{} did not start", server.name)))
-}
-
-fn start_hoop(name: &'static str, driver: &str, root: &Path) -> io::Result<Server> {
-    let exe = results::dir()
-        .parent()
-        .unwrap()
-        .join("release/examples/fileserver");
-    if !exe.exists() {
-        return Err(io::Error::other(format!(
-            "{} missing: cargo build --release --example fileserver",
-            exe.display()
-        )));
-    }
-    let addr = free_addr()?;
-    let child = Command::new(exe)
-        .args(["--workers", "1", "--root"])
-        .arg(root)
-        .args(["--addr", &addr.to_string()])
-        .env("HOOP_DRIVER", driver)
-        .stdout(Stdio::null())
-        .spawn()?;
-    ready(Server { name, child, addr })
-}
-
-fn start_tokio(root: &Path) -> io::Result<Server> {
-    let addr = free_addr()?;
-    let child = Command::new(std::env::current_exe()?)
-        .arg("--serve-tokio")
-        .arg(root)
-        .arg(addr.to_string())
-        .spawn()?;
-    ready(Server {
-        name: "tokio",
-        child,
-        addr,
-    })
-}
-
-fn start_nginx(root: &Path) -> io::Result<Server> {
-    let addr = free_addr()?;
-    let prefix = results::dir().join("nginx");
-    std::fs::create_dir_all(&prefix)?;
-    let p = prefix.display();
-    // Temp paths inside the prefix: the packaged defaults under /var/lib/nginx may not exist.
-    let conf = format!(
-        "worker_processes 1;\nmaster_process off;\ndaemon off;\npid {p}/nginx.pid;\n\
-         error_log {p}/error.log;\nevents {{ worker_connections 64; }}\nhttp {{\n\
-         access_log off;\nsendfile on;\ntcp_nopush on;\nclient_body_temp_path {p}/body;\n\
-         proxy_temp_path {p}/proxy;\nfastcgi_temp_path {p}/fastcgi;\nuwsgi_temp_path {p}/uwsgi;\n\
-         scgi_temp_path {p}/scgi;\nserver {{ listen {addr}; root {}; }}\n}}\n",
-        root.display()
-    );
-    std::fs::write(prefix.join("nginx.conf"), conf)?;
-    let child = Command::new("nginx")
-        .arg("-p")
-        .arg(&prefix)
-        .arg("-c")
-        .arg(prefix.join("nginx.conf"))
-        .arg("-e")
-        .arg(prefix.join("error.log"))
-        .stdout(Stdio::null())
-        .spawn()?;
-    ready(Server {
-        name: "nginx",
-        child,
-        addr,
-    })
 }
 
 /// One GET of `path` on a new connection; the body is read and counted. Returns the bytes of
@@ -188,74 +87,14 @@ fn download(addr: SocketAddr, path: &str) -> io::Result<(u64, Duration)> {
     Ok((got, start.elapsed()))
 }
 
-/// The tokio server (this binary with `--serve-tokio ROOT ADDR`).
-fn serve_tokio(root: PathBuf, addr: SocketAddr) -> io::Result<()> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        loop {
-            let (mut s, _) = listener.accept().await?;
-            let root = root.clone();
-            tokio::spawn(async move {
-                s.set_nodelay(true)?;
-                let mut pending = Vec::new();
-                let mut buf = vec![0u8; 8192];
-                loop {
-                    let end = loop {
-                        if let Some(i) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
-                            break i + 4;
-                        }
-                        let n = s.read(&mut buf).await?;
-                        if n == 0 {
-                            return Ok::<_, io::Error>(());
-                        }
-                        pending.extend_from_slice(&buf[..n]);
-                    };
-                    let head: Vec<u8> = pending.drain(..end).collect();
-                    let head = String::from_utf8_lossy(&head).to_string();
-                    let target = head.split(' ').nth(1).unwrap_or("/");
-                    let rel = target.trim_start_matches('/');
-                    if rel.split('/').any(|c| c == "..") {
-                        s.write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
-                            .await?;
-                        continue;
-                    }
-                    let file = match tokio::fs::File::open(root.join(rel)).await {
-                        Ok(f) => f,
-                        Err(_) => {
-                            s.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
-                                .await?;
-                            continue;
-                        }
-                    };
-                    let len = file.metadata().await?.len();
-                    let head = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\
-                         Content-Length: {len}\r\nAccept-Ranges: bytes\r\n\r\n"
-                    );
-                    s.write_all(head.as_bytes()).await?;
-                    let mut body = tokio::io::BufReader::with_capacity(256 * 1024, file.take(len));
-                    tokio::io::copy_buf(&mut body, &mut s).await?;
-                }
-            });
-        }
-    })
-}
-
 struct Measured {
     gbps: Vec<f64>,
     cpu_ms_per_gb: Vec<f64>,
 }
 
 fn main() -> io::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    if let Some(i) = args.iter().position(|a| a == "--serve-tokio") {
-        let root = PathBuf::from(&args[i + 1]);
-        let addr = args[i + 2].parse().map_err(io::Error::other)?;
-        return serve_tokio(root, addr);
+    if let Some(served) = servers::serve_tokio_if_asked() {
+        return served;
     }
     let rounds: usize = sys::arg("--rounds", 5);
     let mib: u64 = sys::arg("--mib", 1024);
@@ -304,7 +143,7 @@ fn main() -> io::Result<()> {
         for k in 0..servers.len() {
             let i = (round + k) % servers.len();
             let (s, m) = (&servers[i], &mut measured[i]);
-            let stat = format!("/proc/{}/stat", s.child.id());
+            let stat = s.stat_path();
             let cpu0 = sys::cpu_time(&stat);
             let (bytes, took) = download(s.addr, "/big.bin")?;
             // The server's last sends finish before the client's last read returns.

@@ -61,13 +61,19 @@ fn main() -> std::io::Result<()> {
     // Resolve the address (and port 0) once, so that every worker binds the same one.
     let addr = std::net::TcpListener::bind(&addr)?.local_addr()?;
     let driver = rt.info().driver;
+    let ready = std::sync::Arc::new(shutdown::AllReady::new(workers));
     let results = rt.run(move |worker| {
+        let ready = ready.clone();
         async move {
-            let listener = TcpListener::bind_reuseport(addr)?;
+            // The signals first: once announced, a SIGTERM finds every worker listening.
+            let stop = shutdown::stop_requested();
+            let listener = TcpListener::bind_reuseport(addr);
+            ready.arrive();
+            let (mut stop, listener) = (std::pin::pin!(stop?), listener?);
             if worker == 0 {
+                ready.wait().await;
                 println!("echo: listening on {addr} with {workers} worker(s) on {driver}");
             }
-            let mut stop = std::pin::pin!(shutdown::stop_requested()?);
             let connections = Rc::new(shutdown::Connections::default());
             let mut incoming = listener.incoming();
             let signal = loop {

@@ -150,14 +150,18 @@ fn echo_stops_gracefully_on_sigterm() {
         let mut got = [0u8; 5];
         conn.read_exact(&mut got).unwrap();
         assert_eq!(&got, b"hello");
-        // Sent, not read back, when the signal comes.
+        // Sent right before the signal: echoed whether the server reads it before or after.
         conn.write_all(b"tail").unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(100));
         // SAFETY: kill takes no pointers; the pid is our child's, not yet waited for.
         assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
         let mut rest = Vec::new();
         conn.read_to_end(&mut rest).unwrap();
         assert_eq!(rest, b"tail", "{driver}");
+        // The listener closed before the connections were told to end.
+        assert!(
+            std::net::TcpStream::connect(&addr).is_err(),
+            "{driver}: still accepting"
+        );
         let status = common::wait_for_exit(child, 10, driver);
         assert!(status.success(), "{driver}: {status}");
         assert!(

@@ -299,7 +299,9 @@ fn fileserver_refuses_fifos_bodies_and_slow_clients() {
 fn exchange(addr: &str, bytes: &[u8]) -> String {
     let mut c = TcpStream::connect(addr).unwrap();
     c.write_all(bytes).unwrap();
-    String::from_utf8_lossy(&read_to_close(&mut c).unwrap()).into_owned()
+    let reply = read_to_close(&mut c)
+        .unwrap_or_else(|e| panic!("{:?}: {e}", String::from_utf8_lossy(bytes)));
+    String::from_utf8_lossy(&reply).into_owned()
 }
 
 /// Directory listings: sorted (directories first), names escaped and links percent-encoded
@@ -356,6 +358,9 @@ fn fileserver_lists_directories() {
         // A directory without its slash: sent to it.
         let r = request(&mut conn, "GET", "/a-dir?x=1", "");
         assert_eq!((r.status, r.header("location")), (301, Some("/a-dir/?x=1")));
+        // Built from the resolved path: `//a-dir` must not send the client to host `a-dir`.
+        let r = request(&mut conn, "GET", "//a-dir", "");
+        assert_eq!((r.status, r.header("location")), (301, Some("/a-dir/")));
         let r = request(&mut conn, "GET", "/a-dir/", "");
         assert_eq!(r.status, 200);
         let page = String::from_utf8(r.body).unwrap();
@@ -502,6 +507,21 @@ fn fileserver_is_strict_about_request_heads() {
             ("GET /f?x=%zz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n".into(), 200),
             ("GET /f%00 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n".into(), 400),
             ("DELETE /f HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n".into(), 405),
+            // Empty lines before a request are allowed (RFC 9112 2.2).
+            (
+                "\r\n\r\nGET /f HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n".into(),
+                200,
+            ),
+            ("GET HTTP://a/f HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n".into(), 200),
+            // A range that does not parse is ignored; HEAD ignores ranges.
+            (
+                "GET /f HTTP/1.1\r\nHost: a\r\nRange: bytes=abc\r\nConnection: close\r\n\r\n".into(),
+                200,
+            ),
+            (
+                "HEAD /f HTTP/1.1\r\nHost: a\r\nRange: bytes=0-1\r\nConnection: close\r\n\r\n".into(),
+                200,
+            ),
         ];
         for (req, want) in cases {
             let reply = exchange(addr, req.as_bytes());
@@ -525,6 +545,35 @@ fn fileserver_is_strict_about_request_heads() {
         assert!(
             reply.starts_with("HTTP/1.1 404") && reply.ends_with("\r\n\r\n"),
             "{reply}"
+        );
+        // Bytes that are not UTF-8 in a header the server does not read are no reason to refuse.
+        let reply = exchange(
+            addr,
+            b"GET /f HTTP/1.1\r\nHost: a\r\nX-Name: caf\xe9\r\nConnection: close\r\n\r\n",
+        );
+        assert_eq!(status(&reply), 200, "{driver}: {reply}");
+        // A head a byte at a time is served.
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.set_nodelay(true).unwrap();
+        for b in b"GET /f HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n" {
+            c.write_all(&[*b]).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let reply = String::from_utf8_lossy(&read_to_close(&mut c).unwrap()).into_owned();
+        assert_eq!(status(&reply), 200, "{driver}: {reply}");
+        // A refused body still on its way: the client gets the whole 413, not a reset.
+        let mut c = TcpStream::connect(addr).unwrap();
+        let mut req = format!(
+            "POST /f HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n",
+            1 << 20
+        )
+        .into_bytes();
+        req.extend(std::iter::repeat_n(b'x', 200 << 10));
+        c.write_all(&req).unwrap();
+        let reply = String::from_utf8_lossy(&read_to_close(&mut c).unwrap()).into_owned();
+        assert!(
+            reply.starts_with("HTTP/1.1 413") && reply.ends_with("Too Large\n"),
+            "{driver}: {reply}"
         );
         // Pipelined requests are answered in order on one connection.
         let reply = exchange(

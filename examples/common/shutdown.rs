@@ -11,10 +11,43 @@ use std::future::poll_fn;
 use std::io;
 use std::net::Shutdown;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
-/// Waits for `SIGINT` or `SIGTERM`; the signal's name. Both are listened to from the call on.
+/// Startup of a multi-worker server: each worker arrives once it listens for the stop signals
+/// (and for connections), and the announcement waits for all of them, so that a signal sent by
+/// whoever saw it is never met by the default action (the process killed) or missed by a
+/// worker that was not listening yet.
+pub struct AllReady {
+    left: AtomicUsize,
+    done: hoop::sync::Notify,
+}
+
+impl AllReady {
+    pub fn new(workers: usize) -> AllReady {
+        AllReady {
+            left: AtomicUsize::new(workers),
+            done: hoop::sync::Notify::new(),
+        }
+    }
+
+    pub fn arrive(&self) {
+        if self.left.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.done.notify_one(); // kept as a permit if nobody waits yet
+        }
+    }
+
+    /// Until every worker arrived (one waiter only).
+    pub async fn wait(&self) {
+        while self.left.load(Ordering::SeqCst) > 0 {
+            self.done.notified().await;
+        }
+    }
+}
+
+/// Waits for `SIGINT` or `SIGTERM`; the signal's name. Both are listened to from the call on;
+/// polled again after one came, it waits for the next.
 pub fn stop_requested() -> io::Result<impl std::future::Future<Output = &'static str>> {
     let mut int = signal(SignalKind::interrupt())?;
     let mut term = signal(SignalKind::terminate())?;

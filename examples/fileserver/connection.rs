@@ -63,10 +63,24 @@ pub async fn serve(stream: &TcpStream, site: &Site, limits: Limits) -> io::Resul
         }
         let started = Instant::now();
         let head_deadline = started + limits.head;
-        let parsed = loop {
-            match request::parse(&input.pending) {
-                Parsed::Partial => {}
-                done => break done,
+        // Parsed only once the blank line is there: a client sending a byte at a time costs a
+        // scan of each new byte, not a parse of the whole head per read.
+        let mut from = 0usize;
+        let parsed = 'head: loop {
+            while let Some(end) = head_end(&input.pending[from..]) {
+                match request::parse(&input.pending[..from + end]) {
+                    // Only empty lines so far, which may precede a request (RFC 9112 2.2): on
+                    // to the next blank line (from the last byte of this one, so that the
+                    // search moves on).
+                    Parsed::Partial => from += end - 1,
+                    done => break 'head done,
+                }
+            }
+            // The next search starts where a blank line split by this read could begin.
+            from = input.pending.len().saturating_sub(2).max(from);
+            let scanned = input.pending.len();
+            if scanned > request::MAX_HEAD {
+                break Parsed::Bad(431);
             }
             let left = head_deadline.saturating_duration_since(Instant::now());
             match hoop::time::timeout(left, input.fill(stream)).await {
@@ -86,9 +100,10 @@ pub async fn serve(stream: &TcpStream, site: &Site, limits: Limits) -> io::Resul
                 if limits.log {
                     log(peer, "-", status, 0, started);
                 }
+                close_gently(stream).await;
                 return Ok(());
             }
-            Parsed::Partial => unreachable!(),
+            Parsed::Partial => unreachable!("the loop above ends only with a whole head"),
         };
         input.pending.drain(..head_len);
         let mut keep = req.keep_alive;
@@ -101,6 +116,7 @@ pub async fn serve(stream: &TcpStream, site: &Site, limits: Limits) -> io::Resul
                 if limits.log {
                     log(peer, &req_line(&req), 413, 0, started);
                 }
+                close_gently(stream).await;
                 return Ok(());
             }
             Body::Length(n) => {
@@ -136,9 +152,49 @@ pub async fn serve(stream: &TcpStream, site: &Site, limits: Limits) -> io::Resul
             log(peer, &req_line(&req), served.status, served.bytes, started);
         }
         if !keep {
+            if req.body == Body::Unread {
+                close_gently(stream).await;
+            }
             return Ok(());
         }
     }
+}
+
+/// Where the head in `bytes` ends (after its blank line: `\r\n\r\n`, or a bare `\n\n`,
+/// which RFC 9112 lets a recipient accept), if it does.
+fn head_end(bytes: &[u8]) -> Option<usize> {
+    let lf = bytes.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
+    let crlf = bytes.windows(3).position(|w| w == b"\n\r\n").map(|i| i + 3);
+    match (lf, crlf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Closes a connection whose client may still be sending (a body never read, a refused
+/// request): the write side first, then what arrives is read and dropped for a moment, so that
+/// the close does not reset the connection (and lose the response in the client's buffer)
+/// because unread bytes were left behind (RFC 9112 9.6).
+pub async fn close_gently(stream: &TcpStream) {
+    const LINGER: Duration = Duration::from_secs(2);
+    const AT_MOST: usize = 256 * 1024;
+    if stream.shutdown(std::net::Shutdown::Write).is_err() {
+        return;
+    }
+    let mut dropped = 0;
+    let mut buf = Vec::with_capacity(16 * 1024);
+    let _ = hoop::time::timeout(LINGER, async {
+        while dropped < AT_MOST {
+            buf.clear();
+            let (n, b) = stream.read(std::mem::take(&mut buf)).await;
+            buf = b;
+            match n {
+                Ok(n) if n > 0 => dropped += n,
+                _ => break,
+            }
+        }
+    })
+    .await;
 }
 
 fn req_line(req: &request::Request) -> String {

@@ -49,7 +49,7 @@ use futures_util::StreamExt;
 use hoop::fs::Dir;
 use hoop::net::TcpListener;
 use serve::Site;
-use shutdown::Connections;
+use shutdown::{AllReady, Connections};
 use std::io;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -121,15 +121,35 @@ fn config() -> Config {
 }
 
 /// One worker: its own listener on the shared address, its own connections, until a signal.
-async fn worker(index: usize, c: Arc<Config>, local: std::net::SocketAddr) -> io::Result<()> {
-    let listener = TcpListener::bind_reuseport(local)?;
-    let site = Rc::new(Site {
-        root: Dir::open(&c.root).await?,
-        listing: c.listing,
-        send_timeout: c.send_timeout,
-    });
-    let mut stop = std::pin::pin!(shutdown::stop_requested()?);
+async fn worker(
+    index: usize,
+    c: Arc<Config>,
+    local: std::net::SocketAddr,
+    ready: Arc<AllReady>,
+) -> io::Result<()> {
+    let setup = async {
+        // The signals first: from the announcement on, a SIGTERM must find every worker
+        // listening for it.
+        let stop = shutdown::stop_requested()?;
+        let listener = TcpListener::bind_reuseport(local)?;
+        let site = Rc::new(Site {
+            root: Dir::open(&c.root).await?,
+            listing: c.listing,
+            send_timeout: c.send_timeout,
+        });
+        Ok::<_, io::Error>((stop, listener, site))
+    };
+    let (stop, listener, site) = match setup.await {
+        Ok(started) => started,
+        Err(e) => {
+            eprintln!("fileserver: worker {index}: {e}");
+            std::process::exit(1);
+        }
+    };
+    let mut stop = std::pin::pin!(stop);
+    ready.arrive();
     if index == 0 {
+        ready.wait().await;
         println!(
             "fileserver: serving {} on http://{local}/ with {} worker(s) on {} (open it in a browser, or: curl -v http://{local}/)",
             c.root.display(),
@@ -153,10 +173,14 @@ async fn worker(index: usize, c: Arc<Config>, local: std::net::SocketAddr) -> io
             }
         };
         if connections.len() >= c.max_connections {
-            // At the cap: refused at once (the client may retry).
-            let _ = stream
-                .write_all(response::simple(503, false, false, &[]))
-                .await;
+            // At the cap: refused at once (the client may retry), beside the accept loop.
+            hoop::spawn(async move {
+                let _ = stream
+                    .write_all(response::simple(503, false, false, &[]))
+                    .await;
+                connection::close_gently(&stream).await;
+            })
+            .detach();
             continue;
         }
         let (stream, tracked) = connections.track(stream);
@@ -179,9 +203,16 @@ async fn worker(index: usize, c: Arc<Config>, local: std::net::SocketAddr) -> io
         "fileserver: worker {index}: {signal}: stopped accepting; {open} connection(s) finishing"
     );
     connections.stop();
-    let left = connections.drain(c.grace).await;
+    // A second signal cuts the grace period short.
+    let left = match select(std::pin::pin!(connections.drain(c.grace)), stop.as_mut()).await {
+        Either::Left((left, _)) => left,
+        Either::Right((again, _)) => {
+            println!("fileserver: worker {index}: {again} again: not waiting");
+            connections.len()
+        }
+    };
     if left > 0 {
-        println!("fileserver: worker {index}: {left} connection(s) cut after the grace period");
+        println!("fileserver: worker {index}: {left} connection(s) cut");
     }
     Ok(())
 }
@@ -191,7 +222,8 @@ fn main() -> io::Result<()> {
     // Resolve the address (and port 0) once, so that every worker binds the same one.
     let local = std::net::TcpListener::bind(&c.addr)?.local_addr()?;
     let rt = hoop::Runtime::builder().workers(c.workers).build()?;
-    let results = rt.run(move |index| worker(index, c.clone(), local));
+    let ready = Arc::new(AllReady::new(c.workers));
+    let results = rt.run(move |index| worker(index, c.clone(), local, ready.clone()));
     for r in results {
         r?;
     }

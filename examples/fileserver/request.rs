@@ -85,9 +85,14 @@ fn check(req: &httparse::Request) -> Result<Request, u16> {
     let mut if_match: Option<String> = None;
     let (mut range, mut ims, mut ius, mut if_range) = (None, None, None, None);
     for h in req.headers.iter() {
-        // Values are matched as text; obs-text (bytes >= 0x80) makes a value unusable.
-        let value = std::str::from_utf8(h.value).map_err(|_| 400u16)?.trim();
         let name = h.name.to_ascii_lowercase();
+        // Values are matched as text: obs-text (bytes >= 0x80) in a header this server reads
+        // makes the request bad; in any other header it is none of the server's business.
+        let value = match std::str::from_utf8(h.value) {
+            Ok(v) => v.trim(),
+            Err(_) if KNOWN.contains(&name.as_str()) => return Err(400),
+            Err(_) => continue,
+        };
         match name.as_str() {
             "host" => {
                 hosts += 1;
@@ -171,6 +176,21 @@ fn check(req: &httparse::Request) -> Result<Request, u16> {
     })
 }
 
+/// The headers `check` reads.
+const KNOWN: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "expect",
+    "if-none-match",
+    "if-match",
+    "range",
+    "if-modified-since",
+    "if-unmodified-since",
+    "if-range",
+];
+
 /// A header that may appear once: a second one is a bad request.
 fn once(slot: &mut Option<String>, value: &str) -> Result<(), u16> {
     if slot.replace(value.to_string()).is_some() {
@@ -200,14 +220,18 @@ fn valid_host(value: &str) -> bool {
 /// The decoded path (without its leading `/`), whether it ends with `/`, and the query (`?...`
 /// or empty) of an origin-form (`/path?q`) or absolute-form (`http://host/path`) target.
 fn split_target(target: &str) -> Option<(PathBuf, bool, String)> {
-    let rest = if let Some(after) = target
-        .strip_prefix("http://")
-        .or_else(|| target.strip_prefix("https://"))
-    {
-        // absolute-form: the path starts at the first '/' after the authority.
-        &after[after.find('/').unwrap_or(after.len())..]
-    } else {
+    let scheme = ["http://", "https://"].into_iter().find(|p| {
         target
+            .get(..p.len())
+            .is_some_and(|t| t.eq_ignore_ascii_case(p))
+    });
+    let rest = match scheme {
+        // absolute-form: the path starts where the authority ends.
+        Some(p) => {
+            let after = &target[p.len()..];
+            &after[after.find(['/', '?']).unwrap_or(after.len())..]
+        }
+        None => target,
     };
     let rest = if rest.is_empty() { "/" } else { rest };
     if !rest.starts_with('/') {

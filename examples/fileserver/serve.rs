@@ -68,9 +68,9 @@ pub async fn respond(
     };
     if meta.is_dir() {
         if !req.trailing_slash {
-            // Relative links in the page need the slash: send the client to it.
-            let raw = req.target.split('?').next().unwrap_or("/");
-            let location = format!("{raw}/{}", req.query);
+            // Relative links in the page need the slash: send the client to it. Built from the
+            // resolved path, never the raw target (`//host` would be another site).
+            let location = format!("{}/{}", url_path(&rel), req.query);
             let bytes = send(short(301, &[("Location", &location)])).await?;
             return Ok(Served { status: 301, bytes });
         }
@@ -141,6 +141,20 @@ async fn open(root: &Dir, rel: &Path) -> Result<(File, Metadata, std::path::Path
     Ok((file, meta, rel.to_path_buf()))
 }
 
+/// `rel` as the path of a URL: `/` and each component percent-encoded.
+fn url_path(rel: &Path) -> String {
+    let mut url = String::new();
+    for part in rel.components() {
+        if let std::path::Component::Normal(name) = part {
+            url.push('/');
+            url.push_str(&listing::percent_encode(
+                std::os::unix::ffi::OsStrExt::as_bytes(name),
+            ));
+        }
+    }
+    url
+}
+
 /// The status for a failed open or stat.
 fn status_of(e: &io::Error) -> u16 {
     match hoop::fs::os_error(e) {
@@ -184,8 +198,11 @@ async fn send_file(
             return answer(response::simple(412, head_only, keep, &[]), 412).await;
         }
     }
+    // Range is defined for GET only (RFC 9110 14.2).
     let range = match req.range.as_deref() {
-        Some(r) if validators::range_applies(req, &v) => validators::parse_range(r, len),
+        Some(r) if !head_only && validators::range_applies(req, &v) => {
+            validators::parse_range(r, len)
+        }
         _ => Ok(None),
     };
     let (status, start, body_len) = match range {

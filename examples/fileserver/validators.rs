@@ -105,32 +105,67 @@ pub fn parse_range(header: &str, len: u64) -> Result<Option<(u64, u64)>, ()> {
     if spec.contains(',') {
         return Ok(None); // several ranges: the whole body is a valid answer
     }
-    let (a, b) = spec.split_once('-').ok_or(())?;
-    let num = |s: &str| -> Result<u64, ()> {
-        if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
-            return Err(());
-        }
-        s.parse().map_err(|_| ())
+    // A position too large for u64 is past any file: as good as the largest.
+    let num = |s: &str| -> Option<u64> {
+        (!s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()))
+            .then(|| s.parse().unwrap_or(u64::MAX))
+    };
+    // A range that does not parse is ignored (RFC 9110 14.2): the whole body.
+    let Some((a, b)) = spec.split_once('-') else {
+        return Ok(None);
     };
     let (start, end) = match (a.trim(), b.trim()) {
         ("", n) => {
-            let n = num(n)?;
+            let Some(n) = num(n) else { return Ok(None) };
             if n == 0 || len == 0 {
                 return Err(());
             }
             (len.saturating_sub(n), len - 1)
         }
-        (s, "") => (num(s)?, len.saturating_sub(1)),
-        (s, e) => {
-            let (s, e) = (num(s)?, num(e)?);
-            if e < s {
-                return Ok(None); // invalid: ignored (RFC 9110 14.1.1)
-            }
-            (s, e.min(len.saturating_sub(1)))
-        }
+        (s, "") => match num(s) {
+            Some(s) => (s, len.saturating_sub(1)),
+            None => return Ok(None),
+        },
+        (s, e) => match (num(s), num(e)) {
+            (Some(s), Some(e)) if s <= e => (s, e.min(len.saturating_sub(1))),
+            _ => return Ok(None),
+        },
     };
     if start >= len {
         return Err(());
     }
     Ok(Some((start, end)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100), Ok(Some((0, 9))));
+        assert_eq!(parse_range("bytes=90-", 100), Ok(Some((90, 99))));
+        assert_eq!(parse_range("bytes=-10", 100), Ok(Some((90, 99))));
+        assert_eq!(parse_range("bytes=-1000", 100), Ok(Some((0, 99))));
+        assert_eq!(
+            parse_range("bytes=0-99999999999999999999999", 100),
+            Ok(Some((0, 99)))
+        );
+        assert_eq!(
+            parse_range("bytes=-99999999999999999999999", 100),
+            Ok(Some((0, 99)))
+        );
+        assert_eq!(parse_range("bytes=100-", 100), Err(()));
+        assert_eq!(parse_range("bytes=-0", 100), Err(()));
+        for ignored in [
+            "bytes=",
+            "bytes=abc",
+            "bytes=5-1",
+            "items=0-1",
+            "bytes=0-1,3-4",
+            "bytes=1",
+        ] {
+            assert_eq!(parse_range(ignored, 100), Ok(None), "{ignored}");
+        }
+    }
 }

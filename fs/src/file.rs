@@ -371,7 +371,8 @@ impl File {
     ///
     /// On a local filesystem the result is the same as `metadata()`'s: the inode of an open file
     /// is in memory. On a network or FUSE filesystem the attributes may be as old as the client's
-    /// cache, and the call never waits for the server. What a file server takes per request.
+    /// cache (a size that is stale by then makes a read of "the whole file" come up short), and
+    /// the call never waits for the server. What a file server takes per request.
     ///
     /// ```
     /// # hoop::block_on(async {
@@ -380,12 +381,20 @@ impl File {
     /// # Ok::<(), std::io::Error>(())
     /// # }).unwrap();
     /// ```
+    ///
+    /// A file opened with [`Credentials`] takes the usual way (the worker's syscall would run
+    /// as the server), and so does a process whose seccomp filter refuses the `statx` syscall.
     pub async fn cached_metadata(&self) -> io::Result<Metadata> {
-        let stx = self
-            .op(self.statx().cached())
-            .await
-            .map_err(self.ctx("stat"))?;
-        Ok(Metadata::from_statx(stx))
+        if self.creds.is_some() {
+            return self.metadata().await;
+        }
+        match self.op(self.statx().cached()).await {
+            Ok(stx) => Ok(Metadata::from_statx(stx)),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => {
+                self.metadata().await
+            }
+            Err(e) => Err(self.ctx("stat")(e)),
+        }
     }
 
     /// The value of extended attribute `name` (e.g. `"user.comment"`).

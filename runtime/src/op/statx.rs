@@ -40,9 +40,15 @@ impl Statx {
     /// memory, so the call does no I/O on a local filesystem, and `DONT_SYNC` keeps a network or
     /// FUSE filesystem from asking its server. A path would be looked up (and might read the
     /// disk): use it only with `AT_EMPTY_PATH` on an open fd.
+    ///
+    /// Only for an empty path (`AT_EMPTY_PATH`): with a path it does nothing. Not for an
+    /// operation run with [`Credentials`](crate::Credentials): the worker's syscall runs as the
+    /// server (harmless for an open fd, which needs no permission, but not what was asked).
     pub fn cached(mut self) -> Self {
-        self.cached = true;
-        self.flags |= libc::AT_STATX_DONT_SYNC;
+        if self.path.as_bytes().is_empty() {
+            self.cached = true;
+            self.flags |= libc::AT_STATX_DONT_SYNC;
+        }
         self
     }
 }

@@ -19,7 +19,12 @@
 //! - The first listener of a signal installs a process-wide handler for it, which stays for the
 //!   life of the process: from then on the signal no longer has its default action (a `SIGINT`
 //!   no longer ends the process; listeners decide what happens). A handler the program had
-//!   installed before is still called, after hoop's.
+//!   installed before is still called, before the listeners are woken (once, if it was
+//!   `SA_RESETHAND`); interrupted syscalls restart unless that handler chose `EINTR`; a
+//!   `SIGCHLD` keeps its `SA_NOCLDSTOP`/`SA_NOCLDWAIT`, and one that was ignored keeps having
+//!   its children reaped by the kernel.
+//! - A child made by `fork` inherits the handler, not the listeners: its signals wake nobody in
+//!   the parent.
 //! - Each listener has its own eventfd, which the handler writes to and its worker reads like any
 //!   other fd (through the ring on io_uring, by readiness on epoll). Every listener of a signal
 //!   sees every delivery, on whichever worker it lives, and whichever thread the kernel picked
