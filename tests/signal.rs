@@ -142,7 +142,10 @@ fn dropped_listeners_free_their_slots_and_fds() {
             hoop::time::sleep(Duration::from_millis(20)).await;
             let after = std::fs::read_dir("/proc/self/fd").unwrap().count();
             // Other tests run beside this one: allow their few fds, not 2500 leaked eventfds.
-            assert!(after < before + 100, "{driver:?}: fds: {before} before, {after} after");
+            assert!(
+                after < before + 100,
+                "{driver:?}: fds: {before} before, {after} after"
+            );
         });
     }
 }

@@ -3,8 +3,9 @@
 
 use crate::request::{self, Body, Parsed};
 use crate::response;
-use crate::serve::{self, Site};
+use crate::serve::{self, Reply, Site};
 use hoop::net::TcpStream;
+use hoop::IoBuf;
 use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -24,21 +25,22 @@ pub struct Limits {
 /// The largest request body read (and thrown away) to keep the connection; larger is a 413.
 const MAX_DISCARD: u64 = 64 * 1024;
 
-/// What the client sent so far, and a buffer to read more into.
+/// What the client sent and the server has not used yet.
 struct Input {
     pending: Vec<u8>,
-    buf: Vec<u8>,
 }
 
 impl Input {
-    /// Reads once; false at end of file.
+    /// Reads once, into `pending`'s spare room; false at end of file.
     async fn fill(&mut self, stream: &TcpStream) -> io::Result<bool> {
-        let (n, mut buf) = stream.read(std::mem::take(&mut self.buf)).await;
-        let n = n?;
-        self.pending.extend_from_slice(&buf[..n]);
-        buf.clear();
-        self.buf = buf;
-        Ok(n > 0)
+        if self.pending.capacity() - self.pending.len() < 4096 {
+            self.pending.reserve(8192);
+        }
+        let (len, cap) = (self.pending.len(), self.pending.capacity());
+        let room = std::mem::take(&mut self.pending).slice(len..cap);
+        let (n, room) = stream.read(room).await;
+        self.pending = room.into_inner();
+        Ok(n? > 0)
     }
 }
 
@@ -46,9 +48,10 @@ pub async fn serve(stream: &TcpStream, site: &Site, limits: Limits) -> io::Resul
     stream.set_nodelay(true)?;
     let peer = stream.peer_addr().ok();
     let mut input = Input {
-        pending: Vec::new(),
-        buf: Vec::with_capacity(8192),
+        pending: Vec::with_capacity(8192),
     };
+    // Every response is written here first; reused, so that no response allocates for it.
+    let mut out = Vec::with_capacity(8192);
     loop {
         // Idle until the first byte of the next request, then the whole head within its limit.
         if input.pending.is_empty() {
@@ -95,8 +98,8 @@ pub async fn serve(stream: &TcpStream, site: &Site, limits: Limits) -> io::Resul
         let (req, head_len) = match parsed {
             Parsed::Done(req, len) => (req, len),
             Parsed::Bad(status) => {
-                let bytes = response::simple(status, false, false, &[]);
-                let _ = stream.write_all(bytes).await;
+                response::simple(&mut out, status, false, false, &[]);
+                let _ = stream.write_all(out).await;
                 if limits.log {
                     log(peer, "-", status, 0, started);
                 }
@@ -110,9 +113,8 @@ pub async fn serve(stream: &TcpStream, site: &Site, limits: Limits) -> io::Resul
         match req.body {
             Body::Length(n) if n > MAX_DISCARD => {
                 // Refused unread; the connection closes (the body would be read as requests).
-                let head_only = req.method == "HEAD";
-                let bytes = response::simple(413, head_only, false, &[]);
-                let _ = stream.write_all(bytes).await;
+                response::simple(&mut out, 413, req.method == "HEAD", false, &[]);
+                let _ = stream.write_all(out).await;
                 if limits.log {
                     log(peer, &req_line(&req), 413, 0, started);
                 }
@@ -139,7 +141,14 @@ pub async fn serve(stream: &TcpStream, site: &Site, limits: Limits) -> io::Resul
             Body::Unread => keep = false,
             Body::None => {}
         }
-        let served = match serve::respond(stream, site, &req, keep).await {
+        let mut reply = Reply {
+            stream,
+            out: &mut out,
+            send_timeout: site.send_timeout,
+            head_only: req.method == "HEAD",
+            keep,
+        };
+        let served = match serve::respond(&mut reply, site, &req).await {
             Ok(served) => served,
             Err(e) => {
                 if limits.log {

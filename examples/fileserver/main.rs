@@ -175,9 +175,9 @@ async fn worker(
         if connections.len() >= c.max_connections {
             // At the cap: refused at once (the client may retry), beside the accept loop.
             hoop::spawn(async move {
-                let _ = stream
-                    .write_all(response::simple(503, false, false, &[]))
-                    .await;
+                let mut out = Vec::new();
+                response::simple(&mut out, 503, false, false, &[]);
+                let _ = stream.write_all(out).await;
                 connection::close_gently(&stream).await;
             })
             .detach();

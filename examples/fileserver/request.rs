@@ -85,15 +85,13 @@ fn check(req: &httparse::Request) -> Result<Request, u16> {
     let mut if_match: Option<String> = None;
     let (mut range, mut ims, mut ius, mut if_range) = (None, None, None, None);
     for h in req.headers.iter() {
-        let name = h.name.to_ascii_lowercase();
-        // Values are matched as text: obs-text (bytes >= 0x80) in a header this server reads
-        // makes the request bad; in any other header it is none of the server's business.
-        let value = match std::str::from_utf8(h.value) {
-            Ok(v) => v.trim(),
-            Err(_) if KNOWN.contains(&name.as_str()) => return Err(400),
-            Err(_) => continue,
+        let Some(name) = KNOWN.iter().find(|k| h.name.eq_ignore_ascii_case(k)) else {
+            continue; // none of the server's business
         };
-        match name.as_str() {
+        // Values are matched as text: obs-text (bytes >= 0x80) in a header this server reads
+        // makes the request bad.
+        let value = std::str::from_utf8(h.value).map_err(|_| 400u16)?.trim();
+        match *name {
             "host" => {
                 hosts += 1;
                 if !valid_host(value) {

@@ -3,7 +3,7 @@
 //! body.
 
 use std::cell::RefCell;
-use std::fmt::Write as _;
+use std::io::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub fn reason(status: u16) -> &'static str {
@@ -28,8 +28,8 @@ pub fn reason(status: u16) -> &'static str {
     }
 }
 
-/// Today's `Date` value, formatted once a second per worker.
-fn date() -> String {
+/// Appends today's `Date` value, formatted once a second per worker.
+fn push_date(out: &mut Vec<u8>) {
     thread_local! {
         static CACHE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
     }
@@ -40,56 +40,58 @@ fn date() -> String {
         if c.0 != secs {
             *c = (secs, httpdate::fmt_http_date(now));
         }
-        c.1.clone()
+        out.extend_from_slice(c.1.as_bytes());
     })
 }
 
-/// A response head under construction.
-pub struct Head(String);
+/// A response head written into a connection's reusable buffer.
+pub struct Head<'a>(&'a mut Vec<u8>);
 
-impl Head {
-    pub fn new(status: u16) -> Head {
-        let mut s = String::with_capacity(256);
-        let _ = write!(
-            s,
-            "HTTP/1.1 {status} {}\r\nDate: {}\r\nServer: hoop-fileserver\r\n",
-            reason(status),
-            date()
-        );
-        Head(s)
+impl<'a> Head<'a> {
+    /// Starts the head of a `status` response in `out` (emptied first).
+    pub fn start(out: &'a mut Vec<u8>, status: u16) -> Head<'a> {
+        out.clear();
+        let _ = write!(out, "HTTP/1.1 {status} {}\r\nDate: ", reason(status));
+        push_date(out);
+        out.extend_from_slice(b"\r\nServer: hoop-fileserver\r\n");
+        Head(out)
     }
 
-    pub fn header(mut self, name: &str, value: impl std::fmt::Display) -> Head {
+    pub fn header(self, name: &str, value: impl std::fmt::Display) -> Head<'a> {
         let _ = write!(self.0, "{name}: {value}\r\n");
         self
     }
 
-    /// The head, ended, as bytes (with room for `extra` bytes of body after it).
-    pub fn finish(self, keep_alive: bool, extra: usize) -> Vec<u8> {
-        let mut s = self.0;
-        s.push_str(if keep_alive {
-            "Connection: keep-alive\r\n\r\n"
+    /// Ends the head; its length.
+    pub fn finish(self, keep_alive: bool) -> usize {
+        self.0.extend_from_slice(if keep_alive {
+            b"Connection: keep-alive\r\n\r\n"
         } else {
-            "Connection: close\r\n\r\n"
+            b"Connection: close\r\n\r\n"
         });
-        let mut bytes = s.into_bytes();
-        bytes.reserve_exact(extra);
-        bytes
+        self.0.len()
     }
 }
 
-/// A complete response with a short text body (none for `HEAD`), as bytes.
-pub fn simple(status: u16, head_only: bool, keep_alive: bool, extra: &[(&str, &str)]) -> Vec<u8> {
-    let body = format!("{status} {}\n", reason(status));
-    let mut head = Head::new(status)
+/// A complete response with a short text body (none for `HEAD`), in `out`.
+pub fn simple(
+    out: &mut Vec<u8>,
+    status: u16,
+    head_only: bool,
+    keep_alive: bool,
+    extra: &[(&str, &str)],
+) {
+    let reason = reason(status);
+    // The body: "404 Not Found\n".
+    let body_len = 3 + 1 + reason.len() + 1;
+    let mut head = Head::start(out, status)
         .header("Content-Type", "text/plain; charset=utf-8")
-        .header("Content-Length", body.len());
+        .header("Content-Length", body_len);
     for (name, value) in extra {
         head = head.header(name, value);
     }
-    let mut bytes = head.finish(keep_alive, body.len());
+    head.finish(keep_alive);
     if !head_only {
-        bytes.extend_from_slice(body.as_bytes());
+        let _ = writeln!(out, "{status} {reason}");
     }
-    bytes
 }

@@ -40,76 +40,83 @@ pub async fn within<T>(limit: Duration, fut: impl Future<Output = io::Result<T>>
         .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
 }
 
-/// Answers `req` on `stream`; `keep` says whether the connection stays open after it.
-pub async fn respond(
-    stream: &TcpStream,
-    site: &Site,
-    req: &Request,
-    keep: bool,
-) -> io::Result<Served> {
-    let head_only = req.method == "HEAD";
-    let send = |bytes: Vec<u8>| async {
+/// A response on its way: the connection, its reusable output buffer, and how to answer.
+pub struct Reply<'a> {
+    pub stream: &'a TcpStream,
+    /// The connection's buffer, reused from response to response.
+    pub out: &'a mut Vec<u8>,
+    pub send_timeout: Duration,
+    pub head_only: bool,
+    pub keep: bool,
+}
+
+impl Reply<'_> {
+    /// Sends what `out` holds (within the send timeout); how many bytes.
+    async fn send(&mut self) -> io::Result<u64> {
+        let bytes = std::mem::take(self.out);
         let n = bytes.len() as u64;
-        within(site.send_timeout, async { stream.write_all(bytes).await.0 }).await?;
-        Ok::<u64, io::Error>(n)
-    };
-    let short =
-        |status: u16, extra: &[(&str, &str)]| response::simple(status, head_only, keep, extra);
-    if req.method != "GET" && !head_only {
-        let bytes = send(short(405, &[("Allow", "GET, HEAD")])).await?;
-        return Ok(Served { status: 405, bytes });
+        match hoop::time::timeout(self.send_timeout, self.stream.write_all(bytes)).await {
+            Ok((res, bytes)) => {
+                *self.out = bytes;
+                res.map(|()| n)
+            }
+            Err(_) => Err(io::ErrorKind::TimedOut.into()),
+        }
+    }
+
+    /// A short response with no file behind it.
+    async fn short(&mut self, status: u16, extra: &[(&str, &str)]) -> io::Result<Served> {
+        response::simple(self.out, status, self.head_only, self.keep, extra);
+        let bytes = self.send().await?;
+        Ok(Served { status, bytes })
+    }
+}
+
+/// Answers `req`.
+pub async fn respond(reply: &mut Reply<'_>, site: &Site, req: &Request) -> io::Result<Served> {
+    if req.method != "GET" && !reply.head_only {
+        return reply.short(405, &[("Allow", "GET, HEAD")]).await;
     }
     let (file, meta, rel) = match open(&site.root, &req.path).await {
         Ok(found) => found,
-        Err(status) => {
-            let bytes = send(short(status, &[])).await?;
-            return Ok(Served { status, bytes });
-        }
+        Err(status) => return reply.short(status, &[]).await,
     };
-    if meta.is_dir() {
-        if !req.trailing_slash {
-            // Relative links in the page need the slash: send the client to it. Built from the
-            // resolved path, never the raw target (`//host` would be another site).
-            let location = format!("{}/{}", url_path(&rel), req.query);
-            let bytes = send(short(301, &[("Location", &location)])).await?;
-            return Ok(Served { status: 301, bytes });
-        }
-        let index = rel.join("index.html");
-        if let Ok((file, meta, rel)) = open(&site.root, &index).await {
-            if meta.is_file() {
-                return send_file(stream, site, req, keep, &file, &meta, &rel).await;
-            }
-        }
-        if !site.listing {
-            let bytes = send(short(403, &[])).await?;
-            return Ok(Served { status: 403, bytes });
-        }
-        let shown = format!("/{}", rel.to_string_lossy());
-        let shown = if shown == "/." {
-            "/".to_string()
-        } else {
-            shown
-        };
-        let page = match listing::render(&site.root, &rel, &shown).await {
-            Ok(page) => page,
-            Err(e) => {
-                let status = status_of(&e);
-                let bytes = send(short(status, &[])).await?;
-                return Ok(Served { status, bytes });
-            }
-        };
-        let mut bytes = Head::new(200)
-            .header("Content-Type", "text/html; charset=utf-8")
-            .header("Content-Length", page.len())
-            .header("Cache-Control", "no-cache")
-            .finish(keep, page.len());
-        if !head_only {
-            bytes.extend_from_slice(page.as_bytes());
-        }
-        let bytes = send(bytes).await?;
-        return Ok(Served { status: 200, bytes });
+    if !meta.is_dir() {
+        return send_file(reply, req, &file, &meta, &rel).await;
     }
-    send_file(stream, site, req, keep, &file, &meta, &rel).await
+    if !req.trailing_slash {
+        // Relative links in the page need the slash: send the client to it. Built from the
+        // resolved path, never the raw target (`//host` would be another site).
+        let location = format!("{}/{}", url_path(&rel), req.query);
+        return reply.short(301, &[("Location", &location)]).await;
+    }
+    let index = rel.join("index.html");
+    if let Ok((file, meta, rel)) = open(&site.root, &index).await {
+        if meta.is_file() {
+            return send_file(reply, req, &file, &meta, &rel).await;
+        }
+    }
+    if !site.listing {
+        return reply.short(403, &[]).await;
+    }
+    let shown = match url_path(&rel) {
+        root if root.is_empty() => "/".to_string(),
+        _ => format!("/{}", rel.to_string_lossy()),
+    };
+    let page = match listing::render(&site.root, &rel, &shown).await {
+        Ok(page) => page,
+        Err(e) => return reply.short(status_of(&e), &[]).await,
+    };
+    Head::start(reply.out, 200)
+        .header("Content-Type", "text/html; charset=utf-8")
+        .header("Content-Length", page.len())
+        .header("Cache-Control", "no-cache")
+        .finish(reply.keep);
+    if !reply.head_only {
+        reply.out.extend_from_slice(page.as_bytes());
+    }
+    let bytes = reply.send().await?;
+    Ok(Served { status: 200, bytes })
 }
 
 /// Opens `rel` beneath the root for reading, and takes its metadata from the open fd: a
@@ -168,39 +175,29 @@ fn status_of(e: &io::Error) -> u16 {
 
 /// The response for a regular file: 304, 412, 416, 206 or 200.
 async fn send_file(
-    stream: &TcpStream,
-    site: &Site,
+    reply: &mut Reply<'_>,
     req: &Request,
-    keep: bool,
     file: &File,
     meta: &Metadata,
     rel: &Path,
 ) -> io::Result<Served> {
-    let head_only = req.method == "HEAD";
     let len = meta.len();
     let v = Validators::of(meta);
-    let last_modified = v.last_modified();
-    let with_validators = |h: Head| {
-        h.header("ETag", &v.etag)
-            .header("Last-Modified", &last_modified)
-    };
-    let answer = |bytes: Vec<u8>, status: u16| async move {
-        let n = bytes.len() as u64;
-        within(site.send_timeout, async { stream.write_all(bytes).await.0 }).await?;
-        Ok::<_, io::Error>(Served { status, bytes: n })
-    };
     match validators::evaluate(req, &v) {
         Precondition::Proceed => {}
         Precondition::NotModified => {
-            return answer(with_validators(Head::new(304)).finish(keep, 0), 304).await;
+            Head::start(reply.out, 304)
+                .header("ETag", &v.etag)
+                .header("Last-Modified", v.last_modified())
+                .finish(reply.keep);
+            let bytes = reply.send().await?;
+            return Ok(Served { status: 304, bytes });
         }
-        Precondition::Failed => {
-            return answer(response::simple(412, head_only, keep, &[]), 412).await;
-        }
+        Precondition::Failed => return reply.short(412, &[]).await,
     }
     // Range is defined for GET only (RFC 9110 14.2).
     let range = match req.range.as_deref() {
-        Some(r) if !head_only && validators::range_applies(req, &v) => {
+        Some(r) if !reply.head_only && validators::range_applies(req, &v) => {
             validators::parse_range(r, len)
         }
         _ => Ok(None),
@@ -210,46 +207,59 @@ async fn send_file(
         Ok(Some((start, end))) => (206, start, end - start + 1),
         Err(()) => {
             let range = format!("bytes */{len}");
-            let bytes = response::simple(416, head_only, keep, &[("Content-Range", &range)]);
-            return answer(bytes, 416).await;
+            return reply.short(416, &[("Content-Range", &range)]).await;
         }
     };
-    let mut head = with_validators(Head::new(status))
-        .header("Content-Type", content_type(rel))
+    let mime = mime_guess::from_path(rel).first_or_octet_stream();
+    let charset = if mime.type_() == "text" || mime.essence_str() == "application/javascript" {
+        "; charset=utf-8"
+    } else {
+        ""
+    };
+    let mut head = Head::start(reply.out, status)
+        .header("ETag", &v.etag)
+        .header("Last-Modified", v.last_modified())
+        .header(
+            "Content-Type",
+            format_args!("{}{charset}", mime.essence_str()),
+        )
         .header("Content-Length", body_len)
         .header("Accept-Ranges", "bytes");
     if status == 206 {
         head = head.header(
             "Content-Range",
-            format!("bytes {start}-{}/{len}", start + body_len - 1),
+            format_args!("bytes {start}-{}/{len}", start + body_len - 1),
         );
     }
-    if head_only {
-        return answer(head.finish(keep, 0), status).await;
+    let head_len = head.finish(reply.keep);
+    if reply.head_only || body_len == 0 {
+        let bytes = reply.send().await?;
+        return Ok(Served { status, bytes });
     }
     if body_len <= SMALL_BODY {
         // Head and body in one buffer, one send: the file is read right behind the head.
-        let bytes = head.finish(keep, body_len as usize);
-        let at = bytes.len();
+        let body_len = body_len as usize;
+        reply.out.reserve(body_len);
+        let buf = std::mem::take(reply.out);
         let (res, slice) = file
-            .read_exact_at(bytes.slice(at..at + body_len as usize), start)
+            .read_exact_at(buf.slice(head_len..head_len + body_len), start)
             .await;
+        *reply.out = slice.into_inner();
         // A file that shrank since its stat cannot give the promised bytes: the connection
         // closes without a response it could not complete.
         res?;
-        return answer(slice.into_inner(), status).await;
+        let bytes = reply.send().await?;
+        return Ok(Served { status, bytes });
     }
-    let head = head.finish(keep, 0);
-    let mut sent = head.len() as u64;
-    within(site.send_timeout, async { stream.write_all(head).await.0 }).await?;
+    let mut sent = reply.send().await?;
     // The body goes out by the fastest way the driver has (see `hoop::io::send_file`), a chunk
     // at a time, each within the send timeout.
     let end = start + body_len;
     let mut at = start;
     while at < end {
         let n = within(
-            site.send_timeout,
-            stream.send_file(file, at, (end - at).min(SEND_CHUNK)),
+            reply.send_timeout,
+            reply.stream.send_file(file, at, (end - at).min(SEND_CHUNK)),
         )
         .await?;
         if n == 0 {
@@ -268,13 +278,4 @@ async fn send_file(
 /// close (the client would wait for the promised bytes).
 fn truncated() -> io::Error {
     io::Error::new(io::ErrorKind::UnexpectedEof, "file truncated while sent")
-}
-
-fn content_type(path: &Path) -> String {
-    let mime = mime_guess::from_path(path).first_or_octet_stream();
-    if mime.type_() == "text" || mime.essence_str() == "application/javascript" {
-        format!("{}; charset=utf-8", mime.essence_str())
-    } else {
-        mime.essence_str().to_string()
-    }
 }

@@ -27,8 +27,9 @@ impl Validators {
         }
     }
 
-    pub fn last_modified(&self) -> String {
-        httpdate::fmt_http_date(self.modified)
+    /// `Last-Modified`'s value.
+    pub fn last_modified(&self) -> httpdate::HttpDate {
+        self.modified.into()
     }
 }
 

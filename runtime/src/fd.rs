@@ -334,7 +334,17 @@ impl SharedFd {
         }
     }
 
-    /// `F_GETFL`, asked once per fd. hoop never changes status flags after opening; a caller
+    /// Records the status flags of a file hoop just opened with `open_flags`, so that no
+    /// `F_GETFL` is needed to learn them: the flags a successful open keeps (the creation flags
+    /// do not stay; `O_DIRECT`, which is what the runtime asks about, does, or the open fails).
+    pub(crate) fn set_opened_with(&self, open_flags: i32) {
+        let creation = libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY | libc::O_TRUNC;
+        self.inner
+            .status_flags
+            .set(Some(open_flags & !creation & !libc::O_CLOEXEC));
+    }
+
+    /// `F_GETFL`, asked once per fd (unless [`SharedFd::set_opened_with`] told). hoop never changes status flags after opening; a caller
     /// toggling `O_DIRECT` through the raw fd only changes which path (inline, batched, at
     /// once) later operations take, never their result.
     fn status_flags(&self) -> Option<i32> {

@@ -161,7 +161,9 @@ unsafe impl OpCode for OpenAt2 {
             return Ok(slot.fill_file(res));
         }
         // SAFETY: a successful openat2 returns a new fd that nobody else owns.
-        Ok(SharedFd::new(unsafe { OwnedFd::from_raw_fd(res as i32) }))
+        let fd = SharedFd::new(unsafe { OwnedFd::from_raw_fd(res as i32) });
+        fd.set_opened_with(self.raw_how.flags as i32);
+        Ok(fd)
     }
 
     fn orphaned(&mut self, res: i32, _flags: u32) {
