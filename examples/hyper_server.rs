@@ -11,10 +11,18 @@
 //! Routes: `GET /hello.json` (a small JSON naming the worker and protocol), `GET /stream` (a
 //! chunked body of `?chunks=N` lines sent 1 ms apart), `POST /echo` (the request body back),
 //! anything else 404.
+//!
+//! On `SIGINT` or `SIGTERM` each worker stops accepting and shuts its connections down
+//! gracefully (hyper's `graceful_shutdown`: responses in flight finish, idle connections close,
+//! HTTP/2 clients get a GOAWAY), waits for them at most `--grace` seconds (10), and the process
+//! exits with status 0.
 
 #[path = "common/args.rs"]
 mod args;
+#[path = "common/shutdown.rs"]
+mod shutdown;
 
+use futures_util::future::{select, Either};
 use futures_util::StreamExt;
 use hoop::io::{Compat, HyperExecutor, HyperTimer};
 use hoop::net::{TcpListener, TcpStream};
@@ -22,7 +30,8 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Bytes, Frame, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use std::convert::Infallible;
-use std::pin::Pin;
+use std::pin::{pin, Pin};
+use std::rc::Rc;
 use std::time::Duration;
 
 /// Bodies need not be `Send` on hoop: the streamed one waits on the worker's (`!Send`) timers.
@@ -91,7 +100,22 @@ async fn is_http2(stream: &TcpStream) -> std::io::Result<bool> {
     Ok(false)
 }
 
-async fn serve(stream: TcpStream) {
+/// Runs a hyper connection until it ends; once the worker stops, asks it to end gracefully.
+macro_rules! until_done {
+    ($conn:expr, $connections:expr) => {{
+        let mut conn = pin!($conn);
+        match select(conn.as_mut(), pin!($connections.stopping())).await {
+            Either::Left((result, _)) => result,
+            Either::Right(((), _)) => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        }
+    }};
+}
+
+async fn serve(stream: TcpStream, connections: Rc<shutdown::Connections>) {
+    let _tracked = connections.track_task(None);
     let _ = stream.set_nodelay(true);
     let http2 = match is_http2(&stream).await {
         Ok(h2) => h2,
@@ -100,16 +124,16 @@ async fn serve(stream: TcpStream) {
     let io = Compat::new(stream);
     let service = hyper::service::service_fn(handle);
     let result = if http2 {
-        hyper::server::conn::http2::Builder::new(HyperExecutor)
+        let builder = hyper::server::conn::http2::Builder::new(HyperExecutor)
             .timer(HyperTimer)
-            .serve_connection(io, service)
-            .await
+            .clone();
+        until_done!(builder.serve_connection(io, service), connections)
     } else {
-        hyper::server::conn::http1::Builder::new()
+        let builder = hyper::server::conn::http1::Builder::new()
             .timer(HyperTimer)
             .header_read_timeout(Duration::from_secs(10))
-            .serve_connection(io, service)
-            .await
+            .clone();
+        until_done!(builder.serve_connection(io, service), connections)
     };
     if let Err(e) = result {
         if std::env::var_os("HOOP_VERBOSE").is_some() {
@@ -127,10 +151,21 @@ fn into_std(listener: TcpListener) -> std::io::Result<std::net::TcpListener> {
 fn main() -> std::io::Result<()> {
     let mut addr = "127.0.0.1:3000".to_string();
     let mut workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut args = args::Args::new("hyper_server", "[--addr HOST:PORT] [--workers N]");
+    let mut grace = Duration::from_secs(10);
+    let mut args = args::Args::new(
+        "hyper_server",
+        "[--addr HOST:PORT] [--workers N] [--grace SECS]",
+    );
     while let Some(arg) = args.next() {
         match arg {
             args::Arg::Flag(f) if f == "addr" => addr = args.value("addr"),
+            args::Arg::Flag(f) if f == "grace" => {
+                let s: f64 = args.value("grace");
+                if !(s >= 0.0 && s.is_finite()) {
+                    args.fail(format!("--grace: {s} is not a number of seconds"));
+                }
+                grace = Duration::from_secs_f64(s);
+            }
             args::Arg::Flag(f) if f == "workers" => {
                 workers = args.value::<std::num::NonZeroUsize>("workers").get()
             }
@@ -146,21 +181,40 @@ fn main() -> std::io::Result<()> {
         .collect::<std::io::Result<Vec<_>>>()?;
     let listeners = std::sync::Mutex::new(listeners);
     let rt = hoop::Runtime::builder().workers(workers).build()?;
-    println!(
-        "hyper_server: listening on http://{addr}/ with {workers} worker(s) on {}",
-        rt.info().driver
-    );
-    let results = rt.run(move |_worker| {
+    let driver = rt.info().driver;
+    let ready = std::sync::Arc::new(shutdown::AllReady::new(workers));
+    let results = rt.run(move |worker| {
         let listener = listeners.lock().unwrap().pop();
+        let ready = ready.clone();
         async move {
+            // The signals first: once announced, a SIGTERM finds every worker listening.
+            let stop = shutdown::stop_requested();
+            ready.arrive();
+            let mut stop = pin!(stop?);
             let listener = TcpListener::from_std(listener.expect("one listener per worker"))?;
-            let mut incoming = listener.incoming();
-            while let Some(conn) = incoming.next().await {
-                match conn {
-                    Ok(stream) => hoop::spawn(serve(stream)).detach(),
-                    Err(e) => eprintln!("hyper_server: accept: {e}"),
-                }
+            if worker == 0 {
+                ready.wait().await;
+                println!(
+                    "hyper_server: listening on http://{addr}/ with {workers} worker(s) on {driver}"
+                );
             }
+            let connections = Rc::new(shutdown::Connections::default());
+            let mut incoming = listener.incoming();
+            let signal = loop {
+                match select(incoming.next(), stop.as_mut()).await {
+                    Either::Left((Some(Ok(stream)), _)) => {
+                        hoop::spawn(serve(stream, connections.clone())).detach()
+                    }
+                    Either::Left((Some(Err(e)), _)) => eprintln!("hyper_server: accept: {e}"),
+                    Either::Left((None, _)) => return Ok(()),
+                    Either::Right((signal, _)) => break signal,
+                }
+            };
+            drop(incoming);
+            drop(listener);
+            connections.stop();
+            let left = connections.drain(grace).await;
+            println!("hyper_server: worker {worker}: {signal}: stopped ({left} connection(s) cut)");
             Ok::<(), std::io::Error>(())
         }
     });

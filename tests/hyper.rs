@@ -140,3 +140,28 @@ async fn http2_multiplexed_streams() {
         t.await.unwrap();
     }
 }
+
+/// `SIGTERM`: a streamed response in flight finishes, the kept-alive connection then closes,
+/// and the server exits with status 0. On both drivers.
+#[hoop::test]
+async fn sigterm_lets_responses_in_flight_finish() {
+    let mut server = start_server();
+    let mut sender = connect_http1(&server.addr).await;
+    let resp = sender
+        .send_request(get("/stream?chunks=300"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    // SAFETY: kill takes no pointers; the pid is our child's, not yet waited for.
+    assert_eq!(
+        unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) },
+        0
+    );
+    let body = String::from_utf8(body_of(resp).await).unwrap();
+    assert_eq!(body.lines().count(), 300, "the response was cut");
+    assert!(body.ends_with("chunk 299\n"));
+    // Then the connection is closed, and the server gone.
+    assert!(sender.send_request(get("/hello.json")).await.is_err());
+    let status = common::wait_for_exit(&mut server.child, 10, "hyper_server");
+    assert!(status.success(), "{status}");
+}

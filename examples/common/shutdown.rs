@@ -3,6 +3,8 @@
 //! the next request returns end-of-file, a response being written goes on), and waits for the
 //! connections to end, up to a deadline.
 
+#![allow(dead_code)] // each example uses part of it
+
 use hoop::net::TcpStream;
 use hoop::signal::{signal, SignalKind};
 use std::cell::{Cell, RefCell};
@@ -62,7 +64,10 @@ pub fn stop_requested() -> io::Result<impl std::future::Future<Output = &'static
 /// A worker's open connections.
 #[derive(Default)]
 pub struct Connections {
-    open: RefCell<HashMap<u64, Rc<TcpStream>>>,
+    /// Each connection's stream, where the server lets the worker shut its read side.
+    open: RefCell<HashMap<u64, Option<Rc<TcpStream>>>>,
+    /// Connections waiting in [`Connections::stopping`].
+    waiting: RefCell<Vec<Waker>>,
     next_key: Cell<u64>,
     stopping: Cell<bool>,
     /// Woken when the last connection ends.
@@ -87,21 +92,43 @@ impl Connections {
         if self.stopping.get() {
             let _ = stream.shutdown(Shutdown::Read);
         }
-        let key = self.next_key.get();
-        self.next_key.set(key + 1);
-        self.open.borrow_mut().insert(key, stream.clone());
-        let tracked = Tracked {
-            key,
-            connections: self.clone(),
-        };
+        let tracked = self.track_task(Some(stream.clone()));
         (stream, tracked)
     }
 
-    /// Shuts the read side of every connection, and of every one tracked from now on.
+    /// Tracks a connection whose stream is not the worker's to shut (a hyper connection owns
+    /// its own): it learns of the stop from [`Connections::stopping`].
+    pub fn track_task(self: &Rc<Self>, stream: Option<Rc<TcpStream>>) -> Tracked {
+        let key = self.next_key.get();
+        self.next_key.set(key + 1);
+        self.open.borrow_mut().insert(key, stream);
+        Tracked {
+            key,
+            connections: self.clone(),
+        }
+    }
+
+    /// Returns once the worker is stopping.
+    pub async fn stopping(&self) {
+        poll_fn(|cx| {
+            if self.stopping.get() {
+                return Poll::Ready(());
+            }
+            self.waiting.borrow_mut().push(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Shuts the read side of every connection, and of every one tracked from now on, and
+    /// wakes those waiting in [`Connections::stopping`].
     pub fn stop(&self) {
         self.stopping.set(true);
-        for (_, stream) in self.open.borrow().iter() {
+        for stream in self.open.borrow().values().flatten() {
             let _ = stream.shutdown(Shutdown::Read);
+        }
+        for waker in self.waiting.take() {
+            waker.wake();
         }
     }
 
