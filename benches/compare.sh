@@ -6,7 +6,8 @@
 #   benches/compare.sh            # everything, ~20 min
 #   QUICK=1 benches/compare.sh    # shorter criterion runs (1 s measurement)
 #   PEERS=0 benches/compare.sh    # without monoio/compio (benches/peers is not built)
-# Installs what it needs beyond cargo if missing (Debian): nginx-light (download), fio (direct).
+# Installs what it needs beyond cargo if missing (Debian): nginx-light (download, small_files),
+# wrk (small_files), fio (direct).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 crit_args=()
@@ -16,6 +17,7 @@ fi
 missing=()
 command -v nginx >/dev/null || missing+=(nginx-light)
 command -v fio >/dev/null || missing+=(fio)
+command -v wrk >/dev/null || missing+=(wrk)
 if ((${#missing[@]})); then
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } ||
         echo "compare.sh: could not install ${missing[*]}; their rows will be missing" >&2
@@ -30,6 +32,7 @@ cargo bench --bench fs -- "${crit_args[@]}"
 cargo bench --bench echo -- --secs "${ECHO_SECS:-3}" --rounds "${ECHO_ROUNDS:-5}" "${peers_args[@]}"
 cargo build --release --example fileserver
 cargo bench --bench download -- --rounds "${DOWNLOAD_ROUNDS:-11}"
+cargo bench --bench small_files -- --rounds "${SMALL_ROUNDS:-3}"
 cargo bench --bench direct -- --rounds "${DIRECT_ROUNDS:-3}"
 rm -f target/hoop-bench/peers.md
 if [[ "${PEERS:-1}" == 1 ]]; then
