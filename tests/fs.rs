@@ -193,6 +193,42 @@ async fn cached_metadata_is_metadata_without_a_hop() {
     assert_eq!(f.cached_metadata().await.unwrap().len(), 12);
 }
 
+/// An open whose path is in the dentry cache is made on the worker on epoll (`RESOLVE_CACHED`),
+/// with no blocking-pool hop; a create still goes to the pool; on io_uring the ring makes that
+/// attempt itself, so the open is an SQE.
+#[hoop::test]
+async fn cached_opens_skip_the_pool_on_epoll() {
+    if std::env::var_os("HOOP_NO_OPENAT2").is_some_and(|v| v != "0") {
+        hoop::diagnostics::record_skip("opens take the openat path walk, not openat2");
+        return;
+    }
+    let s = Scratch::new("cached-open");
+    std::fs::write(s.path("a"), b"cached").unwrap();
+    std::fs::read(s.path("a")).unwrap(); // its dentry is cached now
+    let epoll = hoop::runtime_info().unwrap().driver == hoop::DriverKind::Epoll;
+    let before = hoop::metrics().unwrap();
+    let f = File::open(s.path("a")).await.unwrap();
+    let after = hoop::metrics().unwrap();
+    let (n, buf) = f.read_at(Vec::with_capacity(16), 0).await;
+    assert_eq!(&buf[..n.unwrap()], b"cached");
+    if epoll {
+        assert_eq!(after.ops_inline, before.ops_inline + 1, "not inline");
+        assert_eq!(after.ops_blocking, before.ops_blocking, "went to the pool");
+    } else {
+        assert_eq!(after.ops_inline, before.ops_inline);
+        assert_eq!(after.ops_submitted, before.ops_submitted + 1);
+    }
+    // Missing files fail the same way from the cache.
+    let err = File::open(s.path("missing")).await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+    // A create never takes the inline path.
+    let before = hoop::metrics().unwrap();
+    fs::write(s.path("b"), b"new").await.unwrap();
+    if epoll {
+        assert!(hoop::metrics().unwrap().ops_blocking > before.ops_blocking);
+    }
+}
+
 #[hoop::test]
 async fn path_functions() {
     let s = Scratch::new("paths");

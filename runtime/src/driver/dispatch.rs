@@ -591,6 +591,7 @@ impl<T: OpCode> Dispatch<T> {
         match (&mut d.backend, traits.inline) {
             (Backend::Uring(ring), _) if ring.is_restricted() => false,
             (Backend::Uring(ring), Inline::Stream) => ring.sq_is_empty(),
+            (Backend::Uring(_), Inline::PathCache) => false,
             (Backend::Uring(_), _) => d.ops.nowait_in_flight() == 0,
             (Backend::Epoll(_), Inline::Stream) => false,
             (Backend::Epoll(_), _) => true,

@@ -79,6 +79,11 @@ pub enum Inline {
     /// the ring). With SQEs already queued it joins their batch. Epoll has its own readiness
     /// path and never makes this attempt.
     Stream,
+    /// A path lookup the dentry cache may serve (`openat2` with `RESOLVE_CACHED`, 5.12+): on
+    /// epoll it is tried before the blocking pool, which a served lookup then skips (a thread
+    /// hop per open). Never on a ring: io_uring makes this same attempt itself, in the
+    /// submission, before it hands an open to io-wq.
+    PathCache,
 }
 
 /// What an operation tells the dispatch about itself, beyond its SQE and its [`Plan`]: the

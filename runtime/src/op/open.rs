@@ -2,7 +2,7 @@
 
 use super::at::At;
 use super::cvt;
-use super::{close_orphan_fd, OpCode, OpTraits, Plan};
+use super::{close_orphan_fd, Inline, OpCode, OpTraits, Plan};
 use crate::fd::{SharedFd, SlotReservation};
 use io_uring::{opcode, squeue::Entry, types};
 use std::ffi::CString;
@@ -91,6 +91,45 @@ impl OpenAt2 {
     }
 }
 
+/// `RESOLVE_CACHED` (Linux 5.12): the lookup fails with `EAGAIN` rather than leave the dentry
+/// cache.
+const RESOLVE_CACHED: u64 = 0x20;
+
+/// `openat2(2)` of `path` under `dirfd`.
+fn openat2(dirfd: i32, path: &CString, how: &libc::open_how) -> io::Result<u32> {
+    // SAFETY: pointers to a live CString and open_how; the size is the struct's.
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dirfd,
+            path.as_ptr(),
+            how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    })
+}
+
+/// Whether this kernel knows `RESOLVE_CACHED` (an older one refuses it with `EINVAL`), asked
+/// once per process: `/` opened `O_PATH` with it.
+fn resolve_cached_works() -> bool {
+    static WORKS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *WORKS.get_or_init(|| {
+        // SAFETY: `open_how` is plain old data; all-zero is a valid value.
+        let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+        how.flags = (libc::O_PATH | libc::O_CLOEXEC) as u64;
+        how.resolve = RESOLVE_CACHED;
+        match openat2(libc::AT_FDCWD, &CString::from(c"/"), &how) {
+            Ok(fd) => {
+                // SAFETY: the probe's own fd, closed once.
+                drop(unsafe { OwnedFd::from_raw_fd(fd as i32) });
+                true
+            }
+            // EAGAIN: known, only "/" was not cached.
+            Err(e) => e.raw_os_error() == Some(libc::EAGAIN),
+        }
+    })
+}
+
 // SAFETY: the SQE points at `self.path` (a heap CString) and `self.how` (inside the boxed op;
 // `uring_entry` rewrites it for a slot before taking its address, and the op is boxed before
 // `uring_entry` runs, so the address stays valid until the final completion); `perform` passes
@@ -130,21 +169,37 @@ unsafe impl OpCode for OpenAt2 {
 
     fn traits(&self) -> OpTraits {
         // Not with O_EXCL: a create that ran would fail with EEXIST the second time.
-        OpTraits::NONE.repeatable(self.raw_how.flags & libc::O_EXCL as u64 == 0)
+        let traits = OpTraits::NONE.repeatable(self.raw_how.flags & libc::O_EXCL as u64 == 0);
+        // RESOLVE_CACHED refuses creation and truncation (they may block); a slot is the
+        // ring's business.
+        let creates = (libc::O_CREAT | libc::O_TRUNC | libc::O_TMPFILE) as u64;
+        if self.raw_how.flags & creates == 0
+            && self.target.is_none()
+            && self.alloc.is_none()
+            && resolve_cached_works()
+        {
+            traits.inline(Inline::PathCache)
+        } else {
+            traits
+        }
+    }
+
+    fn try_nowait(&mut self) -> Option<io::Result<u32>> {
+        let mut how = self.raw_how;
+        how.resolve |= RESOLVE_CACHED;
+        match openat2(self.at.raw(), &self.path, &how) {
+            // Not all of the path is in the dentry cache: the pool does the lookup.
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => None,
+            res => {
+                self.performed = true;
+                Some(res)
+            }
+        }
     }
 
     fn perform(&mut self) -> io::Result<u32> {
         self.performed = true;
-        // SAFETY: pointers to a live CString and open_how; the size is the struct's.
-        cvt(unsafe {
-            libc::syscall(
-                libc::SYS_openat2,
-                self.at.raw(),
-                self.path.as_ptr(),
-                &self.raw_how as *const libc::open_how,
-                std::mem::size_of::<libc::open_how>(),
-            )
-        })
+        openat2(self.at.raw(), &self.path, &self.raw_how)
     }
 
     fn shared_fd(&self) -> Option<&SharedFd> {
