@@ -1,6 +1,9 @@
 //! hoop::fs on both drivers: files, path functions, metadata against std, xattrs, fallocate,
 //! errors with context, ENOSPC on a small tmpfs, and `Dir` confinement against escapes.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use futures_util::StreamExt;
 use hoop::fs::{self, Dir, File, OpenOptions, Resolve};
 use std::io::ErrorKind;
@@ -218,6 +221,30 @@ async fn cached_opens_skip_the_pool_on_epoll() {
         assert_eq!(after.ops_inline, before.ops_inline);
         assert_eq!(after.ops_submitted, before.ops_submitted + 1);
     }
+    // Opened as asked: not left O_NONBLOCK by the attempt.
+    use std::os::fd::AsRawFd;
+    // SAFETY: F_GETFL on an fd `f` keeps open.
+    let flags = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETFL) };
+    assert_eq!(flags & libc::O_NONBLOCK, 0);
+    // A FIFO: a read open does not wait on the worker for a writer, and is blocking after; a
+    // write open with no reader waits (on the pool) until one comes.
+    common::mkfifo(&s.path("fifo"), 0o644);
+    let fifo = s.path("fifo");
+    let reader = std::thread::spawn({
+        let fifo = fifo.clone();
+        move || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            std::fs::File::open(fifo).unwrap()
+        }
+    });
+    let w = OpenOptions::new().write(true).open(&fifo).await.unwrap();
+    // SAFETY: as above.
+    assert_eq!(
+        unsafe { libc::fcntl(w.as_raw_fd(), libc::F_GETFL) } & libc::O_NONBLOCK,
+        0
+    );
+    drop(reader.join().unwrap());
+    drop(w);
     // Missing files fail the same way from the cache.
     let err = File::open(s.path("missing")).await.unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::NotFound);

@@ -203,6 +203,14 @@ pub unsafe trait OpCode: 'static {
         OpTraits::NONE
     }
 
+    /// True if the ring's failure `res` (a negative errno) is one the plan path may answer
+    /// differently, so the operation runs by its plan instead of failing. The ring makes some
+    /// attempts non-blocking where the syscall would wait: its open of a FIFO for writing,
+    /// with no reader yet, fails with `ENXIO` where a blocking `open` waits for one.
+    fn ring_failure_falls_back(&self, _res: i32) -> bool {
+        false
+    }
+
     /// Refuses an operation whose arguments the kernel must not see (flags that would let a
     /// result claim more than the buffer holds): it then completes with this error, never
     /// reaching the kernel or the pool.

@@ -7,7 +7,7 @@ use crate::fd::{SharedFd, SlotReservation};
 use io_uring::{opcode, squeue::Entry, types};
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 
 /// Opens `path` under `at` with `openat2(2)`; the fd comes back as a [`SharedFd`]. If the
 /// future is dropped, an fd the kernel returns anyway is closed.
@@ -109,6 +109,16 @@ fn openat2(dirfd: i32, path: &CString, how: &libc::open_how) -> io::Result<u32> 
     })
 }
 
+/// Clears `O_NONBLOCK` on the open file `fd`; false if the kernel would not.
+fn clear_nonblock(fd: &OwnedFd) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: F_GETFL and F_SETFL on an fd `fd` keeps open; no memory is passed.
+    unsafe {
+        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+        flags >= 0 && libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) == 0
+    }
+}
+
 /// Whether this kernel knows `RESOLVE_CACHED` (an older one refuses it with `EINVAL`), asked
 /// once per process: `/` opened `O_PATH` with it.
 fn resolve_cached_works() -> bool {
@@ -184,12 +194,33 @@ unsafe impl OpCode for OpenAt2 {
         }
     }
 
+    /// The attempt io_uring makes in its submission: the lookup only from the dentry cache, and
+    /// the open itself `O_NONBLOCK`, so that opening a FIFO does not wait for its other end on
+    /// the worker; the flag is cleared again where the caller did not ask for it. (An `O_PATH`
+    /// open takes no other flag, and never waits: nothing is opened.)
     fn try_nowait(&mut self) -> Option<io::Result<u32>> {
         let mut how = self.raw_how;
         how.resolve |= RESOLVE_CACHED;
+        let path_only = how.flags & libc::O_PATH as u64 != 0;
+        if !path_only {
+            how.flags |= libc::O_NONBLOCK as u64;
+        }
+        let asked_nonblock = path_only || self.raw_how.flags & libc::O_NONBLOCK as u64 != 0;
         match openat2(self.at.raw(), &self.path, &how) {
             // Not all of the path is in the dentry cache: the pool does the lookup.
             Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => None,
+            // A FIFO opened for writing with no reader: only the non-blocking open fails so;
+            // the caller asked for the blocking one, which waits on the pool.
+            Err(e) if !asked_nonblock && e.raw_os_error() == Some(libc::ENXIO) => None,
+            Ok(fd) if !asked_nonblock => {
+                // SAFETY: the fd this attempt just opened, owned here until returned.
+                let owned = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+                if !clear_nonblock(&owned) {
+                    return None; // closed; the pool opens it as asked
+                }
+                self.performed = true;
+                Some(Ok(owned.into_raw_fd() as u32))
+            }
             res => {
                 self.performed = true;
                 Some(res)
@@ -200,6 +231,16 @@ unsafe impl OpCode for OpenAt2 {
     fn perform(&mut self) -> io::Result<u32> {
         self.performed = true;
         openat2(self.at.raw(), &self.path, &self.raw_how)
+    }
+
+    fn ring_failure_falls_back(&self, res: i32) -> bool {
+        // The ring opens non-blocking first, and a FIFO opened for writing with no reader then
+        // fails with ENXIO instead of waiting: the blocking open on the pool waits, as asked.
+        let flags = self.raw_how.flags as i32;
+        res == -libc::ENXIO
+            && flags & libc::O_ACCMODE == libc::O_WRONLY
+            && flags & libc::O_NONBLOCK == 0
+            && self.target.is_none()
     }
 
     fn shared_fd(&self) -> Option<&SharedFd> {
