@@ -66,12 +66,19 @@ fn main() -> std::io::Result<()> {
         let ready = ready.clone();
         async move {
             // The signals first: once announced, a SIGTERM finds every worker listening.
-            let stop = shutdown::stop_requested();
-            let listener = TcpListener::bind_reuseport(addr);
-            ready.arrive();
-            let (mut stop, listener) = (std::pin::pin!(stop?), listener?);
+            let arrival = ready.arrival();
+            let started = shutdown::stop_requested()
+                .and_then(|stop| Ok((stop, TcpListener::bind_reuseport(addr)?)));
+            let (stop, listener) =
+                started.unwrap_or_else(|e| shutdown::setup_failed("echo", worker, e));
+            let mut stop = std::pin::pin!(stop);
+            drop(arrival);
             if worker == 0 {
-                ready.wait().await;
+                let ready = std::pin::pin!(ready.wait());
+                if let Either::Right((signal, _)) = select(ready, stop.as_mut()).await {
+                    println!("echo: {signal} while starting");
+                    return Ok(());
+                }
                 println!("echo: listening on {addr} with {workers} worker(s) on {driver}");
             }
             let connections = Rc::new(shutdown::Connections::default());

@@ -102,9 +102,9 @@ async fn is_http2(stream: &TcpStream) -> std::io::Result<bool> {
 
 /// Runs a hyper connection until it ends; once the worker stops, asks it to end gracefully.
 macro_rules! until_done {
-    ($conn:expr, $connections:expr) => {{
+    ($conn:expr, $tracked:expr) => {{
         let mut conn = pin!($conn);
-        match select(conn.as_mut(), pin!($connections.stopping())).await {
+        match select(conn.as_mut(), pin!($tracked.stopping())).await {
             Either::Left((result, _)) => result,
             Either::Right(((), _)) => {
                 conn.as_mut().graceful_shutdown();
@@ -115,11 +115,13 @@ macro_rules! until_done {
 }
 
 async fn serve(stream: TcpStream, connections: Rc<shutdown::Connections>) {
-    let _tracked = connections.track_task(None);
+    let tracked = connections.track_task(None);
     let _ = stream.set_nodelay(true);
-    let http2 = match is_http2(&stream).await {
-        Ok(h2) => h2,
-        Err(_) => return,
+    // Which protocol, within 10 s, and not past the stop (nothing was asked yet).
+    let decided = hoop::time::timeout(Duration::from_secs(10), is_http2(&stream));
+    let http2 = match select(pin!(decided), pin!(tracked.stopping())).await {
+        Either::Left((Ok(Ok(h2)), _)) => h2,
+        _ => return,
     };
     let io = Compat::new(stream);
     let service = hyper::service::service_fn(handle);
@@ -127,13 +129,13 @@ async fn serve(stream: TcpStream, connections: Rc<shutdown::Connections>) {
         let builder = hyper::server::conn::http2::Builder::new(HyperExecutor)
             .timer(HyperTimer)
             .clone();
-        until_done!(builder.serve_connection(io, service), connections)
+        until_done!(builder.serve_connection(io, service), tracked)
     } else {
         let builder = hyper::server::conn::http1::Builder::new()
             .timer(HyperTimer)
             .header_read_timeout(Duration::from_secs(10))
             .clone();
-        until_done!(builder.serve_connection(io, service), connections)
+        until_done!(builder.serve_connection(io, service), tracked)
     };
     if let Err(e) = result {
         if std::env::var_os("HOOP_VERBOSE").is_some() {
@@ -188,12 +190,21 @@ fn main() -> std::io::Result<()> {
         let ready = ready.clone();
         async move {
             // The signals first: once announced, a SIGTERM finds every worker listening.
-            let stop = shutdown::stop_requested();
-            ready.arrive();
-            let mut stop = pin!(stop?);
-            let listener = TcpListener::from_std(listener.expect("one listener per worker"))?;
+            let arrival = ready.arrival();
+            let started = shutdown::stop_requested().and_then(|stop| {
+                let listener = listener.expect("one listener per worker");
+                Ok((stop, TcpListener::from_std(listener)?))
+            });
+            let (stop, listener) =
+                started.unwrap_or_else(|e| shutdown::setup_failed("hyper_server", worker, e));
+            let mut stop = pin!(stop);
+            drop(arrival);
             if worker == 0 {
-                ready.wait().await;
+                if let Either::Right((signal, _)) = select(pin!(ready.wait()), stop.as_mut()).await
+                {
+                    println!("hyper_server: {signal} while starting");
+                    return Ok(());
+                }
                 println!(
                     "hyper_server: listening on http://{addr}/ with {workers} worker(s) on {driver}"
                 );

@@ -226,10 +226,32 @@ async fn cached_opens_skip_the_pool_on_epoll() {
     // SAFETY: F_GETFL on an fd `f` keeps open.
     let flags = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETFL) };
     assert_eq!(flags & libc::O_NONBLOCK, 0);
-    // A FIFO: a read open does not wait on the worker for a writer, and is blocking after; a
-    // write open with no reader waits (on the pool) until one comes.
+    // A FIFO opens as asked, on both drivers: a read open waits for a writer, a write open
+    // for a reader (the inline or ring attempt, non-blocking, must not answer for them), and
+    // neither blocks the worker.
     common::mkfifo(&s.path("fifo"), 0o644);
     let fifo = s.path("fifo");
+    let writing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = std::thread::spawn({
+        let (fifo, writing) = (fifo.clone(), writing.clone());
+        move || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            writing.store(true, std::sync::atomic::Ordering::SeqCst);
+            std::fs::OpenOptions::new().write(true).open(fifo).unwrap()
+        }
+    });
+    let r = File::open(&fifo).await.unwrap();
+    assert!(
+        writing.load(std::sync::atomic::Ordering::SeqCst),
+        "the read open did not wait for a writer"
+    );
+    // SAFETY: F_GETFL on an fd `r` keeps open.
+    assert_eq!(
+        unsafe { libc::fcntl(r.as_raw_fd(), libc::F_GETFL) } & libc::O_NONBLOCK,
+        0
+    );
+    drop(writer.join().unwrap());
+    drop(r);
     let reader = std::thread::spawn({
         let fifo = fifo.clone();
         move || {

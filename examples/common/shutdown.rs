@@ -34,10 +34,10 @@ impl AllReady {
         }
     }
 
-    pub fn arrive(&self) {
-        if self.left.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.done.notify_one(); // kept as a permit if nobody waits yet
-        }
+    /// This worker's arrival, made when the guard is dropped: also when its setup fails or
+    /// panics, so that the announcement (and the stop) never waits for a worker that is gone.
+    pub fn arrival(self: &std::sync::Arc<Self>) -> Arrival {
+        Arrival(self.clone())
     }
 
     /// Until every worker arrived (one waiter only).
@@ -46,6 +46,24 @@ impl AllReady {
             self.done.notified().await;
         }
     }
+}
+
+/// See [`AllReady::arrival`].
+pub struct Arrival(std::sync::Arc<AllReady>);
+
+impl Drop for Arrival {
+    fn drop(&mut self) {
+        if self.0.left.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.done.notify_one(); // kept as a permit if nobody waits yet
+        }
+    }
+}
+
+/// The setup of a worker failed: said, and the process ends (a server short of a worker, or
+/// without its listener, should not look healthy).
+pub fn setup_failed(server: &str, worker: usize, e: io::Error) -> ! {
+    eprintln!("{server}: worker {worker}: {e}");
+    std::process::exit(1);
 }
 
 /// Waits for `SIGINT` or `SIGTERM`; the signal's name. Both are listened to from the call on;
@@ -66,8 +84,8 @@ pub fn stop_requested() -> io::Result<impl std::future::Future<Output = &'static
 pub struct Connections {
     /// Each connection's stream, where the server lets the worker shut its read side.
     open: RefCell<HashMap<u64, Option<Rc<TcpStream>>>>,
-    /// Connections waiting in [`Connections::stopping`].
-    waiting: RefCell<Vec<Waker>>,
+    /// Connections waiting in [`Tracked::stopping`], one waker each (by their key).
+    waiting: RefCell<HashMap<u64, Waker>>,
     next_key: Cell<u64>,
     stopping: Cell<bool>,
     /// Woken when the last connection ends.
@@ -97,7 +115,7 @@ impl Connections {
     }
 
     /// Tracks a connection whose stream is not the worker's to shut (a hyper connection owns
-    /// its own): it learns of the stop from [`Connections::stopping`].
+    /// its own): it learns of the stop from [`Tracked::stopping`].
     pub fn track_task(self: &Rc<Self>, stream: Option<Rc<TcpStream>>) -> Tracked {
         let key = self.next_key.get();
         self.next_key.set(key + 1);
@@ -108,26 +126,14 @@ impl Connections {
         }
     }
 
-    /// Returns once the worker is stopping.
-    pub async fn stopping(&self) {
-        poll_fn(|cx| {
-            if self.stopping.get() {
-                return Poll::Ready(());
-            }
-            self.waiting.borrow_mut().push(cx.waker().clone());
-            Poll::Pending
-        })
-        .await
-    }
-
     /// Shuts the read side of every connection, and of every one tracked from now on, and
-    /// wakes those waiting in [`Connections::stopping`].
+    /// wakes those waiting in [`Tracked::stopping`].
     pub fn stop(&self) {
         self.stopping.set(true);
         for stream in self.open.borrow().values().flatten() {
             let _ = stream.shutdown(Shutdown::Read);
         }
-        for waker in self.waiting.take() {
+        for (_, waker) in self.waiting.take() {
             waker.wake();
         }
     }
@@ -146,8 +152,28 @@ impl Connections {
     }
 }
 
+impl Tracked {
+    /// Returns once the worker is stopping.
+    pub async fn stopping(&self) {
+        let connections = &self.connections;
+        poll_fn(|cx| {
+            if connections.stopping.get() {
+                return Poll::Ready(());
+            }
+            // One waker per connection, the latest: polls do not pile them up.
+            connections
+                .waiting
+                .borrow_mut()
+                .insert(self.key, cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+}
+
 impl Drop for Tracked {
     fn drop(&mut self) {
+        self.connections.waiting.borrow_mut().remove(&self.key);
         let mut open = self.connections.open.borrow_mut();
         open.remove(&self.key);
         if open.is_empty() {

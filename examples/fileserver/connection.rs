@@ -161,10 +161,13 @@ pub async fn serve(stream: &TcpStream, site: &Site, limits: Limits) -> io::Resul
             log(peer, &req_line(&req), served.status, served.bytes, started);
         }
         if !keep {
-            if req.body == Body::Unread {
-                close_gently(stream).await;
-            }
+            // The client may have sent more (a pipelined request, an unread body).
+            close_gently(stream).await;
             return Ok(());
+        }
+        // A large response's buffer is not kept for the life of an idle connection.
+        if out.capacity() > 16 * 1024 {
+            out = Vec::with_capacity(8192);
         }
     }
 }

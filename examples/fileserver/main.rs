@@ -50,6 +50,7 @@ use hoop::fs::Dir;
 use hoop::net::TcpListener;
 use serve::Site;
 use shutdown::{AllReady, Connections};
+use std::cell::Cell;
 use std::io;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -120,6 +121,25 @@ fn config() -> Config {
     c
 }
 
+/// Refusals (503) at the connection cap lingering at once, per worker.
+const MAX_REFUSING: usize = 256;
+
+/// One of the worker's lingering refusals, given back when dropped.
+struct Refusal(Rc<Cell<usize>>);
+
+impl Refusal {
+    fn take(count: &Rc<Cell<usize>>) -> Refusal {
+        count.set(count.get() + 1);
+        Refusal(count.clone())
+    }
+}
+
+impl Drop for Refusal {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
+}
+
 /// One worker: its own listener on the shared address, its own connections, until a signal.
 async fn worker(
     index: usize,
@@ -127,6 +147,7 @@ async fn worker(
     local: std::net::SocketAddr,
     ready: Arc<AllReady>,
 ) -> io::Result<()> {
+    let arrival = ready.arrival();
     let setup = async {
         // The signals first: from the announcement on, a SIGTERM must find every worker
         // listening for it.
@@ -139,17 +160,18 @@ async fn worker(
         });
         Ok::<_, io::Error>((stop, listener, site))
     };
-    let (stop, listener, site) = match setup.await {
-        Ok(started) => started,
-        Err(e) => {
-            eprintln!("fileserver: worker {index}: {e}");
-            std::process::exit(1);
-        }
-    };
+    let (stop, listener, site) = setup
+        .await
+        .unwrap_or_else(|e| shutdown::setup_failed("fileserver", index, e));
     let mut stop = std::pin::pin!(stop);
-    ready.arrive();
+    drop(arrival);
     if index == 0 {
-        ready.wait().await;
+        if let Either::Right((signal, _)) =
+            select(std::pin::pin!(ready.wait()), stop.as_mut()).await
+        {
+            println!("fileserver: {signal} while starting");
+            return Ok(());
+        }
         println!(
             "fileserver: serving {} on http://{local}/ with {} worker(s) on {} (open it in a browser, or: curl -v http://{local}/)",
             c.root.display(),
@@ -158,6 +180,7 @@ async fn worker(
         );
     }
     let connections = Rc::new(Connections::default());
+    let refusing = Rc::new(Cell::new(0usize));
     let mut incoming = listener.incoming();
     let signal = loop {
         let conn = match select(incoming.next(), stop.as_mut()).await {
@@ -173,8 +196,14 @@ async fn worker(
             }
         };
         if connections.len() >= c.max_connections {
-            // At the cap: refused at once (the client may retry), beside the accept loop.
+            // At the cap: refused at once (the client may retry), beside the accept loop; a
+            // flood past what the refusals can linger over is just closed.
+            if refusing.get() >= MAX_REFUSING {
+                continue;
+            }
+            let refusal = Refusal::take(&refusing);
             hoop::spawn(async move {
+                let _refusal = refusal;
                 let mut out = Vec::new();
                 response::simple(&mut out, 503, false, false, &[]);
                 let _ = stream.write_all(out).await;

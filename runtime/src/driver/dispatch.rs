@@ -705,9 +705,10 @@ impl<T: OpCode> Dispatch<T> {
             self.unasked_cancels += 1;
             return self.start(driver, d, data, cx);
         }
-        if c.res < 0 && !self.linked && data.ring_failure_falls_back(c.res) {
-            // The ring's non-blocking attempt failed where the syscall waits (see
-            // `OpCode::ring_failure_falls_back`); the ring let the opcode through its allowlist.
+        let mut data = data;
+        if !self.linked && data.ring_result_falls_back(c.res) {
+            // The ring's non-blocking attempt answered where the syscall waits (see
+            // `OpCode::ring_result_falls_back`); the ring let the opcode through its allowlist.
             return self.outside_ring(driver, d, data, cx);
         }
         let refused = std::mem::take(&mut self.refused_unsupported);

@@ -203,11 +203,12 @@ pub unsafe trait OpCode: 'static {
         OpTraits::NONE
     }
 
-    /// True if the ring's failure `res` (a negative errno) is one the plan path may answer
-    /// differently, so the operation runs by its plan instead of failing. The ring makes some
-    /// attempts non-blocking where the syscall would wait: its open of a FIFO for writing,
-    /// with no reader yet, fails with `ENXIO` where a blocking `open` waits for one.
-    fn ring_failure_falls_back(&self, _res: i32) -> bool {
+    /// True if the ring's result `res` is one the plan path may answer differently, so the
+    /// operation runs by its plan instead (the op undoes what the ring's result made: closes an
+    /// fd it opened). The ring makes some attempts non-blocking where the syscall would wait:
+    /// it opens a FIFO for reading at once, with no writer yet, and fails to open one for
+    /// writing with `ENXIO`, where a blocking `open` waits for the other end.
+    fn ring_result_falls_back(&mut self, _res: i32) -> bool {
         false
     }
 

@@ -109,14 +109,33 @@ fn openat2(dirfd: i32, path: &CString, how: &libc::open_how) -> io::Result<u32> 
     })
 }
 
-/// Clears `O_NONBLOCK` on the open file `fd`; false if the kernel would not.
-fn clear_nonblock(fd: &OwnedFd) -> bool {
+/// True if `fd` is a FIFO.
+fn is_fifo(fd: &OwnedFd) -> bool {
     use std::os::fd::AsRawFd;
-    // SAFETY: F_GETFL and F_SETFL on an fd `fd` keeps open; no memory is passed.
+    // SAFETY: `stat` is plain old data, written by fstat on an fd `fd` keeps open.
     unsafe {
-        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
-        flags >= 0 && libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) == 0
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::fstat(fd.as_raw_fd(), &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFIFO
     }
+}
+
+/// True if `fd` is a regular file or a directory.
+fn plain_file_or_dir(fd: &OwnedFd) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `stat` is plain old data, written by fstat on an fd `fd` keeps open.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::fstat(fd.as_raw_fd(), &mut st) == 0
+            && matches!(st.st_mode & libc::S_IFMT, libc::S_IFREG | libc::S_IFDIR)
+    }
+}
+
+/// Sets the settable status flags of `fd` to those of the open `flags` (so `O_NONBLOCK` goes
+/// unless asked for); false if the kernel would not.
+fn set_status_flags(fd: &OwnedFd, flags: u64) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: F_SETFL on an fd `fd` keeps open; it changes only the settable flags.
+    unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags as i32) == 0 }
 }
 
 /// Whether this kernel knows `RESOLVE_CACHED` (an older one refuses it with `EINVAL`), asked
@@ -180,10 +199,15 @@ unsafe impl OpCode for OpenAt2 {
     fn traits(&self) -> OpTraits {
         // Not with O_EXCL: a create that ran would fail with EEXIST the second time.
         let traits = OpTraits::NONE.repeatable(self.raw_how.flags & libc::O_EXCL as u64 == 0);
-        // RESOLVE_CACHED refuses creation and truncation (they may block); a slot is the
-        // ring's business.
-        let creates = (libc::O_CREAT | libc::O_TRUNC | libc::O_TMPFILE) as u64;
-        if self.raw_how.flags & creates == 0
+        // RESOLVE_CACHED refuses creation and truncation (they may block). Only opens for
+        // reading (or `O_PATH`): a write open may copy a file up (overlayfs) or wait for a
+        // lease to break. `O_TMPFILE` holds the `O_DIRECTORY` bit: only its own bit counts. A
+        // slot is the ring's business.
+        let flags = self.raw_how.flags as i32;
+        let creates = libc::O_CREAT | libc::O_TRUNC | (libc::O_TMPFILE & !libc::O_DIRECTORY);
+        let reads = flags & libc::O_ACCMODE == libc::O_RDONLY || flags & libc::O_PATH != 0;
+        if flags & creates == 0
+            && reads
             && self.target.is_none()
             && self.alloc.is_none()
             && resolve_cached_works()
@@ -215,8 +239,11 @@ unsafe impl OpCode for OpenAt2 {
             Ok(fd) if !asked_nonblock => {
                 // SAFETY: the fd this attempt just opened, owned here until returned.
                 let owned = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-                if !clear_nonblock(&owned) {
-                    return None; // closed; the pool opens it as asked
+                // Only a file or a directory opens the same either way; anything else (a FIFO
+                // opens at once non-blocking, where the open asked for waits for a writer; a
+                // device may answer differently) is closed, and the pool opens it as asked.
+                if !plain_file_or_dir(&owned) || !set_status_flags(&owned, self.raw_how.flags) {
+                    return None;
                 }
                 self.performed = true;
                 Some(Ok(owned.into_raw_fd() as u32))
@@ -233,14 +260,29 @@ unsafe impl OpCode for OpenAt2 {
         openat2(self.at.raw(), &self.path, &self.raw_how)
     }
 
-    fn ring_failure_falls_back(&self, res: i32) -> bool {
-        // The ring opens non-blocking first, and a FIFO opened for writing with no reader then
-        // fails with ENXIO instead of waiting: the blocking open on the pool waits, as asked.
+    fn ring_result_falls_back(&mut self, res: i32) -> bool {
+        // The ring opens non-blocking first: a FIFO opened for writing with no reader then
+        // fails with ENXIO, and one opened for reading opens at once, where the blocking open
+        // asked for waits for the other end. The pool makes that open, as asked. (Only a
+        // plain fd can be looked at; an open into a slot is the ring's answer.)
         let flags = self.raw_how.flags as i32;
-        res == -libc::ENXIO
-            && flags & libc::O_ACCMODE == libc::O_WRONLY
-            && flags & libc::O_NONBLOCK == 0
-            && self.target.is_none()
+        if flags & (libc::O_NONBLOCK | libc::O_PATH) != 0 || self.target.is_some() {
+            return false;
+        }
+        match flags & libc::O_ACCMODE {
+            libc::O_WRONLY => res == -libc::ENXIO,
+            libc::O_RDONLY if res >= 0 && self.alloc.is_none() => {
+                // SAFETY: the fd the ring just opened for this op; nobody else has it yet.
+                let fd = unsafe { OwnedFd::from_raw_fd(res) };
+                if is_fifo(&fd) {
+                    return true; // closed by the drop
+                }
+                // Not a FIFO: kept, as the ring's result.
+                let _ = fd.into_raw_fd();
+                false
+            }
+            _ => false,
+        }
     }
 
     fn shared_fd(&self) -> Option<&SharedFd> {
