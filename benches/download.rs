@@ -22,7 +22,6 @@ mod servers;
 #[path = "common/sys.rs"]
 mod sys;
 
-use servers::{start_hoop, start_nginx, start_tokio};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -103,24 +102,7 @@ fn main() -> io::Result<()> {
     sys::pin(0);
     // `--only NAME` measures one server (for profiling).
     let only: String = sys::arg("--only", String::new());
-    let wanted = |name: &str| only.is_empty() || only == name;
-    let mut servers = Vec::new();
-    let mut notes = Vec::new();
-    if wanted("hoop") {
-        servers.push(start_hoop("hoop", "io_uring", &root)?);
-    }
-    if wanted("hoop-epoll") {
-        servers.push(start_hoop("hoop-epoll", "epoll", &root)?);
-    }
-    if wanted("tokio") {
-        servers.push(start_tokio(&root)?);
-    }
-    if wanted("nginx") {
-        match start_nginx(&root) {
-            Ok(s) => servers.push(s),
-            Err(e) => notes.push(format!("nginx not measured: {e}")),
-        }
-    }
+    let (servers, notes) = servers::start_all(&root, &only)?;
     if !only.is_empty() {
         for s in &servers {
             println!("{} pid {}", s.name, s.child.id());

@@ -23,7 +23,7 @@ mod servers;
 #[path = "common/sys.rs"]
 mod sys;
 
-use servers::{start_hoop, start_nginx, start_tokio, Server};
+use servers::Server;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -134,7 +134,6 @@ fn main() -> io::Result<()> {
     let conns: usize = sys::arg("--connections", 64);
     let files: usize = sys::arg("--files", 2000);
     let only: String = sys::arg("--only", String::new());
-    let wanted = |name: &str| only.is_empty() || only == name;
     if Command::new("wrk").arg("--version").output().is_err() {
         println!("small_files: wrk is not installed (benches/compare.sh installs it); skipped");
         return Ok(());
@@ -143,23 +142,7 @@ fn main() -> io::Result<()> {
     let script = script(files)?;
     // Servers inherit CPU 0 from this thread; wrk, started after the move, CPU 1.
     sys::pin(0);
-    let mut servers = Vec::new();
-    let mut notes = Vec::new();
-    if wanted("hoop") {
-        servers.push(start_hoop("hoop", "io_uring", &root)?);
-    }
-    if wanted("hoop-epoll") {
-        servers.push(start_hoop("hoop-epoll", "epoll", &root)?);
-    }
-    if wanted("tokio") {
-        servers.push(start_tokio(&root)?);
-    }
-    if wanted("nginx") {
-        match start_nginx(&root) {
-            Ok(s) => servers.push(s),
-            Err(e) => notes.push(format!("nginx not measured: {e}")),
-        }
-    }
+    let (servers, notes) = servers::start_all(&root, &only)?;
     sys::pin(1);
     // Every server gives the right bytes, then one unmeasured warm-up run each.
     for s in &servers {

@@ -41,13 +41,7 @@ fn main() -> std::io::Result<()> {
     while let Some(arg) = args.next() {
         match arg {
             args::Arg::Flag(f) if f == "addr" => addr = args.value("addr"),
-            args::Arg::Flag(f) if f == "grace" => {
-                let s: f64 = args.value("grace");
-                if !(s >= 0.0 && s.is_finite()) {
-                    args.fail(format!("--grace: {s} is not a number of seconds"));
-                }
-                grace = Duration::from_secs_f64(s);
-            }
+            args::Arg::Flag(f) if f == "grace" => grace = args.seconds("grace", false),
             args::Arg::Flag(f) if f == "workers" => {
                 workers = args.value::<std::num::NonZeroUsize>("workers").get()
             }

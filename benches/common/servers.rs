@@ -125,6 +125,30 @@ pub fn start_nginx(root: &Path) -> io::Result<Server> {
     })
 }
 
+/// The servers `only` names (all if empty), started on the caller's CPU: hoop on both drivers,
+/// tokio, nginx; a server that cannot start (nginx missing) is a note instead.
+pub fn start_all(root: &Path, only: &str) -> io::Result<(Vec<Server>, Vec<String>)> {
+    let wanted = |name: &str| only.is_empty() || only == name;
+    let mut servers = Vec::new();
+    let mut notes = Vec::new();
+    if wanted("hoop") {
+        servers.push(start_hoop("hoop", "io_uring", root)?);
+    }
+    if wanted("hoop-epoll") {
+        servers.push(start_hoop("hoop-epoll", "epoll", root)?);
+    }
+    if wanted("tokio") {
+        servers.push(start_tokio(root)?);
+    }
+    if wanted("nginx") {
+        match start_nginx(root) {
+            Ok(s) => servers.push(s),
+            Err(e) => notes.push(format!("nginx not measured: {e}")),
+        }
+    }
+    Ok((servers, notes))
+}
+
 /// In the bench's `main`: if this process was started as the tokio server, serves until
 /// killed and returns `Some`.
 pub fn serve_tokio_if_asked() -> Option<io::Result<()>> {

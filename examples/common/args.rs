@@ -53,6 +53,17 @@ impl Args {
         })
     }
 
+    /// The value of flag `--name` as a duration in seconds (fractions allowed); exits with a
+    /// message if it is missing, negative, not finite, or zero when `positive`.
+    #[allow(dead_code)] // not every example takes a duration
+    pub fn seconds(&mut self, name: &str, positive: bool) -> std::time::Duration {
+        let s: f64 = self.value(name);
+        if !(s.is_finite() && (s > 0.0 || (!positive && s == 0.0))) {
+            self.fail(format!("--{name}: {s} is not a number of seconds"));
+        }
+        std::time::Duration::from_secs_f64(s)
+    }
+
     /// The value of flag `--name`, parsed; exits with a message if it is missing or bad.
     pub fn value<T: FromStr>(&mut self, name: &str) -> T
     where

@@ -89,13 +89,6 @@ fn config() -> Config {
          [--head-timeout SECS] [--idle-timeout SECS] [--send-timeout SECS] [--grace SECS] \
          [--no-listing] [--log]",
     );
-    let secs = |args: &mut args::Args, name: &str| {
-        let s: f64 = args.value(name);
-        if !(s > 0.0 && s.is_finite()) {
-            args.fail(format!("--{name}: {s} is not a positive number of seconds"));
-        }
-        Duration::from_secs_f64(s)
-    };
     while let Some(arg) = args.next() {
         let args::Arg::Flag(flag) = arg else {
             args.unknown(arg)
@@ -106,10 +99,10 @@ fn config() -> Config {
             "root" => c.root = args.value::<PathBuf>("root"),
             "addr" => c.addr = args.value("addr"),
             "workers" => c.workers = args.value::<std::num::NonZeroUsize>("workers").get(),
-            "head-timeout" => c.limits.head = secs(&mut args, "head-timeout"),
-            "idle-timeout" => c.limits.idle = secs(&mut args, "idle-timeout"),
-            "send-timeout" => c.send_timeout = secs(&mut args, "send-timeout"),
-            "grace" => c.grace = secs(&mut args, "grace"),
+            "head-timeout" => c.limits.head = args.seconds("head-timeout", true),
+            "idle-timeout" => c.limits.idle = args.seconds("idle-timeout", true),
+            "send-timeout" => c.send_timeout = args.seconds("send-timeout", true),
+            "grace" => c.grace = args.seconds("grace", true),
             "max-connections" => {
                 c.max_connections = args
                     .value::<std::num::NonZeroUsize>("max-connections")
