@@ -33,6 +33,7 @@ cargo bench --bench echo -- --secs "${ECHO_SECS:-3}" --rounds "${ECHO_ROUNDS:-5}
 cargo build --release --example fileserver
 cargo bench --bench download -- --rounds "${DOWNLOAD_ROUNDS:-11}"
 cargo bench --bench small_files -- --rounds "${SMALL_ROUNDS:-3}"
+cargo bench --bench fsread -- --rounds "${FSREAD_ROUNDS:-3}"
 cargo bench --bench direct -- --rounds "${DIRECT_ROUNDS:-3}"
 rm -f target/hoop-bench/peers.md
 if [[ "${PEERS:-1}" == 1 ]]; then

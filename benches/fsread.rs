@@ -13,7 +13,8 @@
 //! Reported: median reads/s of the rounds, and each reader against the pread loop.
 //!
 //! Run: `cargo bench --bench fsread` (`-- --rounds R --reads N --depths 1,32`; defaults 3,
-//! 1000000, 1,32).
+//! 1000000, 1,32). `HOOP_FSREAD_METRICS=1` makes each hoop run print its worker's metrics
+//! (how many reads went inline, through the ring, to the pool).
 
 #[path = "common/results.rs"]
 mod results;
@@ -84,7 +85,11 @@ fn run_hoop(driver: hoop::DriverChoice, path: &Path, reads: u64, depth: u64) -> 
         for t in tasks {
             t.await.expect("task");
         }
-        start.elapsed().as_secs_f64()
+        let secs = start.elapsed().as_secs_f64();
+        if std::env::var_os("HOOP_FSREAD_METRICS").is_some() {
+            eprintln!("{:?}", hoop::metrics());
+        }
+        secs
     })
 }
 

@@ -122,7 +122,14 @@ const SYNC: &[(&str, &str, &str, &str, f64, &str)] = &[
 
 /// The harness-less benches whose CSVs (hoop vs tokio rows) and markdown tables (all servers
 /// they measured) the report includes, in this order.
-const LOAD_BENCHES: &[&str] = &["echo", "download", "small_files", "direct", "peers"];
+const LOAD_BENCHES: &[&str] = &[
+    "echo",
+    "download",
+    "small_files",
+    "fsread",
+    "direct",
+    "peers",
+];
 
 fn target() -> PathBuf {
     results::dir().parent().unwrap().to_path_buf()

@@ -278,6 +278,61 @@ async fn cached_opens_skip_the_pool_on_epoll() {
     }
 }
 
+/// Page-cache reads at queue depth 32 stay on the worker (one `preadv2(RWF_NOWAIT)` each) even
+/// after a read misses the cache: one miss (an uncached block, read through the ring or the
+/// pool) must not send every later read through the ring. On both drivers.
+#[hoop::test]
+async fn a_cache_miss_does_not_end_inline_reads() {
+    use std::os::unix::fs::FileExt;
+    let s = Scratch::new("hot-cache");
+    let blocks = 1024u64;
+    let data: Vec<u8> = (0..blocks * 4096).map(|i| (i % 251) as u8).collect();
+    std::fs::write(s.path("f"), &data).unwrap();
+    let std_file = std::fs::File::open(s.path("f")).unwrap();
+    std_file.sync_all().unwrap();
+    // Out of the cache (large folios are dropped whole: the whole file), then the first half
+    // back in: a read of the second half misses.
+    use std::os::fd::AsRawFd;
+    // SAFETY: fadvise on an open fd, no memory passed.
+    let r = unsafe { libc::posix_fadvise(std_file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    assert_eq!(r, 0);
+    let mut half = vec![0u8; data.len() / 2];
+    std_file.read_exact_at(&mut half, 0).unwrap();
+    let file = std::rc::Rc::new(File::open(s.path("f")).await.unwrap());
+    let before = hoop::metrics().unwrap().ops_inline;
+    let per_task = 64u64;
+    let tasks: Vec<_> = (0..32u64)
+        .map(|t| {
+            let file = file.clone();
+            hoop::spawn(async move {
+                let mut buf = Vec::with_capacity(4096);
+                for i in 0..per_task {
+                    // Task 0 reads an uncached block first; the rest stride over the cached half.
+                    let block = if t == 0 && i == 0 {
+                        blocks - 1
+                    } else {
+                        (t * 131 + i * 37) % (blocks / 2)
+                    };
+                    buf.clear();
+                    let (n, b) = file.read_at(buf, block * 4096).await;
+                    assert_eq!(n.unwrap(), 4096);
+                    assert_eq!(b[0], ((block * 4096) % 251) as u8);
+                    buf = b;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let inline = hoop::metrics().unwrap().ops_inline - before;
+    let reads = 32 * per_task;
+    assert!(
+        inline * 10 >= reads * 9,
+        "{inline} of {reads} reads inline: the miss sent the rest through the ring"
+    );
+}
+
 #[hoop::test]
 async fn path_functions() {
     let s = Scratch::new("paths");

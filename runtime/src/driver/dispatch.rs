@@ -444,7 +444,14 @@ impl<T: OpCode> Dispatch<T> {
                 // A task that keeps hitting the page cache yields like any busy task.
                 return self.yield_idle(data, cx);
             }
-            if let Some(res) = data.try_nowait() {
+            let res = data.try_nowait();
+            if traits.inline == Inline::PageCache {
+                d.page_cache_score = match res {
+                    Some(_) => (d.page_cache_score + 1).min(super::PAGE_CACHE_HOT_MAX),
+                    None => d.page_cache_score.saturating_sub(4),
+                };
+            }
+            if let Some(res) = res {
                 d.stats.completed += 1;
                 d.stats.inline += 1;
                 return self.result(data, res);
@@ -592,7 +599,9 @@ impl<T: OpCode> Dispatch<T> {
             (Backend::Uring(ring), _) if ring.is_restricted() => false,
             (Backend::Uring(ring), Inline::Stream) => ring.sq_is_empty(),
             (Backend::Uring(_), Inline::PathCache) => false,
-            (Backend::Uring(_), _) => d.ops.nowait_in_flight() == 0,
+            // While the page cache answers, every read is tried inline; after misses, only
+            // when the ring has no such read in flight.
+            (Backend::Uring(_), _) => d.page_cache_score > 0 || d.ops.nowait_in_flight() == 0,
             (Backend::Epoll(_), Inline::Stream) => false,
             (Backend::Epoll(_), _) => true,
         }

@@ -198,7 +198,14 @@ pub(crate) struct IoDriver {
     stats: DriverStats,
     /// See `DriverConfig::spin`.
     spin: Duration,
+    /// How well the page cache has been answering this worker's inline attempts: up by one per
+    /// hit, down by four per miss, within `0..=PAGE_CACHE_HOT_MAX` (see `Inline::PageCache`).
+    page_cache_score: u8,
 }
+
+/// The top of `IoDriver::page_cache_score`: a miss in a run of hits (a read that would start
+/// readahead answers `EAGAIN` to `RWF_NOWAIT`) does not end the run.
+pub(crate) const PAGE_CACHE_HOT_MAX: u8 = 16;
 
 /// How a worker's driver is set up (from the [`Builder`](crate::Builder)).
 #[derive(Clone, Debug)]
@@ -226,6 +233,7 @@ impl IoDriver {
     ) -> Self {
         IoDriver {
             spin: config.spin,
+            page_cache_score: PAGE_CACHE_HOT_MAX,
             ops: Slots::new(config.max_in_flight),
             backend: selection.backend,
             closed: None,

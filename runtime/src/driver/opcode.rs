@@ -67,10 +67,12 @@ pub enum Inline {
     /// None: the operation always goes to the ring, the readiness path or the pool.
     #[default]
     Never,
-    /// A file read the page cache may serve (`preadv2(RWF_NOWAIT)`). io_uring's own inline
-    /// attempt costs more than this one syscall, so on a ring it is tried when no other such
-    /// operation is in flight (queue depth 1), leaving deeper queues to the ring's batching; on
-    /// epoll it is tried before the blocking pool, which it then skips.
+    /// A file read the page cache may serve (`preadv2(RWF_NOWAIT)`). On a ring it is tried while
+    /// the page cache answers (most of the worker's recent attempts succeeded): one syscall on the
+    /// worker costs less than the ring's SQE, completion and task wake-up, also at queue depth
+    /// 32 (`benches/fsread.rs`). After misses it is tried only when no other such operation is
+    /// in flight, and deeper queues go to the ring's batching (reads that wait for the disk).
+    /// On epoll it is tried before the blocking pool, which it then skips.
     PageCache,
     /// Socket or pipe I/O whose fd's last results suggest it would complete now (the last read
     /// filled its buffer, the last write went out whole). On a ring it is tried when nothing
