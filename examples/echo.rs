@@ -13,7 +13,6 @@ mod args;
 mod shutdown;
 
 use futures_util::future::{select, Either};
-use futures_util::StreamExt;
 use hoop::net::{TcpListener, TcpStream};
 use std::rc::Rc;
 use std::time::Duration;
@@ -76,28 +75,26 @@ fn main() -> std::io::Result<()> {
                 println!("echo: listening on {addr} with {workers} worker(s) on {driver}");
             }
             let connections = Rc::new(shutdown::Connections::default());
-            let mut incoming = listener.incoming();
-            let signal = loop {
-                match select(incoming.next(), stop.as_mut()).await {
-                    Either::Left((Some(Ok(stream)), _)) => {
-                        let (stream, tracked) = connections.track(stream);
-                        hoop::spawn(async move {
-                            let _tracked = tracked;
-                            let _ = echo(&stream).await;
-                        })
-                        .detach();
-                    }
-                    Either::Left((Some(Err(e)), _)) => eprintln!("echo: accept: {e}"),
-                    Either::Left((None, _)) => return Ok(()),
-                    Either::Right((signal, _)) => break signal,
-                }
+            // On the stop, reads end as at EOF: what was read is echoed, then each connection
+            // closes.
+            let serve = |stream| {
+                let (stream, tracked) = connections.track(stream);
+                hoop::spawn(async move {
+                    let _tracked = tracked;
+                    let _ = echo(&stream).await;
+                })
+                .detach();
             };
-            drop(incoming);
-            drop(listener);
-            // Reads now end as at EOF: what was read is echoed, then each connection closes.
-            connections.stop();
-            let left = connections.drain(grace).await;
-            println!("echo: worker {worker}: {signal}: stopped ({left} connection(s) cut)");
+            shutdown::serve_until_stopped(
+                "echo",
+                worker,
+                listener,
+                stop.as_mut(),
+                &connections,
+                grace,
+                serve,
+            )
+            .await;
             Ok::<_, std::io::Error>(())
         }
     });

@@ -23,7 +23,6 @@ mod args;
 mod shutdown;
 
 use futures_util::future::{select, Either};
-use futures_util::StreamExt;
 use hoop::io::{Compat, HyperExecutor, HyperTimer};
 use hoop::net::{TcpListener, TcpStream};
 use http_body_util::{BodyExt, Full, StreamBody};
@@ -204,22 +203,17 @@ fn main() -> std::io::Result<()> {
                 );
             }
             let connections = Rc::new(shutdown::Connections::default());
-            let mut incoming = listener.incoming();
-            let signal = loop {
-                match select(incoming.next(), stop.as_mut()).await {
-                    Either::Left((Some(Ok(stream)), _)) => {
-                        hoop::spawn(serve(stream, connections.clone())).detach()
-                    }
-                    Either::Left((Some(Err(e)), _)) => eprintln!("hyper_server: accept: {e}"),
-                    Either::Left((None, _)) => return Ok(()),
-                    Either::Right((signal, _)) => break signal,
-                }
-            };
-            drop(incoming);
-            drop(listener);
-            connections.stop();
-            let left = connections.drain(grace).await;
-            println!("hyper_server: worker {worker}: {signal}: stopped ({left} connection(s) cut)");
+            let serve = |stream| hoop::spawn(serve(stream, connections.clone())).detach();
+            shutdown::serve_until_stopped(
+                "hyper_server",
+                worker,
+                listener,
+                stop.as_mut(),
+                &connections,
+                grace,
+                serve,
+            )
+            .await;
             Ok::<(), std::io::Error>(())
         }
     });

@@ -23,6 +23,28 @@ fn temp(name: &str) -> PathBuf {
     ))
 }
 
+/// A new empty file at `path`, open for reading and writing.
+fn scratch_fd(path: &std::path::Path) -> SharedFd {
+    let file = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .unwrap();
+    SharedFd::new(OwnedFd::from(file))
+}
+
+/// Writes `bytes` at 0 and reads them back, linked; checks both results.
+async fn write_then_read(fd: &SharedFd, bytes: &'static [u8]) {
+    let write = Write::new(fd, bytes.to_vec(), 0, FdKind::File);
+    let read = Read::new(fd, Vec::with_capacity(64), 0, FdKind::File);
+    let ((w, _), (r, buf)) = link(write, read).await;
+    assert_eq!(w.unwrap(), bytes.len());
+    assert_eq!(r.unwrap(), bytes.len());
+    assert_eq!(buf, bytes);
+}
+
 /// A pipe: (read end, write end), blocking, close-on-exec.
 fn pipe() -> (OwnedFd, OwnedFd) {
     let mut fds = [0; 2];
@@ -40,20 +62,7 @@ fn on_uring() -> bool {
 #[hoop::test]
 async fn members_run_in_order() {
     let path = temp("order");
-    let file = std::fs::File::options()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&path)
-        .unwrap();
-    let fd = SharedFd::new(OwnedFd::from(file));
-    let write = Write::new(&fd, b"linked bytes".to_vec(), 0, FdKind::File);
-    let read = Read::new(&fd, Vec::with_capacity(64), 0, FdKind::File);
-    let ((w, _), (r, buf)) = link(write, read).await;
-    assert_eq!(w.unwrap(), 12);
-    assert_eq!(r.unwrap(), 12);
-    assert_eq!(buf, b"linked bytes");
+    write_then_read(&scratch_fd(&path), b"linked bytes").await;
     std::fs::remove_file(path).unwrap();
 }
 
@@ -105,20 +114,7 @@ fn a_chain_on_a_restricted_ring_runs_one_by_one() {
         .unwrap();
     let path = temp("restricted");
     rt.block_on(async {
-        let file = std::fs::File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .unwrap();
-        let fd = SharedFd::new(OwnedFd::from(file));
-        let write = Write::new(&fd, b"restricted".to_vec(), 0, FdKind::File);
-        let read = Read::new(&fd, Vec::with_capacity(16), 0, FdKind::File);
-        let ((w, _), (r, buf)) = link(write, read).await;
-        assert_eq!(w.unwrap(), 10);
-        assert_eq!(r.unwrap(), 10);
-        assert_eq!(buf, b"restricted");
+        write_then_read(&scratch_fd(&path), b"restricted").await;
         assert_eq!(hoop::metrics().unwrap().chains, 0, "not one submission");
     });
     std::fs::remove_file(path).unwrap();

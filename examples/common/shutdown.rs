@@ -5,13 +5,17 @@
 
 #![allow(dead_code)] // each example uses part of it
 
-use hoop::net::TcpStream;
+use futures_util::future::{select, Either};
+use futures_util::StreamExt;
+use hoop::net::{TcpListener, TcpStream};
 use hoop::signal::{signal, SignalKind};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::poll_fn;
+use std::future::Future;
 use std::io;
 use std::net::Shutdown;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Poll, Waker};
@@ -77,6 +81,34 @@ pub fn stop_requested() -> io::Result<impl std::future::Future<Output = &'static
         }
         term.poll_recv(cx).map(|_| "SIGTERM")
     }))
+}
+
+/// A worker's accept loop: each connection to `serve` until `stop` fires, then the listener
+/// closed (new connections are refused), the worker's `connections` stopped, and a wait for
+/// them of at most `grace`. What happened is printed, prefixed by `server`.
+pub async fn serve_until_stopped(
+    server: &str,
+    worker: usize,
+    listener: TcpListener,
+    mut stop: Pin<&mut impl Future<Output = &'static str>>,
+    connections: &Connections,
+    grace: Duration,
+    mut serve: impl FnMut(TcpStream),
+) {
+    let mut incoming = listener.incoming();
+    let signal = loop {
+        match select(incoming.next(), stop.as_mut()).await {
+            Either::Left((Some(Ok(stream)), _)) => serve(stream),
+            Either::Left((Some(Err(e)), _)) => eprintln!("{server}: accept: {e}"),
+            Either::Left((None, _)) => return,
+            Either::Right((signal, _)) => break signal,
+        }
+    };
+    drop(incoming);
+    drop(listener);
+    connections.stop();
+    let left = connections.drain(grace).await;
+    println!("{server}: worker {worker}: {signal}: stopped ({left} connection(s) cut)");
 }
 
 /// A worker's open connections.
