@@ -209,6 +209,8 @@ struct Peers {
     file: Rc<hoop::fs::File>,
     pool: FixedBufPool,
     ring: BufRing,
+    /// Incremental and with bundles, where the kernel has them.
+    big_ring: BufRing,
 }
 
 async fn peers(dir: &std::path::Path) -> Peers {
@@ -235,6 +237,11 @@ async fn peers(dir: &std::path::Path) -> Peers {
         file: Rc::new(file),
         pool: FixedBufPool::new(4, 8192).unwrap(),
         ring: BufRing::new(8, 1024).unwrap(),
+        big_ring: BufRing::builder(4, 3000)
+            .incremental(true)
+            .bundles(true)
+            .build()
+            .unwrap(),
     }
 }
 
@@ -353,13 +360,14 @@ async fn one_case(p: &Peers, rng: &mut Rng, seed: u64) {
             }
             let chunks = below(rng, 4);
             let tcp = p.tcp.clone();
-            let ring = p.ring.clone();
+            let ring = [&p.ring, &p.big_ring][below(rng, 2) as usize].clone();
+            let most = ring.buffer_size();
             let op = async move {
                 use futures_util::StreamExt;
                 let mut stream = tcp.recv_stream(&ring);
                 for _ in 0..chunks {
                     match stream.next().await {
-                        Some(Ok(chunk)) => assert!(chunk.len() <= 1024),
+                        Some(Ok(chunk)) => assert!(chunk.offset() + chunk.len() <= most),
                         _ => break,
                     }
                 }

@@ -5,12 +5,33 @@
 //! each. A multishot receive then yields one completion per chunk, naming the buffer by id.
 //! When the application is done with a chunk, the buffer goes back into the ring.
 //!
+//! Two newer kernel features change what one completion means, and the ring's bookkeeping
+//! follows both:
+//!
+//! - **Incremental consumption** (`IOU_PBUF_RING_INC`, 6.12): the kernel fills a buffer a piece
+//!   at a time, each completion taking the bytes after the last one's, and flags
+//!   `IORING_CQE_F_BUF_MORE` while it keeps the rest. Large buffers then serve many small
+//!   receives, on any of the ring's sockets. The completion does not say where its piece
+//!   starts: the ring counts what the kernel filled of each buffer, in the order the kernel
+//!   posted the completions (a [`ReapHook`] records it when the driver reaps them, not when a
+//!   stream is polled, as two sockets may share a buffer).
+//! - **Bundles** (`IORING_RECVSEND_BUNDLE`, 6.10): one receive fills several buffers, the
+//!   ring's entries after the one the completion names. The ring links each buffer to the one
+//!   pushed after it, so it can follow them; a link stays valid while a buffer is out of the
+//!   ring, because it is rewritten only when the buffer is pushed again.
+//!
+//! A buffer goes back into the ring once the kernel is done with it *and* every piece of it the
+//! application received has been dropped.
+//!
 //! Where a ring cannot be registered (the epoll driver, kernels before 5.19) the same type keeps
 //! its buffers in a user-space free list and receives take one before each plain `recv`: the
 //! API and the "buffers return when dropped" behaviour are the same.
+//!
+//! [`ReapHook`]: crate::op::ReapHook
 
 use super::{AlignedBuf, IoBuf, IoBufMut};
 use crate::driver::{self, opcode::no_runtime, DriverRef};
+use io_uring::cqueue;
 use io_uring::types::BufRingEntry;
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -22,6 +43,9 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::task::{Context, Poll, Waker};
 
 const PAGE: usize = 4096;
+
+/// No buffer was pushed after this one yet.
+const NO_NEXT: u16 = u16::MAX;
 
 /// The kernel's `struct io_uring_buf`; in the first entry, `resv` is the ring's tail.
 #[repr(C)]
@@ -41,6 +65,15 @@ const _: () = assert!(std::mem::size_of::<RawEntry>() == std::mem::size_of::<Buf
 /// # hoop_runtime::block_on(async {
 /// let ring = hoop_runtime::buf::BufRing::new(64, 4096).unwrap();
 /// assert_eq!(ring.available(), 64);
+/// // 16 buffers of 64 KiB, each filled a piece at a time by small receives (6.12+), and
+/// // receives that fill several buffers at once (6.10+); both fall back where the kernel
+/// // lacks them.
+/// let big = hoop_runtime::buf::BufRing::builder(16, 64 * 1024)
+///     .incremental(true)
+///     .bundles(true)
+///     .build()
+///     .unwrap();
+/// assert_eq!(big.entries(), 16);
 /// # });
 /// ```
 #[derive(Clone)]
@@ -55,7 +88,7 @@ struct Inner {
     memory: ManuallyDrop<AlignedBuf>,
     buf_size: usize,
     entries: u16,
-    /// Buffers not held by the application (in the kernel ring or the free list).
+    /// Buffers holding no chunk the application still has.
     available: Cell<usize>,
     /// Buffers given back so far (a generation counter for `ENOBUFS` waits).
     returned: Cell<u64>,
@@ -65,22 +98,78 @@ struct Inner {
 
 enum Mode {
     /// Registered with the ring: the kernel picks buffers.
-    Kernel {
-        driver: DriverRef,
-        bgid: u16,
-        /// The `io_uring_buf` array shared with the kernel (page aligned).
-        ring: ManuallyDrop<AlignedBuf>,
-        /// Our copy of the tail; the kernel reads the one in the first entry.
-        tail: Cell<u16>,
-    },
+    Kernel(KernelRing),
     /// Not registered: receives take a buffer from here first.
     User { free: RefCell<Vec<u16>> },
 }
 
-impl BufRing {
-    /// `entries` buffers (a power of two, at most 32768) of `buf_size` bytes, registered with
-    /// the current worker's ring where possible. Fails outside a runtime or for bad sizes.
-    pub fn new(entries: u16, buf_size: usize) -> io::Result<BufRing> {
+struct KernelRing {
+    driver: DriverRef,
+    bgid: u16,
+    /// The `io_uring_buf` array shared with the kernel (page aligned).
+    ring: ManuallyDrop<AlignedBuf>,
+    /// Our copy of the tail; the kernel reads the one in the first entry.
+    tail: Cell<u16>,
+    /// Registered with `IOU_PBUF_RING_INC`.
+    incremental: bool,
+    /// Receives on it ask for bundles.
+    bundles: bool,
+    /// Per buffer id.
+    bufs: Box<[Cell<BufState>]>,
+    /// The buffer pushed last (`NO_NEXT` before the first push).
+    last_pushed: Cell<u16>,
+}
+
+/// What the ring knows of one buffer of a registered ring.
+#[derive(Clone, Copy)]
+struct BufState {
+    /// In the kernel's ring: pushed, and not yet used up by a completion.
+    in_kernel: bool,
+    /// Bytes the kernel filled since it was pushed (an incremental ring's current offset).
+    consumed: u32,
+    /// Received pieces of it not yet released: counted when their completion is reaped, so a
+    /// piece still queued for a stream keeps the buffer out of the ring.
+    pieces: u32,
+    /// The buffer pushed right after it, where a bundle that used this one went on.
+    next: u16,
+}
+
+/// Options of a [`BufRing`]: see [`BufRing::builder`].
+#[derive(Clone, Debug)]
+pub struct BufRingBuilder {
+    entries: u16,
+    buf_size: usize,
+    incremental: bool,
+    bundles: bool,
+}
+
+impl BufRingBuilder {
+    /// Registers the ring for incremental consumption (`IOU_PBUF_RING_INC`, 6.12): each receive
+    /// takes only the bytes it needs from the current buffer, the next one continues after
+    /// them. Suits large buffers shared by many connections that receive small messages.
+    /// Ignored where the kernel lacks it (each receive then takes a whole buffer).
+    pub fn incremental(mut self, yes: bool) -> Self {
+        self.incremental = yes;
+        self
+    }
+
+    /// Lets one receive fill several buffers (`IORING_RECVSEND_BUNDLE`, 6.10): a stream with
+    /// more data waiting than one buffer holds gets it from one completion. Ignored where the
+    /// kernel lacks it.
+    pub fn bundles(mut self, yes: bool) -> Self {
+        self.bundles = yes;
+        self
+    }
+
+    /// Creates the ring, registered with the current worker's ring where possible. Fails
+    /// outside a runtime or for bad sizes.
+    pub fn build(self) -> io::Result<BufRing> {
+        let BufRingBuilder {
+            entries,
+            buf_size,
+            incremental,
+            bundles,
+        } = self;
         if !entries.is_power_of_two() || entries > 32768 || buf_size == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -98,13 +187,26 @@ impl BufRing {
             .checked_mul(entries as usize)
             .ok_or_else(|| io::Error::from(io::ErrorKind::OutOfMemory))?;
         let memory = AlignedBuf::new(total, PAGE)?;
-        let mode = match register(&driver, entries) {
-            Some((bgid, ring)) => Mode::Kernel {
-                driver,
-                bgid,
-                ring: ManuallyDrop::new(ring),
-                tail: Cell::new(0),
-            },
+        let mode = match register(&driver, entries, incremental) {
+            Some((bgid, ring, incremental)) => {
+                let bundles = bundles && driver.try_borrow().is_ok_and(|d| d.recv_bundles());
+                let state = BufState {
+                    in_kernel: false,
+                    consumed: 0,
+                    pieces: 0,
+                    next: NO_NEXT,
+                };
+                Mode::Kernel(KernelRing {
+                    driver,
+                    bgid,
+                    ring: ManuallyDrop::new(ring),
+                    tail: Cell::new(0),
+                    incremental,
+                    bundles,
+                    bufs: (0..entries).map(|_| Cell::new(state)).collect(),
+                    last_pushed: Cell::new(NO_NEXT),
+                })
+            }
             None => Mode::User {
                 free: RefCell::new((0..entries).rev().collect()),
             },
@@ -118,23 +220,42 @@ impl BufRing {
             returned: Cell::new(0),
             waiters: RefCell::new(Vec::new()),
         };
-        if let Mode::Kernel { .. } = inner.mode {
+        if let Mode::Kernel(k) = &inner.mode {
             for bid in 0..entries {
-                inner.push_to_kernel(bid);
+                inner.push_to_kernel(k, bid);
             }
-            inner.publish_tail();
+            k.publish_tail();
         }
         Ok(BufRing {
             inner: Rc::new(inner),
         })
     }
+}
+
+impl BufRing {
+    /// `entries` buffers (a power of two, at most 32768) of `buf_size` bytes, registered with
+    /// the current worker's ring where possible. Fails outside a runtime or for bad sizes.
+    pub fn new(entries: u16, buf_size: usize) -> io::Result<BufRing> {
+        BufRing::builder(entries, buf_size).build()
+    }
+
+    /// A ring of `entries` buffers of `buf_size` bytes with options (incremental consumption,
+    /// bundles); [`BufRingBuilder::build`] creates it.
+    pub fn builder(entries: u16, buf_size: usize) -> BufRingBuilder {
+        BufRingBuilder {
+            entries,
+            buf_size,
+            incremental: false,
+            bundles: false,
+        }
+    }
 
     /// The buffer group id the kernel knows this ring by, if it is registered.
     pub fn bgid(&self) -> Option<u16> {
         match &self.inner.mode {
-            Mode::Kernel { bgid, driver, .. } => {
+            Mode::Kernel(k) => {
                 let here = driver::current()?;
-                Rc::ptr_eq(&here, driver).then_some(*bgid)
+                Rc::ptr_eq(&here, &k.driver).then_some(k.bgid)
             }
             Mode::User { .. } => None,
         }
@@ -142,7 +263,19 @@ impl BufRing {
 
     /// True if the kernel picks buffers from this ring (io_uring, 5.19+).
     pub fn is_registered(&self) -> bool {
-        matches!(self.inner.mode, Mode::Kernel { .. })
+        matches!(self.inner.mode, Mode::Kernel(_))
+    }
+
+    /// True if the kernel consumes this ring's buffers a piece at a time (asked for, and
+    /// io_uring on 6.12+).
+    pub fn is_incremental(&self) -> bool {
+        matches!(&self.inner.mode, Mode::Kernel(k) if k.incremental)
+    }
+
+    /// True if receives on this ring fill several buffers at once (asked for, and io_uring on
+    /// 6.10+).
+    pub fn uses_bundles(&self) -> bool {
+        matches!(&self.inner.mode, Mode::Kernel(k) if k.bundles)
     }
 
     /// Size of each buffer.
@@ -155,7 +288,8 @@ impl BufRing {
         self.inner.entries
     }
 
-    /// Buffers not held by the application right now.
+    /// Buffers holding no received chunk the application still has (or that a stream has
+    /// not yielded yet).
     pub fn available(&self) -> usize {
         self.inner.available.get()
     }
@@ -181,26 +315,80 @@ impl BufRing {
         Poll::Pending
     }
 
-    /// The chunk the kernel put in buffer `bid` (`len` bytes), now owned by the application.
-    /// Only for ids a completion of this ring's group just handed out (crate-private: a wrong or
-    /// repeated id would give the kernel a buffer the application is reading).
-    pub(crate) fn take_filled(&self, bid: u16, len: usize) -> RingBuf {
-        assert!(bid < self.inner.entries, "buffer id {bid} out of the ring");
-        let inner = &self.inner;
-        inner.available.set(inner.available.get().saturating_sub(1));
-        RingBuf {
-            ring: self.inner.clone(),
-            bid,
-            len: len.min(inner.buf_size),
+    /// Records a receive completion of this ring's group as the driver reaps it (in the
+    /// kernel's order): which buffers it filled, from which offset, and that the application
+    /// now holds a piece of each. `bundle`: the receive asked for a bundle. `None` if it
+    /// carried no data in a buffer hoop gave the kernel.
+    pub(crate) fn note_completion(&self, res: i32, flags: u32, bundle: bool) -> Option<Landing> {
+        let Mode::Kernel(k) = &self.inner.mode else {
+            return None;
+        };
+        let bid = cqueue::buffer_select(flags)?;
+        if bid >= self.inner.entries {
+            crate::log::warning!("a completion named buffer {bid}, outside the ring; ignored");
+            return None;
         }
+        if res <= 0 {
+            // No data, yet a buffer named. A plain ring's kernel took the buffer out of the
+            // ring for nothing: it goes back. An incremental ring's kernel keeps a buffer it did
+            // not fill.
+            if !k.incremental {
+                self.inner.kernel_done(k, bid);
+            }
+            return None;
+        }
+        let size = self.inner.buf_size as u32;
+        let first_offset = if k.incremental {
+            k.bufs[bid as usize].get().consumed
+        } else {
+            0
+        };
+        let (mut b, mut offset) = (bid, first_offset);
+        let mut remaining = res as u32;
+        let mut accepted = 0u32;
+        for _ in 0..self.inner.entries {
+            let mut state = k.bufs[b as usize].get();
+            // Never trust a length beyond the buffers hoop gave the kernel.
+            let take = remaining.min(size.saturating_sub(offset));
+            if !state.in_kernel || take == 0 {
+                crate::log::warning!("a receive claimed more than the buffers it was given");
+                break;
+            }
+            self.inner.piece_taken(k, b);
+            state = k.bufs[b as usize].get();
+            accepted += take;
+            remaining -= take;
+            if remaining == 0 && k.incremental && cqueue::buffer_more(flags) {
+                // The kernel keeps the rest of this buffer for the next receive.
+                state.consumed = offset + take;
+                k.bufs[b as usize].set(state);
+                break;
+            }
+            state.consumed = 0;
+            state.in_kernel = false;
+            k.bufs[b as usize].set(state);
+            if remaining == 0 || !bundle || state.next == NO_NEXT {
+                break;
+            }
+            (b, offset) = (state.next, 0);
+        }
+        if remaining > 0 {
+            crate::log::warning!("a receive claimed more than the buffers it was given");
+        }
+        (accepted > 0).then_some(Landing {
+            bid,
+            offset: first_offset,
+            len: accepted,
+        })
     }
 
-    /// Gives buffer `bid` back to the kernel without handing it to the application (a
-    /// completion nobody will read). Only for ids the kernel just handed out.
-    pub(crate) fn recycle(&self, bid: u16) {
-        if bid < self.inner.entries {
-            // Never handed out, so never counted as taken.
-            self.inner.give_back(bid, false);
+    /// The buffers a recorded completion filled, now the application's.
+    pub(crate) fn received(&self, landing: Landing) -> Received {
+        Received {
+            ring: self.inner.clone(),
+            bid: landing.bid,
+            offset: landing.offset,
+            remaining: landing.len,
         }
     }
 
@@ -215,22 +403,49 @@ impl BufRing {
         Some(RingBufMut(RingBuf {
             ring: self.inner.clone(),
             bid,
+            offset: 0,
             len: 0,
         }))
     }
 }
 
-fn register(driver: &DriverRef, entries: u16) -> Option<(u16, AlignedBuf)> {
+/// What one receive completion filled, as recorded when it was reaped: `len` bytes from
+/// `offset` in buffer `bid`, going on in the buffers pushed after it (a bundle).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Landing {
+    pub(crate) bid: u16,
+    offset: u32,
+    len: u32,
+}
+
+fn register(
+    driver: &DriverRef,
+    entries: u16,
+    incremental: bool,
+) -> Option<(u16, AlignedBuf, bool)> {
     let mut d = driver.try_borrow_mut().ok()?;
     let ring =
         AlignedBuf::new(entries as usize * std::mem::size_of::<BufRingEntry>(), PAGE).ok()?;
     // SAFETY: the ring memory is page aligned, sized for `entries`, zeroed, and owned by the
     // `BufRing`, which unregisters the group before freeing it (or leaks it).
-    match unsafe { d.register_buf_ring(ring.stable_ptr() as u64, entries) } {
-        Ok(bgid) => Some((bgid, ring)),
+    match unsafe { d.register_buf_ring(ring.stable_ptr() as u64, entries, incremental) } {
+        Ok((bgid, incremental)) => Some((bgid, ring, incremental)),
         Err(e) => {
             tracing::debug!(target: "hoop", error = %e, "buffer ring not registered; receives take buffers in user space");
             None
+        }
+    }
+}
+
+impl KernelRing {
+    /// Makes every pushed entry visible to the kernel.
+    fn publish_tail(&self) {
+        // SAFETY: the tail field is a 2-byte aligned u16 inside the ring memory, written by us
+        // and read by the kernel with acquire semantics; the release store orders the entry
+        // writes before it.
+        unsafe {
+            let ptr = BufRingEntry::tail(self.ring.stable_ptr() as *const BufRingEntry) as *mut u16;
+            AtomicU16::from_ptr(ptr).store(self.tail.get(), Ordering::Release);
         }
     }
 }
@@ -241,54 +456,93 @@ impl Inner {
         unsafe { (self.memory.stable_ptr() as *mut u8).add(bid as usize * self.buf_size) }
     }
 
-    /// Writes entry `bid` at our tail (not yet visible to the kernel).
-    fn push_to_kernel(&self, bid: u16) {
-        let Mode::Kernel { ring, tail, .. } = &self.mode else {
-            return;
-        };
+    /// Writes entry `bid` at our tail (not yet visible to the kernel), whole.
+    fn push_to_kernel(&self, k: &KernelRing, bid: u16) {
         let mask = self.entries - 1;
-        let slot = (tail.get() & mask) as usize;
-        let base = ring.stable_ptr() as *mut RawEntry;
-        // SAFETY: `slot < entries`, inside the ring memory. The kernel only reads entries
-        // between its head and the published tail, and this one is past the published tail.
-        // The fields are written through raw pointers, never a `&mut` to the entry: the first
-        // entry's `resv` field is the tail, which the kernel reads concurrently.
+        let slot = (k.tail.get() & mask) as usize;
+        let base = k.ring.stable_ptr() as *mut RawEntry;
+        // SAFETY: `slot < entries`, inside the ring memory. The kernel only reads (and, for an
+        // incremental ring, advances) entries between its head and the published tail, and this
+        // one is past the published tail. The fields are written through raw pointers, never a
+        // `&mut` to the entry: the first entry's `resv` field is the tail, which the kernel
+        // reads concurrently.
         unsafe {
             let entry = base.add(slot);
             std::ptr::addr_of_mut!((*entry).addr).write(self.buf_ptr(bid) as u64);
             std::ptr::addr_of_mut!((*entry).len).write(self.buf_size as u32);
             std::ptr::addr_of_mut!((*entry).bid).write(bid);
         }
-        tail.set(tail.get().wrapping_add(1));
+        k.tail.set(k.tail.get().wrapping_add(1));
+        let mut state = k.bufs[bid as usize].get();
+        state.in_kernel = true;
+        state.consumed = 0;
+        state.next = NO_NEXT;
+        k.bufs[bid as usize].set(state);
+        let prev = k.last_pushed.replace(bid);
+        if prev != NO_NEXT {
+            let mut p = k.bufs[prev as usize].get();
+            p.next = bid;
+            k.bufs[prev as usize].set(p);
+        }
     }
 
-    /// Makes every pushed entry visible to the kernel.
-    fn publish_tail(&self) {
-        let Mode::Kernel { ring, tail, .. } = &self.mode else {
+    /// A completion gave the application a piece of `bid`.
+    fn piece_taken(&self, k: &KernelRing, bid: u16) {
+        let mut state = k.bufs[bid as usize].get();
+        if state.pieces == 0 {
+            self.available.set(self.available.get().saturating_sub(1));
+        }
+        state.pieces += 1;
+        k.bufs[bid as usize].set(state);
+    }
+
+    /// The kernel took `bid` out of the ring without filling it.
+    fn kernel_done(&self, k: &KernelRing, bid: u16) {
+        let mut state = k.bufs[bid as usize].get();
+        if !state.in_kernel {
             return;
-        };
-        // SAFETY: the tail field is a 2-byte aligned u16 inside the ring memory, written by us
-        // and read by the kernel with acquire semantics; the release store orders the entry
-        // writes before it.
-        unsafe {
-            let ptr = BufRingEntry::tail(ring.stable_ptr() as *const BufRingEntry) as *mut u16;
-            AtomicU16::from_ptr(ptr).store(tail.get(), Ordering::Release);
+        }
+        state.in_kernel = false;
+        state.consumed = 0;
+        k.bufs[bid as usize].set(state);
+        if state.pieces == 0 {
+            self.refill(k, bid);
         }
     }
 
-    /// Puts `bid` back in the ring; `taken` if the application held it (it counted as not
-    /// available).
-    fn give_back(&self, bid: u16, taken: bool) {
+    /// The application released a piece of `bid` (or, unregistered, the whole buffer).
+    fn release(&self, bid: u16) {
         match &self.mode {
-            Mode::Kernel { .. } => {
-                self.push_to_kernel(bid);
-                self.publish_tail();
+            Mode::Kernel(k) => {
+                let mut state = k.bufs[bid as usize].get();
+                state.pieces = state.pieces.saturating_sub(1);
+                k.bufs[bid as usize].set(state);
+                if state.pieces > 0 {
+                    return;
+                }
+                self.available.set(self.available.get() + 1);
+                if state.in_kernel {
+                    // The kernel still fills the rest of it (incremental).
+                    return;
+                }
+                self.refill(k, bid);
             }
-            Mode::User { free } => free.borrow_mut().push(bid),
+            Mode::User { free } => {
+                free.borrow_mut().push(bid);
+                self.available.set(self.available.get() + 1);
+                self.returned_one();
+            }
         }
-        if taken {
-            self.available.set(self.available.get() + 1);
-        }
+    }
+
+    /// Puts `bid`, which neither the kernel nor the application holds, back in the ring.
+    fn refill(&self, k: &KernelRing, bid: u16) {
+        self.push_to_kernel(k, bid);
+        k.publish_tail();
+        self.returned_one();
+    }
+
+    fn returned_one(&self) {
         self.returned.set(self.returned.get() + 1);
         // Woken outside the borrow: a waker may poll (and register) synchronously.
         let waiters = std::mem::take(&mut *self.waiters.borrow_mut());
@@ -300,21 +554,19 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if let Mode::Kernel {
-            driver, bgid, ring, ..
-        } = &mut self.mode
-        {
-            let unregistered = driver
+        if let Mode::Kernel(k) = &mut self.mode {
+            let unregistered = k
+                .driver
                 .try_borrow_mut()
                 .ok()
-                .and_then(|mut d| d.unregister_buf_ring(*bgid).ok());
+                .and_then(|mut d| d.unregister_buf_ring(k.bgid).ok());
             if unregistered.is_none() {
                 // The kernel may still pick these buffers: never free them.
                 crate::log::warning!("could not unregister a buffer ring; leaking it");
                 return;
             }
             // SAFETY: the kernel forgot the ring; dropped once, here.
-            unsafe { ManuallyDrop::drop(ring) };
+            unsafe { ManuallyDrop::drop(&mut k.ring) };
         }
         // SAFETY: no kernel ring refers to the buffers any more (or never did); the `RingBuf`s
         // that could be reading them hold this `Inner`, which is being dropped, so none is left.
@@ -338,6 +590,8 @@ impl fmt::Debug for BufRing {
 pub struct RingBuf {
     ring: Rc<Inner>,
     bid: u16,
+    /// Where the piece starts in its buffer (non-zero only in an incremental ring).
+    offset: u32,
     len: usize,
 }
 
@@ -346,20 +600,34 @@ impl RingBuf {
     pub fn bid(&self) -> u16 {
         self.bid
     }
+
+    /// Where this chunk starts within its buffer: non-zero only for a later piece of a buffer
+    /// an incremental ring fills a piece at a time.
+    pub fn offset(&self) -> usize {
+        self.offset as usize
+    }
+
+    fn ptr(&self) -> *mut u8 {
+        // SAFETY: `offset + len <= buf_size` (see `BufRing::note_completion`), so the pointer
+        // stays inside buffer `bid`.
+        unsafe { self.ring.buf_ptr(self.bid).add(self.offset as usize) }
+    }
 }
 
 impl Deref for RingBuf {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        // SAFETY: the buffer is `buf_size >= len` bytes of the ring's memory, written by the
-        // kernel (or a recv) up to `len`, and owned by this value until it drops.
-        unsafe { std::slice::from_raw_parts(self.ring.buf_ptr(self.bid), self.len) }
+        // SAFETY: `offset + len <= buf_size`: bytes of the ring's memory written by the kernel
+        // (or a recv) before the completion that handed them out, which the kernel does not
+        // write again (an incremental ring's next receive starts after them, a plain ring's
+        // buffer is out of the ring) while this value holds its piece.
+        unsafe { std::slice::from_raw_parts(self.ptr(), self.len) }
     }
 }
 
 impl Drop for RingBuf {
     fn drop(&mut self) {
-        self.ring.give_back(self.bid, true);
+        self.ring.release(self.bid);
     }
 }
 
@@ -367,18 +635,19 @@ impl fmt::Debug for RingBuf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RingBuf")
             .field("bid", &self.bid)
+            .field("offset", &self.offset)
             .field("len", &self.len)
             .finish()
     }
 }
 
 // SAFETY: the received bytes are a fixed part of the ring's heap allocation, kept alive by the
-// `Rc`; the buffer id is this value's until it drops, so neither the kernel nor a receive writes
-// into it while an operation that owns this value reads it (a proxy or echo sends a received
+// `Rc`; while this value holds its piece, neither the kernel nor a receive writes into those
+// bytes, so an operation that owns this value may read them (a proxy or echo sends a received
 // chunk without copying it).
 unsafe impl IoBuf for RingBuf {
     fn stable_ptr(&self) -> *const u8 {
-        self.ring.buf_ptr(self.bid)
+        self.ptr()
     }
     fn bytes_init(&self) -> usize {
         self.len
@@ -406,7 +675,7 @@ impl fmt::Debug for RingBufMut {
 }
 
 // SAFETY: the memory is a fixed part of the ring's heap allocation, kept alive by the `Rc`, and
-// exclusively this value's while it holds the buffer id.
+// exclusively this value's while it holds the buffer id (an unregistered ring: offset 0).
 unsafe impl IoBuf for RingBufMut {
     fn stable_ptr(&self) -> *const u8 {
         self.0.ring.buf_ptr(self.0.bid)
@@ -428,5 +697,81 @@ unsafe impl IoBufMut for RingBufMut {
     // length is clamped to the capacity and never shrinks.
     unsafe fn set_init(&mut self, pos: usize) {
         self.0.len = self.0.len.max(pos.min(self.0.ring.buf_size));
+    }
+}
+
+/// The buffers one receive filled, as [`RingBuf`]s in the order of the data: one, or several
+/// for a bundle. Pieces not taken are released when this drops.
+pub struct Received {
+    ring: Rc<Inner>,
+    bid: u16,
+    offset: u32,
+    remaining: u32,
+}
+
+impl Received {
+    /// Bytes not yet taken.
+    pub fn len(&self) -> usize {
+        self.remaining as usize
+    }
+
+    /// True once every piece was taken.
+    pub fn is_empty(&self) -> bool {
+        self.remaining == 0
+    }
+}
+
+impl Iterator for Received {
+    type Item = RingBuf;
+
+    fn next(&mut self) -> Option<RingBuf> {
+        if self.remaining == 0 {
+            return None;
+        }
+        let Mode::Kernel(k) = &self.ring.mode else {
+            return None;
+        };
+        // The same walk as `BufRing::note_completion`, which counted each piece: the links it
+        // followed are unchanged, as every buffer it named is held (not pushed again) until
+        // its piece is released.
+        let bid = self.bid;
+        let take = self
+            .remaining
+            .min((self.ring.buf_size as u32).saturating_sub(self.offset));
+        if bid >= self.ring.entries || take == 0 {
+            // Unreachable while the walks agree; never index past the ring.
+            self.remaining = 0;
+            return None;
+        }
+        let piece = RingBuf {
+            ring: self.ring.clone(),
+            bid,
+            offset: self.offset,
+            len: take as usize,
+        };
+        self.remaining -= take;
+        if self.remaining > 0 {
+            self.bid = k.bufs[bid as usize].get().next;
+            self.offset = 0;
+        }
+        Some(piece)
+    }
+}
+
+impl Drop for Received {
+    fn drop(&mut self) {
+        for piece in self.by_ref() {
+            drop(piece);
+        }
+    }
+}
+
+impl fmt::Debug for Received {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Received")
+            .field("bid", &self.bid)
+            .field("offset", &self.offset)
+            .field("remaining", &self.remaining)
+            .finish()
     }
 }

@@ -18,7 +18,8 @@ mod io_buf;
 mod slice;
 
 pub use aligned::AlignedBuf;
-pub use buf_ring::{BufRing, RingBuf, RingBufMut};
+pub(crate) use buf_ring::Landing;
+pub use buf_ring::{BufRing, BufRingBuilder, Received, RingBuf, RingBufMut};
 pub use fixed::{FixedBuf, FixedBufPool};
 pub use io_buf::{IoBuf, IoBufMut};
 pub use slice::Slice;

@@ -631,6 +631,11 @@ impl<T: OpCode> Dispatch<T> {
         let user_data = d
             .ops
             .insert_counted(Some(cx.waker().clone()), true, page_cache);
+        if !polling {
+            if let Some(hook) = data.reap_hook() {
+                d.ops.set_hook(user_data, hook);
+            }
+        }
         self.state = State::Ring {
             driver: driver.clone(),
             user_data,

@@ -9,7 +9,7 @@
 //! Slots are addressed by `user_data = generation << 32 | key`: a cancel aimed at an operation
 //! that has finished cannot hit another operation that reused its key.
 
-use super::opcode::DynOp;
+use super::opcode::{DynOp, ReapHook};
 use slab::Slab;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -102,6 +102,8 @@ pub(crate) struct Slot {
     pub(crate) returned: Option<Box<dyn DynOp>>,
     /// Counted in `Slots::nowait_in_flight` (an operation that could have been tried inline).
     nowait: bool,
+    /// Run on every completion as it arrives (`OpCode::reap_hook`).
+    hook: Option<ReapHook>,
 }
 
 /// All in-flight operations of one driver, at most `max_in_flight` of them.
@@ -182,6 +184,7 @@ impl Slots {
             more: VecDeque::new(),
             returned: None,
             nowait,
+            hook: None,
         });
         (u64::from(generation) << 32) | key as u64
     }
@@ -232,12 +235,22 @@ impl Slots {
             .collect()
     }
 
+    /// Sets the hook run on each completion of `user_data` as it arrives.
+    pub(crate) fn set_hook(&mut self, user_data: u64, hook: ReapHook) {
+        if let Some(slot) = self.get_mut(user_data) {
+            slot.hook = Some(hook);
+        }
+    }
+
     /// Records a completion. `more` says whether further completions follow (multishot).
     pub(crate) fn complete(&mut self, user_data: u64, c: Completion, more: bool) -> Arrival {
         note_fault(c);
         let Some(slot) = self.get_mut(user_data) else {
             return Arrival::Stale;
         };
+        if let Some(hook) = &slot.hook {
+            hook.run(c.res, c.flags);
+        }
         match &mut slot.life {
             Life::Waiting(waker) => {
                 let waker = waker.take();

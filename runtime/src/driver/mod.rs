@@ -340,18 +340,32 @@ impl IoDriver {
         }
     }
 
-    /// Registers a provided-buffer ring of `entries` at `addr` under a fresh group id.
+    /// Registers a provided-buffer ring of `entries` at `addr` under a fresh group id, as an
+    /// incremental ring if asked and the kernel can (see `UringDriver::register_buf_ring`).
     /// `Unsupported` on epoll.
     ///
     /// # Safety
     ///
     /// `addr` is page aligned memory for `entries` `io_uring_buf`s that stays allocated, with
     /// the buffers it names, until `unregister_buf_ring` of the returned id succeeded.
-    pub(crate) unsafe fn register_buf_ring(&mut self, addr: u64, entries: u16) -> io::Result<u16> {
+    pub(crate) unsafe fn register_buf_ring(
+        &mut self,
+        addr: u64,
+        entries: u16,
+        incremental: bool,
+    ) -> io::Result<(u16, bool)> {
         match &mut self.backend {
             // SAFETY: forwarded to the caller.
-            Backend::Uring(ring) => unsafe { ring.register_buf_ring(addr, entries) },
+            Backend::Uring(ring) => unsafe { ring.register_buf_ring(addr, entries, incremental) },
             Backend::Epoll(_) => Err(io::ErrorKind::Unsupported.into()),
+        }
+    }
+
+    /// True if receives into provided buffers may take several at once (bundles).
+    pub(crate) fn recv_bundles(&self) -> bool {
+        match &self.backend {
+            Backend::Uring(ring) => ring.recv_bundles(),
+            Backend::Epoll(_) => false,
         }
     }
 

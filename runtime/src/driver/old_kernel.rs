@@ -44,6 +44,11 @@ pub(crate) mod since {
     pub(crate) const FILE_ALLOC_RANGE: Release = (6, 0);
     /// `MSG_RING` into a `DEFER_TASKRUN` ring runs as the target's task work.
     pub(crate) const MSG_RING_REMOTE: Release = (6, 3);
+    /// `IORING_RECVSEND_BUNDLE` (`IORING_FEAT_RECVSEND_BUNDLE`): one receive fills several
+    /// provided buffers.
+    pub(crate) const RECVSEND_BUNDLE: Release = (6, 10);
+    /// `IOU_PBUF_RING_INC`: provided buffers consumed a piece at a time.
+    pub(crate) const PBUF_RING_INC: Release = (6, 12);
 }
 
 /// The emulated release, if any (read once from `HOOP_EMULATE_KERNEL`).
@@ -144,8 +149,11 @@ pub(crate) fn lacks_opcode(opcode: u8) -> bool {
     opcode > last
 }
 
-/// True if the emulated kernel rejects `entry` with `EINVAL` at submission: a multishot flag
-/// it did not know.
+/// `IORING_RECVSEND_BUNDLE`, a receive's `ioprio` flag (the crate keeps its `sys` private).
+const RECVSEND_BUNDLE: u16 = 1 << 4;
+
+/// True if the emulated kernel rejects `entry` with `EINVAL` at submission: a multishot or
+/// bundle flag it did not know.
 pub(crate) fn refuses(entry: &squeue::Entry) -> bool {
     if emulated().is_none() {
         return false;
@@ -159,7 +167,10 @@ pub(crate) fn refuses(entry: &squeue::Entry) -> bool {
     match sqe[0] {
         op if op == opcode::PollAdd::CODE => len & 1 != 0 && lacks(since::MULTISHOT_POLL),
         op if op == opcode::Accept::CODE => ioprio & 1 != 0 && lacks(since::MULTISHOT_ACCEPT),
-        op if op == opcode::Recv::CODE => ioprio & 2 != 0 && lacks(since::MULTISHOT_RECV),
+        op if op == opcode::Recv::CODE => {
+            (ioprio & 2 != 0 && lacks(since::MULTISHOT_RECV))
+                || (ioprio & RECVSEND_BUNDLE != 0 && lacks(since::RECVSEND_BUNDLE))
+        }
         _ => false,
     }
 }

@@ -255,6 +255,37 @@ pub unsafe trait OpCode: 'static {
     /// operation returned, recycles a provided buffer it selected. It runs inside the driver and
     /// must not use it.
     fn orphaned(&mut self, _res: i32, _flags: u32) {}
+
+    /// A hook the io_uring driver runs on each of this operation's completions as it reaps it:
+    /// in the order the kernel posted them, whether or not the future is still there. For
+    /// bookkeeping that must follow the kernel's order across operations, which the order in
+    /// which futures are polled does not (incrementally consumed provided buffers, see
+    /// `buf::BufRing`).
+    fn reap_hook(&self) -> Option<ReapHook> {
+        None
+    }
+}
+
+/// A function the driver runs on an operation's completions (`res`, `flags`) as it reaps them
+/// (see [`OpCode::reap_hook`]). It runs inside the driver: it must not start or poll operations.
+#[derive(Clone)]
+pub struct ReapHook(std::rc::Rc<dyn Fn(i32, u32)>);
+
+impl ReapHook {
+    /// A hook that runs `f`.
+    pub fn new(f: impl Fn(i32, u32) + 'static) -> Self {
+        ReapHook(std::rc::Rc::new(f))
+    }
+
+    pub(crate) fn run(&self, res: i32, flags: u32) {
+        (self.0)(res, flags)
+    }
+}
+
+impl std::fmt::Debug for ReapHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReapHook")
+    }
 }
 
 /// The object-safe face of an [`OpCode`] the driver and the blocking pool work with.

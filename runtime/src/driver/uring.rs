@@ -326,13 +326,20 @@ impl UringDriver {
         self.fixed.unregister(&self.ring.submitter(), base, n)
     }
 
-    /// Registers a provided-buffer ring of `entries` at `addr` under a fresh group id.
+    /// Registers a provided-buffer ring of `entries` at `addr` under a fresh group id; with
+    /// `incremental`, as `IOU_PBUF_RING_INC` where the kernel has it (6.12). Returns the id and
+    /// whether the ring is incremental.
     ///
     /// # Safety
     ///
     /// `addr` is page aligned memory for `entries` `io_uring_buf`s that stays allocated, with
     /// the buffers it names, until `unregister_buf_ring` of the returned id succeeded.
-    pub(crate) unsafe fn register_buf_ring(&mut self, addr: u64, entries: u16) -> io::Result<u16> {
+    pub(crate) unsafe fn register_buf_ring(
+        &mut self,
+        addr: u64,
+        entries: u16,
+        incremental: bool,
+    ) -> io::Result<(u16, bool)> {
         let bgid = match self.free_bgids.pop() {
             Some(id) => id,
             None if self.next_bgid < u16::MAX => {
@@ -341,23 +348,49 @@ impl UringDriver {
             }
             None => return Err(io::Error::from_raw_os_error(libc::ENOSPC)),
         };
-        let res = if old_kernel::lacks(since::PBUF_RING) {
-            Err(old_kernel::refused())
-        } else {
+        let register = |flags: u16| {
+            let lacks = if flags == 0 {
+                since::PBUF_RING
+            } else {
+                since::PBUF_RING_INC
+            };
+            if old_kernel::lacks(lacks) {
+                return Err(old_kernel::refused());
+            }
             // SAFETY: forwarded to the caller.
             unsafe {
                 self.ring
                     .submitter()
-                    .register_buf_ring_with_flags(addr, entries, bgid, 0)
+                    .register_buf_ring_with_flags(addr, entries, bgid, flags)
             }
         };
+        let mut res = Err(old_kernel::refused());
+        let mut inc = false;
+        if incremental {
+            res = register(io_uring::types::IOU_PBUF_RING_INC as u16);
+            inc = res.is_ok();
+            if let Err(e) = &res {
+                // Before 6.12 the flag is refused (`EINVAL`): plain buffers instead.
+                tracing::debug!(target: "hoop", error = %e, "incremental buffer ring refused");
+            }
+        }
+        if res.is_err() {
+            res = register(0);
+        }
         match res {
-            Ok(()) => Ok(bgid),
+            Ok(()) => Ok((bgid, inc)),
             Err(e) => {
                 self.free_bgids.push(bgid);
                 Err(e)
             }
         }
+    }
+
+    /// True if a receive may fill several provided buffers at once (`IORING_RECVSEND_BUNDLE`,
+    /// 6.10).
+    pub(crate) fn recv_bundles(&self) -> bool {
+        self.ring.params().is_feature_recvsend_bundle()
+            && !old_kernel::lacks(since::RECVSEND_BUNDLE)
     }
 
     /// Unregisters a provided-buffer ring; its id is reused afterwards.

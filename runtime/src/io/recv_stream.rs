@@ -1,6 +1,6 @@
 //! [`RecvStream`]: chunks received on a socket into a [`BufRing`].
 
-use crate::buf::{BufRing, RingBuf, RingBufMut};
+use crate::buf::{BufRing, Received, RingBuf, RingBufMut};
 use crate::fd::SharedFd;
 use crate::op::recv_multi::RecvRing;
 use crate::op::send_recv::Recv;
@@ -16,7 +16,9 @@ use std::task::{ready, Context, Poll};
 /// when the chunk is dropped. Ends (`None`) when the peer closes its side; an error ends it too.
 ///
 /// On io_uring with a registered ring this is one multishot receive (one SQE for any number of
-/// chunks, re-armed when the kernel ends it). When the ring runs dry the kernel ends the receive
+/// chunks, re-armed when the kernel ends it). With a ring built for bundles one completion may
+/// fill several buffers, yielded one after the other; with an incremental ring, consecutive
+/// chunks may be pieces of the same buffer. When the ring runs dry the kernel ends the receive
 /// with `ENOBUFS`; the data stays in the socket, and the stream waits until a buffer is given back
 /// before arming again — nothing is lost or duplicated, and nothing spins. Elsewhere (epoll, an
 /// unregistered ring) each chunk is a plain receive into a buffer taken from the ring.
@@ -46,7 +48,10 @@ pub struct RecvStream {
     fd: SharedFd,
     ring: BufRing,
     state: State,
+    /// Buffers of the last completion not yet yielded (a bundle's later ones).
+    pending: Option<Received>,
     exhausted: u64,
+    completions: u64,
 }
 
 enum State {
@@ -66,7 +71,9 @@ impl RecvStream {
             fd: fd.clone(),
             ring: ring.clone(),
             state: State::Idle,
+            pending: None,
             exhausted: 0,
+            completions: 0,
         }
     }
 
@@ -75,6 +82,12 @@ impl RecvStream {
     pub fn times_exhausted(&self) -> u64 {
         self.exhausted
     }
+
+    /// Receives that delivered data so far (completions, or plain receives): fewer than the
+    /// chunks yielded when bundles fill several buffers at once.
+    pub fn completions(&self) -> u64 {
+        self.completions
+    }
 }
 
 impl Stream for RecvStream {
@@ -82,6 +95,12 @@ impl Stream for RecvStream {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        if let Some(pending) = &mut this.pending {
+            if let Some(chunk) = pending.next() {
+                return Poll::Ready(Some(Ok(chunk)));
+            }
+            this.pending = None;
+        }
         loop {
             match &mut this.state {
                 State::Done => return Poll::Ready(None),
@@ -103,7 +122,13 @@ impl Stream for RecvStream {
                     this.state = State::Idle;
                 }
                 State::Multi(op, gen) => match ready!(Pin::new(op).poll_next(cx)) {
-                    Some(Ok(Some(chunk))) => return Poll::Ready(Some(Ok(chunk))),
+                    Some(Ok(Some(mut received))) => {
+                        this.completions += 1;
+                        if let Some(chunk) = received.next() {
+                            this.pending = Some(received);
+                            return Poll::Ready(Some(Ok(chunk)));
+                        }
+                    }
                     Some(Err(e)) if e.raw_os_error() == Some(libc::ENOBUFS) => {
                         tracing::debug!(
                             target: "hoop",
@@ -130,6 +155,7 @@ impl Stream for RecvStream {
                         }
                         Ok(_) => {
                             this.state = State::Idle;
+                            this.completions += 1;
                             return Poll::Ready(Some(Ok(buf.into_filled())));
                         }
                         Err(e) => {

@@ -57,7 +57,7 @@ pub mod statx;
 pub mod vectored;
 pub mod xattr;
 
-pub use crate::driver::opcode::{Inline, Interest, OpCode, OpTraits, Plan};
+pub use crate::driver::opcode::{Inline, Interest, OpCode, OpTraits, Plan, ReapHook};
 pub(crate) use crate::driver::sqe_fd;
 pub use future::Op;
 pub use stream::{AfterFinal, MultiOp, MultishotOp};

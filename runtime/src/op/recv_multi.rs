@@ -1,20 +1,28 @@
 //! Receives that pick their buffer from a [`BufRing`]: multishot `IORING_OP_RECV` with
-//! `IORING_RECV_MULTISHOT` (6.0), or single-shot with `IOSQE_BUFFER_SELECT` where the kernel
-//! refuses multishot.
+//! `IORING_RECV_MULTISHOT` (6.0), as a bundle (`IORING_RECVSEND_BUNDLE`, 6.10) where the ring
+//! asks for it, or single-shot with `IOSQE_BUFFER_SELECT` where the kernel refuses multishot.
 
-use super::{AfterFinal, Interest, MultishotOp, OpCode, OpTraits, Plan};
-use crate::buf::{BufRing, RingBuf};
+use super::{AfterFinal, Interest, MultishotOp, OpCode, OpTraits, Plan, ReapHook};
+use crate::buf::{BufRing, Landing, Received};
 use crate::fd::SharedFd;
 use io_uring::{cqueue, opcode, squeue, squeue::Entry};
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::io;
+use std::rc::Rc;
 
-/// A receive on a socket into buffers of a registered [`BufRing`], one item per chunk.
+/// A receive on a socket into buffers of a registered [`BufRing`], one item per completion
+/// (one buffer, or several for a bundle).
 pub struct RecvRing {
     fd: SharedFd,
     ring: BufRing,
     bgid: u16,
     multishot: bool,
+    bundle: bool,
     yielded: bool,
+    /// What each completion filled, recorded by the reap hook in the kernel's order; taken in
+    /// the same order by `item` (or released by `orphaned`).
+    landed: Rc<RefCell<VecDeque<Landing>>>,
 }
 
 impl RecvRing {
@@ -27,26 +35,44 @@ impl RecvRing {
             ring: ring.clone(),
             bgid,
             multishot: true,
+            bundle: ring.uses_bundles(),
             yielded: false,
+            landed: Rc::default(),
         })
+    }
+
+    /// The record of the completion that named buffer `bid`: the oldest one. Records before it
+    /// that no item took (none should exist) are released rather than misattributed.
+    fn take_landing(&mut self, bid: u16) -> Option<Received> {
+        let mut landed = self.landed.borrow_mut();
+        while let Some(landing) = landed.pop_front() {
+            let received = self.ring.received(landing);
+            if landing.bid == bid {
+                return Some(received);
+            }
+            crate::log::warning!("a receive record was skipped; its buffers are released");
+        }
+        None
     }
 }
 
 // SAFETY: the SQE holds no pointers (the kernel picks buffers from the registered ring, which
 // the op's `BufRing` clone keeps registered and allocated); the fd is kept open by `SharedFd`.
 unsafe impl OpCode for RecvRing {
-    type Output = io::Result<Option<RingBuf>>;
+    type Output = io::Result<Option<Received>>;
 
     fn uring_entry(&mut self) -> Option<Entry> {
         let (fd, fixed) = super::sqe_fd(&self.fd);
-        let entry = if self.multishot {
-            opcode::RecvMulti::new(fd, self.bgid).build()
-        } else {
-            let len = self.ring.buffer_size().min(u32::MAX as usize) as u32;
-            opcode::Recv::new(fd, std::ptr::null_mut(), len)
-                .buf_group(self.bgid)
-                .build()
-                .flags(squeue::Flags::BUFFER_SELECT)
+        let entry = match (self.multishot, self.bundle) {
+            (true, true) => opcode::RecvMultiBundle::new(fd, self.bgid).build(),
+            (true, false) => opcode::RecvMulti::new(fd, self.bgid).build(),
+            (false, _) => {
+                let len = self.ring.buffer_size().min(u32::MAX as usize) as u32;
+                opcode::Recv::new(fd, std::ptr::null_mut(), len)
+                    .buf_group(self.bgid)
+                    .build()
+                    .flags(squeue::Flags::BUFFER_SELECT)
+            }
         };
         Some(entry.flags(fixed))
     }
@@ -73,11 +99,20 @@ unsafe impl OpCode for RecvRing {
         self.item(result, 0)
     }
 
-    fn orphaned(&mut self, _res: i32, flags: u32) {
-        // A chunk nobody will read: its buffer goes back to the ring.
-        if let Some(bid) = cqueue::buffer_select(flags) {
-            self.ring.recycle(bid);
+    fn orphaned(&mut self, res: i32, flags: u32) {
+        // A chunk nobody will read: its buffers go back to the ring.
+        if let (true, Some(bid)) = (res > 0, cqueue::buffer_select(flags)) {
+            drop(self.take_landing(bid));
         }
+    }
+
+    fn reap_hook(&self) -> Option<ReapHook> {
+        let (ring, landed, bundle) = (self.ring.clone(), self.landed.clone(), self.bundle);
+        Some(ReapHook::new(move |res, flags| {
+            if let Some(landing) = ring.note_completion(res, flags, bundle) {
+                landed.borrow_mut().push_back(landing);
+            }
+        }))
     }
 
     fn shared_fd(&self) -> Option<&SharedFd> {
@@ -87,43 +122,45 @@ unsafe impl OpCode for RecvRing {
 
 // SAFETY: as for `OpCode`; the SQE has no pointers, so every arming stays valid.
 unsafe impl MultishotOp for RecvRing {
-    type Item = io::Result<Option<RingBuf>>;
+    type Item = io::Result<Option<Received>>;
 
     fn item(&mut self, res: io::Result<u32>, flags: u32) -> Self::Item {
-        let bid = cqueue::buffer_select(flags);
         match res {
-            Ok(n) if n > 0 => match bid {
-                Some(bid) => {
-                    self.yielded = true;
-                    Ok(Some(self.ring.take_filled(bid, n as usize)))
+            Ok(n) if n > 0 => {
+                let received = cqueue::buffer_select(flags).and_then(|bid| self.take_landing(bid));
+                match received {
+                    Some(received) => {
+                        self.yielded = true;
+                        Ok(Some(received))
+                    }
+                    None => Err(io::Error::other(
+                        "hoop: receive completed without a buffer hoop gave the kernel",
+                    )),
                 }
-                None => Err(io::Error::other("hoop: receive completed without a buffer")),
-            },
-            Ok(_) => {
-                // End of stream; a buffer picked for it holds nothing.
-                if let Some(bid) = bid {
-                    self.ring.recycle(bid);
-                }
-                Ok(None)
             }
-            Err(e) => {
-                if let Some(bid) = bid {
-                    self.ring.recycle(bid);
-                }
-                Err(e)
-            }
+            // End of stream (no buffer is consumed for it).
+            Ok(_) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
     fn after_final(&mut self, res: i32) -> AfterFinal {
         match res {
             0 => AfterFinal::YieldEnd,
-            // The kernel ended multishot (CQ overflow), or single-shot mode: arm again.
+            // The kernel ended multishot (CQ overflow, the ring ran empty after a bundle), or
+            // single-shot mode: arm again.
             r if r > 0 => AfterFinal::YieldRearm,
             r if r == -libc::EINVAL && self.multishot && !self.yielded => {
-                // A kernel without multishot receive (< 6.0): one buffer-select recv per arming.
-                tracing::debug!(target: "hoop", "multishot recv refused (EINVAL); single-shot receives");
-                self.multishot = false;
+                if self.bundle {
+                    // A kernel without bundles (< 6.10): one buffer per completion.
+                    tracing::debug!(target: "hoop", "bundle recv refused (EINVAL); one buffer per receive");
+                    self.bundle = false;
+                } else {
+                    // A kernel without multishot receive (< 6.0): one buffer-select recv per
+                    // arming.
+                    tracing::debug!(target: "hoop", "multishot recv refused (EINVAL); single-shot receives");
+                    self.multishot = false;
+                }
                 AfterFinal::Rearm
             }
             r if r == -libc::ECANCELED => AfterFinal::End,
