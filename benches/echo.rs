@@ -4,7 +4,8 @@
 //!
 //! Servers: `hoop` (owned-buffer `read` + `write_all`, what most code writes),
 //! `hoop-multi` (`recv_stream` on a provided-buffer ring: one armed multishot receive per connection, each
-//! received chunk sent back without a copy), `tokio`.
+//! received chunk sent back without a copy), `hoop-inc` (the same on a ring of 64 KiB buffers consumed
+//! incrementally, with receive bundles), `hoop-direct` (direct descriptors), `tokio`.
 //!
 //! Run: `cargo bench --bench echo` (`-- --secs N --rounds R` to change the defaults: 3 s, 3
 //! rounds; the median of the rounds is reported; `--only NAME` runs one server, for profiling:
@@ -117,9 +118,27 @@ fn serve_hoop(tx: mpsc::Sender<(SocketAddr, i32)>) {
 /// hoop with a multishot receive into a provided-buffer ring shared by all connections; each
 /// chunk is sent back from the ring's buffer and returns to the ring when the send is done.
 fn serve_hoop_multishot(tx: mpsc::Sender<(SocketAddr, i32)>) {
+    serve_from_ring(tx, || hoop::buf::BufRing::new(1024, 4096));
+}
+
+/// `serve_hoop_multishot` on a ring of the same memory in 64 buffers of 64 KiB, consumed
+/// incrementally and with receive bundles (where the kernel has them, 6.12 and 6.10).
+fn serve_hoop_incremental(tx: mpsc::Sender<(SocketAddr, i32)>) {
+    serve_from_ring(tx, || {
+        hoop::buf::BufRing::builder(64, 64 * 1024)
+            .incremental(true)
+            .bundles(true)
+            .build()
+    });
+}
+
+fn serve_from_ring(
+    tx: mpsc::Sender<(SocketAddr, i32)>,
+    ring: fn() -> io::Result<hoop::buf::BufRing>,
+) {
     let rt = hoop::Runtime::builder().workers(1).build().unwrap();
     rt.block_on(async move {
-        let ring = hoop::buf::BufRing::new(1024, 4096).unwrap();
+        let ring = ring().unwrap();
         let listener = hoop::net::TcpListener::bind("127.0.0.1:0").unwrap();
         tx.send((listener.local_addr().unwrap(), sys::gettid()))
             .unwrap();
@@ -293,9 +312,10 @@ fn load(
 type Serve = fn(mpsc::Sender<(SocketAddr, i32)>);
 
 /// The servers compared, tokio last (the reference of the ratios).
-const SERVERS: [(&str, Serve); 4] = [
+const SERVERS: [(&str, Serve); 5] = [
     ("hoop", serve_hoop),
     ("hoop-multi", serve_hoop_multishot),
+    ("hoop-inc", serve_hoop_incremental),
     ("hoop-direct", serve_hoop_direct),
     ("tokio", serve_tokio),
 ];
@@ -412,6 +432,7 @@ fn main() -> io::Result<()> {
             let suffix = match name {
                 "hoop" => "",
                 "hoop-direct" => " (direct descriptors)",
+                "hoop-inc" => " (incremental ring, bundles)",
                 _ => " (multishot)",
             };
             rows.push(results::Row {

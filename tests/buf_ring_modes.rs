@@ -292,3 +292,41 @@ async fn connections_share_an_incremental_buffer() {
     drop(chunks);
     assert_eq!(ring.available(), 2);
 }
+
+/// Where the ring is not registered (epoll, kernels before 5.19), a stream must not hold a
+/// buffer while its socket is idle: with one buffer and two streams, data on the second
+/// arrives even though the first never receives anything.
+#[hoop::test]
+async fn an_idle_stream_holds_no_buffer() {
+    let ring = BufRing::new(1, 1024).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (_quiet_client, quiet) = connected_pair(&listener).await;
+    let (busy_client, busy) = connected_pair(&listener).await;
+    let idle = hoop::spawn({
+        let ring = ring.clone();
+        async move {
+            let mut stream = quiet.recv_stream(&ring);
+            stream.next().await.map(|c| c.map(|c| c.len()))
+        }
+    });
+    // The idle stream is polled first and waits.
+    hoop::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(
+        ring.available(),
+        1,
+        "an idle stream holds a buffer: {ring:?}"
+    );
+    let mut stream = busy.recv_stream(&ring);
+    for round in 0..3u8 {
+        busy_client.write_all(vec![round; 300]).await.0.unwrap();
+        let chunk = hoop::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .unwrap_or_else(|_| {
+                panic!("round {round}: data waited for a buffer an idle stream held")
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(&chunk[..], &[round; 300][..]);
+    }
+    idle.abort();
+}

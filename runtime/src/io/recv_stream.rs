@@ -2,6 +2,7 @@
 
 use crate::buf::{BufRing, Received, RingBuf, RingBufMut};
 use crate::fd::SharedFd;
+use crate::op::poll::Readable;
 use crate::op::recv_multi::RecvRing;
 use crate::op::send_recv::Recv;
 use crate::op::{MultiOp, Op};
@@ -21,7 +22,8 @@ use std::task::{ready, Context, Poll};
 /// chunks may be pieces of the same buffer. When the ring runs dry the kernel ends the receive
 /// with `ENOBUFS`; the data stays in the socket, and the stream waits until a buffer is given back
 /// before arming again — nothing is lost or duplicated, and nothing spins. Elsewhere (epoll, an
-/// unregistered ring) each chunk is a plain receive into a buffer taken from the ring.
+/// unregistered ring) the stream waits for its socket to be readable, then makes a plain
+/// receive into a buffer taken from the ring: there too an idle connection holds no buffer.
 ///
 /// Dropping the stream discards chunks the kernel already received into ring buffers but the
 /// stream had not yielded yet (their buffers return to the ring).
@@ -52,12 +54,17 @@ pub struct RecvStream {
     pending: Option<Received>,
     exhausted: u64,
     completions: u64,
+    /// Unregistered ring: the last receive filled its buffer, so more data likely waits.
+    likely_more: bool,
 }
 
 enum State {
     Idle,
     /// A multishot receive, armed when the ring had seen `gen` buffers returned.
     Multi(MultiOp<RecvRing>, u64),
+    /// Unregistered ring: waiting for data, holding no buffer.
+    Readable(Op<Readable>),
+    /// Unregistered ring: one non-blocking receive into a buffer taken from it.
     Plain(Op<Recv<RingBufMut>>),
     /// Out of buffers: wait for one returned after generation `gen`.
     WaitBuffers(u64),
@@ -74,6 +81,7 @@ impl RecvStream {
             pending: None,
             exhausted: 0,
             completions: 0,
+            likely_more: false,
         }
     }
 
@@ -108,8 +116,11 @@ impl Stream for RecvStream {
                     let gen = this.ring.returned_count();
                     this.state = match RecvRing::new(&this.fd, &this.ring) {
                         Some(op) => State::Multi(MultiOp::new(op), gen),
+                        None if !this.likely_more => {
+                            State::Readable(Op::new(Readable::new(&this.fd)))
+                        }
                         None => match this.ring.try_take() {
-                            Some(buf) => State::Plain(Op::new(Recv::new(&this.fd, buf, 0))),
+                            Some(buf) => State::Plain(Op::new(Recv::once(&this.fd, buf, 0))),
                             None => {
                                 this.exhausted += 1;
                                 State::WaitBuffers(gen)
@@ -146,6 +157,16 @@ impl Stream for RecvStream {
                         return Poll::Ready(None);
                     }
                 },
+                State::Readable(op) => match ready!(Pin::new(op).poll(cx)) {
+                    Ok(()) => {
+                        this.likely_more = true;
+                        this.state = State::Idle;
+                    }
+                    Err(e) => {
+                        this.state = State::Done;
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                },
                 State::Plain(op) => {
                     let (res, buf) = ready!(Pin::new(op).poll(cx));
                     match res {
@@ -153,10 +174,17 @@ impl Stream for RecvStream {
                             this.state = State::Done;
                             return Poll::Ready(None);
                         }
-                        Ok(_) => {
+                        Ok(n) => {
+                            this.likely_more = n == this.ring.buffer_size();
                             this.state = State::Idle;
                             this.completions += 1;
                             return Poll::Ready(Some(Ok(buf.into_filled())));
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            // Nothing after all (the buffer goes back as `buf` drops): wait
+                            // for data without it.
+                            this.likely_more = false;
+                            this.state = State::Idle;
                         }
                         Err(e) => {
                             this.state = State::Done;
@@ -174,6 +202,7 @@ impl fmt::Debug for RecvStream {
         let state = match &self.state {
             State::Idle => "idle",
             State::Multi(..) => "multishot receive armed",
+            State::Readable(_) => "waiting for data",
             State::Plain(_) => "receive in flight",
             State::WaitBuffers(_) => "waiting for a buffer",
             State::Done => "ended",

@@ -2,6 +2,7 @@
 //! or multishot.
 
 use super::{Interest, MultishotOp, OpCode, OpTraits, Plan};
+use crate::fd::SharedFd;
 use io_uring::{opcode, squeue::Entry, types};
 use std::io;
 use std::os::fd::RawFd;
@@ -137,3 +138,71 @@ unsafe impl MultishotOp for PollAdd {
         }
     }
 }
+
+/// Waits until a hoop-owned socket has data (or is closed or in error) without reading it:
+/// `POLL_ADD` on io_uring, readiness on epoll. A receive that must not hold a buffer while
+/// its socket is idle waits here first (`io::RecvStream` on an unregistered buffer ring).
+pub struct Readable {
+    fd: SharedFd,
+    /// The first attempt checks the socket (`poll(2)`); after a readiness event the socket is
+    /// taken as readable, and a receive that finds nothing waits here again.
+    checked: bool,
+}
+
+impl Readable {
+    /// Waits for `fd` to be readable.
+    pub fn new(fd: &SharedFd) -> Self {
+        Readable {
+            fd: fd.clone(),
+            checked: false,
+        }
+    }
+}
+
+// SAFETY: the SQE carries no pointers; `perform` calls poll(2) on a live local pollfd; the fd
+// is kept open by `SharedFd`.
+unsafe impl OpCode for Readable {
+    type Output = io::Result<()>;
+
+    fn uring_entry(&mut self) -> Option<Entry> {
+        let (fd, fixed) = super::sqe_fd(&self.fd);
+        let mask = Interest::READABLE.poll_mask();
+        Some(opcode::PollAdd::new(fd, mask).build().flags(fixed))
+    }
+
+    fn plan(&self) -> Plan {
+        Plan::Readiness {
+            fd: self.fd.raw(),
+            interest: Interest::READABLE,
+        }
+    }
+
+    fn shared_fd(&self) -> Option<&SharedFd> {
+        Some(&self.fd)
+    }
+
+    fn perform(&mut self) -> io::Result<u32> {
+        if std::mem::replace(&mut self.checked, true) {
+            // Woken by an event on the fd since the check.
+            return Ok(0);
+        }
+        let mut pfd = libc::pollfd {
+            fd: self.fd.raw(),
+            events: Interest::READABLE.poll_mask() as libc::c_short,
+            revents: 0,
+        };
+        // SAFETY: one live, initialised pollfd; zero timeout, so it never blocks.
+        let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+        match n {
+            n if n < 0 => Err(io::Error::last_os_error()),
+            0 => Err(io::ErrorKind::WouldBlock.into()),
+            _ => Ok(0),
+        }
+    }
+
+    fn complete(self, result: io::Result<u32>) -> io::Result<()> {
+        result.map(drop)
+    }
+}
+
+super::opaque_debug!(Readable);

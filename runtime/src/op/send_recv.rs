@@ -126,6 +126,8 @@ pub struct Recv<B> {
     fd: SharedFd,
     buf: B,
     flags: i32,
+    /// One attempt, never waiting (see [`Recv::once`]).
+    once: bool,
 }
 
 impl<B: IoBufMut> Recv<B> {
@@ -135,6 +137,16 @@ impl<B: IoBufMut> Recv<B> {
             fd: fd.clone(),
             buf,
             flags,
+            once: false,
+        }
+    }
+
+    /// One non-blocking receive on either driver: `WouldBlock` where [`Recv::new`]'s would wait
+    /// for data. For a caller that waits for readiness without lending a buffer meanwhile.
+    pub fn once(fd: &SharedFd, buf: B, flags: i32) -> Self {
+        Recv {
+            once: true,
+            ..Recv::new(fd, buf, flags)
         }
     }
 }
@@ -144,6 +156,10 @@ unsafe impl<B: IoBufMut> OpCode for Recv<B> {
     type Output = BufResult<usize, B>;
 
     fn uring_entry(&mut self) -> Option<Entry> {
+        if self.once {
+            // The ring would wait for data: the plan path's syscall instead.
+            return None;
+        }
         let len = self.buf.bytes_total().min(u32::MAX as usize) as u32;
         let (fd, fixed) = super::sqe_fd(&self.fd);
         Some(
@@ -176,6 +192,15 @@ unsafe impl<B: IoBufMut> OpCode for Recv<B> {
 
     fn shared_fd(&self) -> Option<&SharedFd> {
         Some(&self.fd)
+    }
+
+    fn traits(&self) -> OpTraits {
+        // `once` runs by its plan on io_uring too: as the receive the ring would have run.
+        OpTraits::NONE.ring_equivalent(opcode::Recv::CODE)
+    }
+
+    fn wait_for(&self) -> Option<(std::os::fd::RawFd, Interest)> {
+        (!self.once).then_some((self.fd.raw(), Interest::READABLE))
     }
 
     fn check(&self) -> io::Result<()> {
