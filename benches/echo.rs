@@ -5,7 +5,7 @@
 //! Servers: `hoop` (owned-buffer `read` + `write_all`, what most code writes),
 //! `hoop-multi` (`recv_stream` on a provided-buffer ring: one armed multishot receive per connection, each
 //! received chunk sent back without a copy), `hoop-inc` (the same on a ring of 64 KiB buffers consumed
-//! incrementally, with receive bundles), `hoop-direct` (direct descriptors), `tokio`.
+//! incrementally), `hoop-direct` (direct descriptors), `tokio`.
 //!
 //! Run: `cargo bench --bench echo` (`-- --secs N --rounds R` to change the defaults: 3 s, 3
 //! rounds; the median of the rounds is reported; `--only NAME` runs one server, for profiling:
@@ -122,12 +122,11 @@ fn serve_hoop_multishot(tx: mpsc::Sender<(SocketAddr, i32)>) {
 }
 
 /// `serve_hoop_multishot` on a ring of the same memory in 64 buffers of 64 KiB, consumed
-/// incrementally and with receive bundles (where the kernel has them, 6.12 and 6.10).
+/// incrementally where the kernel can (6.12).
 fn serve_hoop_incremental(tx: mpsc::Sender<(SocketAddr, i32)>) {
     serve_from_ring(tx, || {
         hoop::buf::BufRing::builder(64, 64 * 1024)
             .incremental(true)
-            .bundles(true)
             .build()
     });
 }
@@ -432,7 +431,7 @@ fn main() -> io::Result<()> {
             let suffix = match name {
                 "hoop" => "",
                 "hoop-direct" => " (direct descriptors)",
-                "hoop-inc" => " (incremental ring, bundles)",
+                "hoop-inc" => " (incremental ring)",
                 _ => " (multishot)",
             };
             rows.push(results::Row {

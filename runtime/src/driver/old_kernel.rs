@@ -49,6 +49,11 @@ pub(crate) mod since {
     pub(crate) const RECVSEND_BUNDLE: Release = (6, 10);
     /// `IOU_PBUF_RING_INC`: provided buffers consumed a piece at a time.
     pub(crate) const PBUF_RING_INC: Release = (6, 12);
+    /// Receive bundles that fill every buffer but the last one whole. Before the June 2025
+    /// fixes (upstream 26ec15e4b0c1 and 178b8ff66ff8, in 6.16) a bundle could shorten its last
+    /// mapped buffer and go on in the next one, leaving a gap no completion reports; hoop uses
+    /// bundles only from this release on.
+    pub(crate) const WHOLE_BUFFER_BUNDLES: Release = (6, 16);
 }
 
 /// The emulated release, if any (read once from `HOOP_EMULATE_KERNEL`).

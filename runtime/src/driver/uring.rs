@@ -387,10 +387,10 @@ impl UringDriver {
     }
 
     /// True if a receive may fill several provided buffers at once (`IORING_RECVSEND_BUNDLE`,
-    /// 6.10).
+    /// 6.10; used from 6.16, see `since::WHOLE_BUFFER_BUNDLES`).
     pub(crate) fn recv_bundles(&self) -> bool {
         self.ring.params().is_feature_recvsend_bundle()
-            && !old_kernel::lacks(since::RECVSEND_BUNDLE)
+            && old_kernel::effective() >= since::WHOLE_BUFFER_BUNDLES
     }
 
     /// Unregisters a provided-buffer ring; its id is reused afterwards.

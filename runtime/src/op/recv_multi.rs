@@ -41,13 +41,14 @@ impl RecvRing {
         })
     }
 
-    /// The record of the completion that named buffer `bid`: the oldest one. Records before it
-    /// that no item took (none should exist) are released rather than misattributed.
-    fn take_landing(&mut self, bid: u16) -> Option<Received> {
+    /// The record of the completion that named buffer `bid` with result `res`: the oldest
+    /// record. Records before it that no item took (none should exist) are released rather than
+    /// misattributed.
+    fn take_landing(&mut self, bid: u16, res: u32) -> Option<Received> {
         let mut landed = self.landed.borrow_mut();
         while let Some(landing) = landed.pop_front() {
             let received = self.ring.received(landing);
-            if landing.bid == bid {
+            if (landing.bid, landing.res) == (bid, res) {
                 return Some(received);
             }
             crate::log::warning!("a receive record was skipped; its buffers are released");
@@ -102,7 +103,7 @@ unsafe impl OpCode for RecvRing {
     fn orphaned(&mut self, res: i32, flags: u32) {
         // A chunk nobody will read: its buffers go back to the ring.
         if let (true, Some(bid)) = (res > 0, cqueue::buffer_select(flags)) {
-            drop(self.take_landing(bid));
+            drop(self.take_landing(bid, res as u32));
         }
     }
 
@@ -127,7 +128,8 @@ unsafe impl MultishotOp for RecvRing {
     fn item(&mut self, res: io::Result<u32>, flags: u32) -> Self::Item {
         match res {
             Ok(n) if n > 0 => {
-                let received = cqueue::buffer_select(flags).and_then(|bid| self.take_landing(bid));
+                let received =
+                    cqueue::buffer_select(flags).and_then(|bid| self.take_landing(bid, n));
                 match received {
                     Some(received) => {
                         self.yielded = true;
