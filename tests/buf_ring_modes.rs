@@ -398,3 +398,38 @@ async fn dropping_a_stream_mid_traffic_returns_every_buffer_in_every_mode() {
         assert_eq!(&st.next().await.unwrap().unwrap()[..], b"again", "{mode:?}");
     }
 }
+
+/// Rings made and dropped one after another in one runtime reuse the kernel's buffer group
+/// ids: each new ring must start fresh. (Up to 6.1 the kernel kept a reused low id's head: a new
+/// ring under it looked empty to the kernel, or was handed out from entries never written.)
+#[hoop::test]
+async fn rings_made_one_after_another_start_fresh() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (client, server) = connected_pair(&listener).await;
+    let mut sent = 0usize;
+    let mut got = 0usize;
+    for round in 0..80 {
+        let ring = BufRing::new(2, 512).unwrap();
+        let mut stream = server.recv_stream(&ring);
+        // Both buffers are used and held, so the kernel's head moves by two per ring.
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            let piece: Vec<u8> = (sent..sent + 256).map(|i| byte(0, i)).collect();
+            client.write_all(piece).await.0.unwrap();
+            sent += 256;
+            while got < sent {
+                let chunk = hoop::time::timeout(Duration::from_secs(5), stream.next())
+                    .await
+                    .unwrap_or_else(|_| panic!("round {round}: nothing received"))
+                    .unwrap()
+                    .unwrap();
+                for (k, &b) in chunk.iter().enumerate() {
+                    assert_eq!(b, byte(0, got + k), "round {round}: byte {}", got + k);
+                }
+                got += chunk.len();
+                held.push(chunk);
+            }
+        }
+        drop(held);
+    }
+}

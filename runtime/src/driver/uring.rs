@@ -40,6 +40,10 @@ const MSG_KEYS: u64 = 0x2000_0000;
 /// slot user data for the same reason as `MSG_SENT`, and below it.
 const SLOT_CLOSED: u64 = 0xffff_ffff_a000_0000;
 
+/// Buffer group ids below this live in a kernel array up to 6.1 (`BGID_ARRAY`), whose state
+/// outlives an unregistration: hoop never reuses them (see `unregister_buf_ring`).
+const BGID_ARRAY: u16 = 64;
+
 pub(crate) struct UringDriver {
     /// Declared before `ring`, so dropped first: unregistering the ring fd needs the ring open.
     enter: RingEnter,
@@ -380,6 +384,7 @@ impl UringDriver {
         match res {
             Ok(()) => Ok((bgid, inc)),
             Err(e) => {
+                // Never registered: the kernel kept no state under it.
                 self.free_bgids.push(bgid);
                 Err(e)
             }
@@ -393,10 +398,16 @@ impl UringDriver {
             && old_kernel::effective() >= since::WHOLE_BUFFER_BUNDLES
     }
 
-    /// Unregisters a provided-buffer ring; its id is reused afterwards.
+    /// Unregisters a provided-buffer ring. Its id is reused afterwards only if it is not one of
+    /// the first `BGID_ARRAY` ids: for those, kernels up to 6.1 keep the group's state in a
+    /// static array and do not reset its head when the id is registered again, so a new ring
+    /// under an old id would start at the old ring's head and the kernel would hand out
+    /// entries the application never wrote (seen on Debian's 6.1 by `tests/buf_ring_modes.rs`).
     pub(crate) fn unregister_buf_ring(&mut self, bgid: u16) -> io::Result<()> {
         self.ring.submitter().unregister_buf_ring(bgid)?;
-        self.free_bgids.push(bgid);
+        if bgid >= BGID_ARRAY {
+            self.free_bgids.push(bgid);
+        }
         Ok(())
     }
 
