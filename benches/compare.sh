@@ -35,6 +35,8 @@ cargo bench --bench download -- --rounds "${DOWNLOAD_ROUNDS:-11}"
 cargo bench --bench small_files -- --rounds "${SMALL_ROUNDS:-3}"
 cargo bench --bench fsread -- --rounds "${FSREAD_ROUNDS:-3}"
 cargo bench --bench direct -- --rounds "${DIRECT_ROUNDS:-3}"
+cargo bench --bench recv_ring -- --rounds "${RECV_RING_ROUNDS:-3}"
+cargo bench --bench idle
 rm -f target/hoop-bench/peers.md
 if [[ "${PEERS:-1}" == 1 ]]; then
     # The file benches/fs.rs created (1 GiB, page-cached).

@@ -128,6 +128,8 @@ const LOAD_BENCHES: &[&str] = &[
     "small_files",
     "fsread",
     "direct",
+    "recv_ring",
+    "idle",
     "peers",
 ];
 
