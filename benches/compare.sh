@@ -7,7 +7,7 @@
 #   QUICK=1 benches/compare.sh    # shorter criterion runs (1 s measurement)
 #   PEERS=0 benches/compare.sh    # without monoio/compio (benches/peers is not built)
 # Installs what it needs beyond cargo if missing (Debian): nginx-light (download, small_files),
-# wrk (small_files), fio (direct).
+# wrk (small_files, hyper), nghttp2-client (h2load: hyper), fio (direct).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 crit_args=()
@@ -18,6 +18,7 @@ missing=()
 command -v nginx >/dev/null || missing+=(nginx-light)
 command -v fio >/dev/null || missing+=(fio)
 command -v wrk >/dev/null || missing+=(wrk)
+command -v h2load >/dev/null || missing+=(nghttp2-client)
 if ((${#missing[@]})); then
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } ||
         echo "compare.sh: could not install ${missing[*]}; their rows will be missing" >&2
@@ -30,6 +31,7 @@ fi
 cargo bench --bench runtime -- "${crit_args[@]}"
 cargo bench --bench fs -- "${crit_args[@]}"
 cargo bench --bench echo -- --secs "${ECHO_SECS:-3}" --rounds "${ECHO_ROUNDS:-5}" "${peers_args[@]}"
+cargo bench --features hyper --bench hyper -- --secs "${HYPER_SECS:-3}" --rounds "${HYPER_ROUNDS:-3}"
 cargo build --release --example fileserver
 cargo bench --bench download -- --rounds "${DOWNLOAD_ROUNDS:-11}"
 cargo bench --bench small_files -- --rounds "${SMALL_ROUNDS:-3}"

@@ -4,7 +4,7 @@
 # O_DIRECT reads, the pipe round trip — grouped by benches/profiles/categorize.py into
 # benches/profiles/*.txt. Needs perf (`apt-get install linux-perf`; the script installs it),
 # and nginx/fio for their rows (benches/compare.sh installs them).
-#   benches/profile.sh [echo fs download direct runtime]   (default: all)
+#   benches/profile.sh [echo hyper fs download direct runtime]   (default: all)
 #
 # cpu-clock samples are taken by a timer interrupt, so in a VM time spent with interrupts
 # disabled is charged to where they are re-enabled (`_raw_spin_unlock_irqrestore`,
@@ -15,9 +15,9 @@ command -v perf >/dev/null || { apt-get update -qq && apt-get install -y -qq lin
 out=benches/profiles
 data=$(mktemp -d)
 trap 'rm -rf "$data"' EXIT
-parts=${*:-echo fs download direct runtime}
+parts=${*:-echo hyper fs download direct runtime}
 want() { [[ " $parts " == *" $1 "* ]]; }
-bin() { cargo bench --bench "$1" --no-run 2>&1 | sed -n "s/.*Executable benches\/$1.rs (\(.*\))/\1/p"; }
+bin() { cargo bench "${@:2}" --bench "$1" --no-run 2>&1 | sed -n "s/.*Executable benches\/$1.rs (\(.*\))/\1/p"; }
 # Every thread but the idle loop and perf (system-wide recordings of CPU 0, where the load
 # benches pin the measured side; or all threads of a process, io-wq threads included).
 busy="-swapper,perf,perf-exec"
@@ -38,6 +38,23 @@ echo_bin=$(bin echo)
     done
 } > $out/echo.txt 2>&1
 cat $out/echo.txt
+fi
+
+if want hyper; then
+hyper_bin=$(bin hyper --features hyper)
+{
+    echo "# hyper GET /hello.json: self time by category (perf cpu-clock, server thread only)"
+    echo "# $(uname -r), $(nproc) CPUs, $(date +%F)"
+    for load in h1 h2; do
+        for server in hoop tokio; do
+            perf record -q -F 2000 -e cpu-clock -g -o "$data/p" -- \
+                "$hyper_bin" --only "$server" --load "$load" --secs 4 --rounds 1 | grep "HTTP" || true
+            echo "## $server, $load"
+            python3 $out/categorize.py "$data/p" "$server-srv" 8
+        done
+    done
+} > $out/hyper.txt 2>&1
+cat $out/hyper.txt
 fi
 
 if want fs; then

@@ -124,6 +124,7 @@ const SYNC: &[(&str, &str, &str, &str, f64, &str)] = &[
 /// they measured) the report includes, in this order.
 const LOAD_BENCHES: &[&str] = &[
     "echo",
+    "hyper",
     "download",
     "small_files",
     "fsread",
