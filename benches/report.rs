@@ -22,6 +22,8 @@ struct Criterion {
     /// What one iteration does, to turn its time into a rate.
     per_iter: f64,
     unit: &'static str,
+    /// The workload in plain words, to reproduce it outside the bench.
+    how: &'static str,
 }
 
 const CRITERION: &[Criterion] = &[
@@ -32,6 +34,7 @@ const CRITERION: &[Criterion] = &[
         baseline: "tokio",
         per_iter: 1.0,
         unit: "tasks/s",
+        how: "one task spawns a task that returns a number and awaits it, in a loop, on one worker; `cargo bench --bench runtime -- spawn_join`",
     },
     Criterion {
         workload: "yield ping-pong",
@@ -40,6 +43,7 @@ const CRITERION: &[Criterion] = &[
         baseline: "tokio",
         per_iter: 1.0,
         unit: "yields/s",
+        how: "two tasks on one worker each call `yield_now` in a loop (a rate of one task's yields); `cargo bench --bench runtime -- yield_ping_pong`",
     },
     Criterion {
         workload: "timer insert + cancel",
@@ -48,6 +52,7 @@ const CRITERION: &[Criterion] = &[
         baseline: "tokio",
         per_iter: 1.0,
         unit: "timers/s",
+        how: "a 1–2 s `sleep` is created, polled once and dropped, in a loop; `cargo bench --bench runtime -- timer_insert_cancel`",
     },
     Criterion {
         workload: "1-byte pipe round trip",
@@ -56,6 +61,7 @@ const CRITERION: &[Criterion] = &[
         baseline: "tokio",
         per_iter: 1.0,
         unit: "round trips/s",
+        how: "one task writes a byte into a pipe and reads it from the other end, in a loop; `cargo bench --bench runtime -- io_round_trip/pipe_1B`",
     },
     Criterion {
         workload: "4 KiB random read, QD 1",
@@ -64,6 +70,7 @@ const CRITERION: &[Criterion] = &[
         baseline: "tokio-fs",
         per_iter: 1.0,
         unit: "IOPS",
+        how: "`File::read_at` of 4 KiB at random aligned offsets of a page-cached 1 GiB file, one task in a loop (the process not pinned: `benches/fsread.rs` below is the same read as a pinned user program); `cargo bench --bench fs -- read_4k_random_qd1`",
     },
     Criterion {
         workload: "4 KiB random read, QD 32",
@@ -72,6 +79,7 @@ const CRITERION: &[Criterion] = &[
         baseline: "tokio-fs",
         per_iter: 1.0,
         unit: "IOPS",
+        how: "the same reads from 32 tasks on one worker; `cargo bench --bench fs -- read_4k_random_qd32`",
     },
     Criterion {
         workload: "statx, 10k files",
@@ -80,6 +88,7 @@ const CRITERION: &[Criterion] = &[
         baseline: "tokio-fs",
         per_iter: 10_000.0,
         unit: "statx/s",
+        how: "`fs::metadata` of 10,000 empty files by 64 concurrent tasks on one worker; `cargo bench --bench fs -- statx_10k_files`",
     },
 ];
 
@@ -163,10 +172,15 @@ fn read_csv(bench: &str) -> Vec<results::Row> {
             Some(results::Row {
                 workload: f.first()?.to_string(),
                 unit: match *f.get(1)? {
-                    "ns" => "ns",
+                    "ns" | "ns/req" => "ns",
+                    "us" => "us",
                     "ms" => "ms",
                     "GB/s" => "GB/s",
+                    "GiB/s" => "GiB/s",
+                    "s/GiB" => "s/GiB",
+                    "B/conn" => "B/conn",
                     "IOPS" => "IOPS",
+                    "reads/s" => "reads/s",
                     _ => "req/s",
                 },
                 hoop: f.get(2)?.parse().ok()?,
@@ -285,10 +299,12 @@ fn escape(text: &str) -> String {
 }
 
 fn fmt_value(v: f64, unit: &str) -> String {
-    let v = if unit == "ns" || unit == "ms" {
+    let v = if matches!(unit, "ns" | "ms" | "B/conn") {
         format!("{v:.0}")
-    } else if unit == "GB/s" {
+    } else if matches!(unit, "GB/s" | "GiB/s" | "us") {
         format!("{v:.2}")
+    } else if unit == "s/GiB" {
+        format!("{v:.3}")
     } else if v >= 1e6 {
         format!("{:.2}M", v / 1e6)
     } else if v >= 1e3 {
@@ -376,6 +392,14 @@ fn main() -> std::io::Result<()> {
             fmt_value(b, unit),
             h / b
         );
+    }
+    let _ = writeln!(
+        md,
+        "\nWhat the criterion rows measure (each against the same loop on tokio, and on std for \
+         the synchronous table: a `pread` loop, a `statx` loop):\n"
+    );
+    for c in CRITERION {
+        let _ = writeln!(md, "- {}: {}.", c.workload, c.how);
     }
     for bench in LOAD_BENCHES {
         if let Ok(table) = std::fs::read_to_string(results::dir().join(format!("{bench}.md"))) {
