@@ -270,15 +270,7 @@ fn main() -> io::Result<()> {
                 samples[i].push(run(load, *addr, stat, secs)?);
             }
         }
-        let medians: Vec<(f64, f64)> = samples
-            .iter()
-            .map(|s| {
-                (
-                    sys::median(s.iter().map(|s| s.0).collect()),
-                    sys::median(s.iter().map(|s| s.1).collect()),
-                )
-            })
-            .collect();
+        let medians = sys::medians(&samples);
         let tokio = *medians.last().expect("a server");
         for ((name, _), (rps, cpu)) in servers.iter().zip(&medians) {
             println!(

@@ -193,15 +193,7 @@ fn main() -> io::Result<()> {
             samples[i].push(transfer(*receive, total)?);
         }
     }
-    let medians: Vec<(f64, f64)> = samples
-        .iter()
-        .map(|s| {
-            (
-                sys::median(s.iter().map(|s| s.0).collect()),
-                sys::median(s.iter().map(|s| s.1).collect()),
-            )
-        })
-        .collect();
+    let medians = sys::medians(&samples);
     let tokio = *medians.last().unwrap();
     println!(
         "bulk receive, {gib} GiB over one connection, receiver on CPU 0, sender on CPU 1, \

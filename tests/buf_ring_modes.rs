@@ -9,26 +9,12 @@
 #[path = "common/mod.rs"]
 mod common;
 
+use common::Rng;
 use futures_util::StreamExt;
 use hoop::buf::{BufRing, RingBuf};
 use hoop::net::{TcpListener, TcpStream};
 use std::collections::VecDeque;
 use std::time::Duration;
-
-/// xorshift64*: deterministic, so a failing seed can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
 
 /// Byte `i` of connection `conn`'s stream.
 fn byte(conn: usize, i: usize) -> u8 {
@@ -119,12 +105,11 @@ struct Outcome {
 /// pieces; each reader checks its bytes and holds up to `max_hold` chunks.
 async fn round(seed: u64, mode: Mode) -> Outcome {
     let mut rng = Rng(seed | 1);
-    let entries = [1u16, 2, 2, 4, 8, 16, 64][rng.below(7) as usize];
-    let buf_size = [1, 7, 64, 100, 1000, 4096, 16_384, 65_536][rng.below(8) as usize];
-    let conns = 1 + rng.below(6) as usize;
+    let entries = [1u16, 2, 2, 4, 8, 16, 64][rng.below(7)];
+    let buf_size = [1, 7, 64, 100, 1000, 4096, 16_384, 65_536][rng.below(8)];
+    let conns = 1 + rng.below(6);
     // A small ring makes a chunk, or an exhaustion, per few bytes: fewer bytes for it.
-    let total =
-        (20_000 + rng.below(200_000) as usize).min(2_000 + entries as usize * buf_size * 50);
+    let total = (20_000 + rng.below(200_000)).min(2_000 + entries as usize * buf_size * 50);
     let ring = BufRing::builder(entries, buf_size)
         .incremental(mode.incremental)
         .bundles(mode.bundles)
@@ -143,7 +128,7 @@ async fn round(seed: u64, mode: Mode) -> Outcome {
         writers.push(hoop::spawn(async move {
             let mut sent = 0;
             while sent < total {
-                let n = (1 + wrng.below(30_000) as usize).min(total - sent);
+                let n = (1 + wrng.below(30_000)).min(total - sent);
                 let piece: Vec<u8> = (sent..sent + n).map(|i| byte(conn, i)).collect();
                 client.write_all(piece).await.0.unwrap();
                 sent += n;
@@ -155,7 +140,7 @@ async fn round(seed: u64, mode: Mode) -> Outcome {
             drop(client);
         }));
         let ring = ring.clone();
-        let max_hold = rng.below(4) as usize;
+        let max_hold = rng.below(4);
         let mut rrng = Rng(rng.next() | 1);
         let what = what.clone();
         readers.push(hoop::spawn(async move {
@@ -189,7 +174,7 @@ async fn round(seed: u64, mode: Mode) -> Outcome {
                 let copy = chunk.to_vec();
                 held.push_back(Held { chunk, copy });
                 while held.len() > max_hold || (!held.is_empty() && rrng.below(3) == 0) {
-                    let i = rrng.below(held.len() as u64) as usize;
+                    let i = rrng.below(held.len());
                     held.remove(i).unwrap().release();
                 }
             }

@@ -52,6 +52,19 @@ pub fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// The medians of each series of (a, b) samples, taken apart.
+pub fn medians(series: &[Vec<(f64, f64)>]) -> Vec<(f64, f64)> {
+    series
+        .iter()
+        .map(|s| {
+            (
+                median(s.iter().map(|s| s.0).collect()),
+                median(s.iter().map(|s| s.1).collect()),
+            )
+        })
+        .collect()
+}
+
 /// The value after `--name` on the command line, parsed, or `default`.
 pub fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
     let args: Vec<String> = std::env::args().collect();
