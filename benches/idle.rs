@@ -29,6 +29,7 @@ static LIVE: AtomicIsize = AtomicIsize::new(0);
 
 // SAFETY: forwards every call to `System`, and only counts sizes.
 unsafe impl GlobalAlloc for Counting {
+    // SAFETY (contract): the caller's `GlobalAlloc::alloc` contract, passed on to `System`.
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded contract.
         let p = unsafe { System.alloc(layout) };
@@ -37,6 +38,7 @@ unsafe impl GlobalAlloc for Counting {
         }
         p
     }
+    // SAFETY (contract): the caller's `GlobalAlloc::alloc_zeroed` contract, passed on to `System`.
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded contract.
         let p = unsafe { System.alloc_zeroed(layout) };
@@ -45,11 +47,13 @@ unsafe impl GlobalAlloc for Counting {
         }
         p
     }
+    // SAFETY (contract): the caller's `GlobalAlloc::dealloc` contract, passed on to `System`.
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: forwarded contract.
         unsafe { System.dealloc(ptr, layout) };
         LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
     }
+    // SAFETY (contract): the caller's `GlobalAlloc::realloc` contract, passed on to `System`.
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: forwarded contract.
         let p = unsafe { System.realloc(ptr, layout, new_size) };
