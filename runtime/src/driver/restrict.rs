@@ -67,6 +67,7 @@ impl OpClass {
                 Send,
                 Recv,
                 RecvMulti,
+                RecvMultiBundle,
                 SendMsg,
                 RecvMsg,
                 SendZc,
