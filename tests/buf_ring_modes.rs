@@ -385,7 +385,7 @@ async fn dropping_a_stream_mid_traffic_returns_every_buffer_in_every_mode() {
 }
 
 /// Rings made and dropped one after another in one runtime reuse the kernel's buffer group
-/// ids: each new ring must start fresh. (Up to 6.1 the kernel kept a reused low id's head: a new
+/// ids: each new ring must start fresh. (Kernels 5.19–6.8 kept a reused low id's head: a new
 /// ring under it looked empty to the kernel, or was handed out from entries never written.)
 #[hoop::test]
 async fn rings_made_one_after_another_start_fresh() {
@@ -417,4 +417,68 @@ async fn rings_made_one_after_another_start_fresh() {
         }
         drop(held);
     }
+}
+
+/// A socket whose error queue holds something (here a TX timestamp) but which has no data is
+/// not readable: an idle stream on it sleeps. (`poll(2)` reports the error queue as `POLLERR`;
+/// a check made with it sent the epoll fallback round a check-and-receive loop.)
+#[hoop::test]
+async fn an_error_queue_does_not_wake_an_idle_stream() {
+    use std::os::fd::AsRawFd;
+    let ring = BufRing::new(4, 1024).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (client, server) = connected_pair(&listener).await;
+    let flags: libc::c_uint = libc::SOF_TIMESTAMPING_TX_SOFTWARE
+        | libc::SOF_TIMESTAMPING_SOFTWARE
+        | libc::SOF_TIMESTAMPING_OPT_TSONLY;
+    // SAFETY: a live socket and a live, correctly sized option value.
+    let rc = unsafe {
+        libc::setsockopt(
+            server.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPING,
+            (&flags as *const libc::c_uint).cast(),
+            std::mem::size_of::<libc::c_uint>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+    // The send leaves a timestamp on the server socket's error queue.
+    server.write_all(b"ping".to_vec()).await.0.unwrap();
+    client.read_exact(vec![0u8; 4]).await.0.unwrap();
+    let stream = hoop::spawn({
+        let ring = ring.clone();
+        async move {
+            let mut stream = server.recv_stream(&ring);
+            stream.next().await.map(|c| c.map(|c| c.to_vec()))
+        }
+    });
+    hoop::time::sleep(Duration::from_millis(20)).await;
+    let before = (hoop::metrics().unwrap().ops_completed, thread_cpu());
+    hoop::time::sleep(Duration::from_millis(100)).await;
+    let ops = hoop::metrics().unwrap().ops_completed - before.0;
+    let cpu = thread_cpu() - before.1;
+    // A loop shows as operations, or (one inside the kernel) as the thread's CPU time.
+    assert!(ops < 50, "an idle stream made {ops} operations in 100 ms");
+    assert!(
+        cpu < Duration::from_millis(30),
+        "an idle stream used {cpu:?} of CPU in 100 ms"
+    );
+    client.write_all(b"data".to_vec()).await.0.unwrap();
+    let chunk = hoop::time::timeout(Duration::from_secs(5), stream)
+        .await
+        .expect("the stream saw the data")
+        .unwrap();
+    assert_eq!(chunk.unwrap().unwrap(), b"data");
+}
+
+/// CPU time the calling thread used so far (user and system).
+fn thread_cpu() -> Duration {
+    // SAFETY: a zeroed rusage the kernel fills.
+    let usage = unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_THREAD, &mut u);
+        u
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
 }

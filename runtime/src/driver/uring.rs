@@ -40,8 +40,9 @@ const MSG_KEYS: u64 = 0x2000_0000;
 /// slot user data for the same reason as `MSG_SENT`, and below it.
 const SLOT_CLOSED: u64 = 0xffff_ffff_a000_0000;
 
-/// Buffer group ids below this live in a kernel array up to 6.1 (`BGID_ARRAY`), whose state
-/// outlives an unregistration: hoop never reuses them (see `unregister_buf_ring`).
+/// Buffer group ids below this live in a kernel array (`BGID_ARRAY`; mainline 5.19–6.8, all of
+/// 6.1.y, 6.6.y before the backport of 09ab7eff3820) whose state outlives an unregistration:
+/// hoop never reuses them, on any kernel (see `unregister_buf_ring`).
 const BGID_ARRAY: u16 = 64;
 
 pub(crate) struct UringDriver {
@@ -399,10 +400,11 @@ impl UringDriver {
     }
 
     /// Unregisters a provided-buffer ring. Its id is reused afterwards only if it is not one of
-    /// the first `BGID_ARRAY` ids: for those, kernels up to 6.1 keep the group's state in a
-    /// static array and do not reset its head when the id is registered again, so a new ring
-    /// under an old id would start at the old ring's head and the kernel would hand out
-    /// entries the application never wrote (seen on Debian's 6.1 by `tests/buf_ring_modes.rs`).
+    /// the first `BGID_ARRAY` ids: for those, kernels from 5.19 up to 6.8 (and 6.1.y, and 6.6.y
+    /// before a backport) keep the group's state in a static array and do not reset its head
+    /// when the id is registered again, so a new ring under an old id would start at the old
+    /// ring's head and the kernel would hand out entries the application never wrote (seen on
+    /// Debian's 6.1 by `tests/buf_ring_modes.rs`). It costs at most 64 ids.
     pub(crate) fn unregister_buf_ring(&mut self, bgid: u16) -> io::Result<()> {
         self.ring.submitter().unregister_buf_ring(bgid)?;
         if bgid >= BGID_ARRAY {

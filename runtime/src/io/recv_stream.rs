@@ -116,10 +116,15 @@ impl Stream for RecvStream {
                     let gen = this.ring.returned_count();
                     this.state = match RecvRing::new(&this.fd, &this.ring) {
                         Some(op) => State::Multi(MultiOp::new(op), gen),
-                        None if !this.likely_more => {
+                        None if !this.likely_more && this.fd.direct_slot().is_none() => {
                             State::Readable(Op::new(Readable::new(&this.fd)))
                         }
                         None => match this.ring.try_take() {
+                            // A direct descriptor has no fd for the plain syscalls: its
+                            // receive goes to the ring, which waits for data with the buffer.
+                            Some(buf) if this.fd.direct_slot().is_some() => {
+                                State::Plain(Op::new(Recv::new(&this.fd, buf, 0)))
+                            }
                             Some(buf) => State::Plain(Op::new(Recv::once(&this.fd, buf, 0))),
                             None => {
                                 this.exhausted += 1;

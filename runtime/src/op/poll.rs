@@ -142,11 +142,21 @@ unsafe impl MultishotOp for PollAdd {
 /// Waits until a hoop-owned socket has data (or is closed or in error) without reading it:
 /// `POLL_ADD` on io_uring, readiness on epoll. A receive that must not hold a buffer while
 /// its socket is idle waits here first (`io::RecvStream` on an unregistered buffer ring).
+///
+/// The first attempt looks at the socket with a one-byte `recv(MSG_PEEK | MSG_DONTWAIT)`: data,
+/// the end of the stream or a socket error count as readable, a non-empty error queue (TX
+/// timestamps, zero-copy notifications) does not — `poll(2)` would report it as `POLLERR`, and
+/// a receive would then find nothing, again and again. A non-blocking call is never
+/// interrupted by a signal. On epoll, an event on the fd after that counts as readable, and a
+/// receive that finds nothing waits here again (a false wake-up costs one `recv`). On io_uring
+/// the same peek is an `IORING_OP_RECV` with `MSG_PEEK` (not a `POLL_ADD`, which a non-empty
+/// error queue keeps ready), which the kernel parks until data comes.
 pub struct Readable {
     fd: SharedFd,
-    /// The first attempt checks the socket (`poll(2)`); after a readiness event the socket is
-    /// taken as readable, and a receive that finds nothing waits here again.
+    /// The first attempt checked the socket.
     checked: bool,
+    /// Where the ring's peek puts its byte (heap: the kernel writes it after this op moved).
+    peeked: Box<u8>,
 }
 
 impl Readable {
@@ -155,19 +165,29 @@ impl Readable {
         Readable {
             fd: fd.clone(),
             checked: false,
+            peeked: Box::new(0),
         }
     }
 }
 
-// SAFETY: the SQE carries no pointers; `perform` calls poll(2) on a live local pollfd; the fd
-// is kept open by `SharedFd`.
+// SAFETY: the SQE points at `peeked`, one heap byte the op owns until its final completion;
+// `perform` peeks one byte into a live local; the fd is kept open by `SharedFd`.
 unsafe impl OpCode for Readable {
     type Output = io::Result<()>;
 
     fn uring_entry(&mut self) -> Option<Entry> {
         let (fd, fixed) = super::sqe_fd(&self.fd);
-        let mask = Interest::READABLE.poll_mask();
-        Some(opcode::PollAdd::new(fd, mask).build().flags(fixed))
+        let byte: *mut u8 = &mut *self.peeked;
+        Some(
+            opcode::Recv::new(fd, byte, 1)
+                .flags(libc::MSG_PEEK)
+                .build()
+                .flags(fixed),
+        )
+    }
+
+    fn traits(&self) -> OpTraits {
+        OpTraits::NONE.ring_equivalent(opcode::Recv::CODE)
     }
 
     fn plan(&self) -> Plan {
@@ -186,18 +206,28 @@ unsafe impl OpCode for Readable {
             // Woken by an event on the fd since the check.
             return Ok(0);
         }
-        let mut pfd = libc::pollfd {
-            fd: self.fd.raw(),
-            events: Interest::READABLE.poll_mask() as libc::c_short,
-            revents: 0,
+        let mut byte = 0u8;
+        // SAFETY: one byte of a live local; `MSG_PEEK` leaves the data in the socket and
+        // `MSG_DONTWAIT` never blocks.
+        let n = unsafe {
+            libc::recv(
+                self.fd.raw(),
+                (&mut byte as *mut u8).cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
         };
-        // SAFETY: one live, initialised pollfd; zero timeout, so it never blocks.
-        let n = unsafe { libc::poll(&mut pfd, 1, 0) };
-        match n {
-            n if n < 0 => Err(io::Error::last_os_error()),
-            0 => Err(io::ErrorKind::WouldBlock.into()),
-            _ => Ok(0),
+        if n >= 0 {
+            // Data, or the end of the stream (the receive after this sees it).
+            return Ok(0);
         }
+        let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::WouldBlock {
+            // Wait for the next event (this attempt counts as the check).
+            return Err(e);
+        }
+        // A socket error: the receive after this reports it.
+        Ok(0)
     }
 
     fn complete(self, result: io::Result<u32>) -> io::Result<()> {
