@@ -29,7 +29,9 @@ static LIVE: AtomicIsize = AtomicIsize::new(0);
 
 // SAFETY: forwards every call to `System`, and only counts sizes.
 unsafe impl GlobalAlloc for Counting {
-    // SAFETY (contract): the caller's `GlobalAlloc::alloc` contract, passed on to `System`.
+    // SAFETY: an `unsafe fn` of `GlobalAlloc`: the caller's `alloc` contract (a valid
+    // layout; for `dealloc`/`realloc` a pointer this allocator gave with that layout) passes
+    // unchanged to `System`, which gave every pointer; only the byte count is added here.
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded contract.
         let p = unsafe { System.alloc(layout) };
@@ -38,7 +40,9 @@ unsafe impl GlobalAlloc for Counting {
         }
         p
     }
-    // SAFETY (contract): the caller's `GlobalAlloc::alloc_zeroed` contract, passed on to `System`.
+    // SAFETY: an `unsafe fn` of `GlobalAlloc`: the caller's `alloc_zeroed` contract (a valid
+    // layout; for `dealloc`/`realloc` a pointer this allocator gave with that layout) passes
+    // unchanged to `System`, which gave every pointer; only the byte count is added here.
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded contract.
         let p = unsafe { System.alloc_zeroed(layout) };
@@ -47,13 +51,17 @@ unsafe impl GlobalAlloc for Counting {
         }
         p
     }
-    // SAFETY (contract): the caller's `GlobalAlloc::dealloc` contract, passed on to `System`.
+    // SAFETY: an `unsafe fn` of `GlobalAlloc`: the caller's `dealloc` contract (a valid
+    // layout; for `dealloc`/`realloc` a pointer this allocator gave with that layout) passes
+    // unchanged to `System`, which gave every pointer; only the byte count is added here.
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: forwarded contract.
         unsafe { System.dealloc(ptr, layout) };
         LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
     }
-    // SAFETY (contract): the caller's `GlobalAlloc::realloc` contract, passed on to `System`.
+    // SAFETY: an `unsafe fn` of `GlobalAlloc`: the caller's `realloc` contract (a valid
+    // layout; for `dealloc`/`realloc` a pointer this allocator gave with that layout) passes
+    // unchanged to `System`, which gave every pointer; only the byte count is added here.
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: forwarded contract.
         let p = unsafe { System.realloc(ptr, layout, new_size) };

@@ -173,3 +173,43 @@ unsafe impl MultishotOp for RecvRing {
 }
 
 super::opaque_debug!(RecvRing);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `ioprio` word of an SQE (the receive's flags: multishot, bundle).
+    fn ioprio(entry: &Entry) -> u16 {
+        // SAFETY: `Entry` is a `repr(C)` wrapper of the 64-byte `io_uring_sqe`, plain integers.
+        let sqe = unsafe { &*(entry as *const Entry).cast::<[u8; 64]>() };
+        u16::from_ne_bytes([sqe[2], sqe[3]])
+    }
+
+    /// A kernel that refuses what the ring asked for steps down one feature at a time: a
+    /// refused bundle becomes a plain multishot receive, a refused multishot a single-shot one.
+    /// (No kernel hoop runs on refuses a bundle it announced, so only this test takes the path.)
+    #[test]
+    fn refusals_step_down_from_bundle_to_multishot_to_single_shot() {
+        crate::block_on(async {
+            let ring = BufRing::builder(4, 1024).bundles(true).build().unwrap();
+            let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+            let Some(mut op) = RecvRing::new(&SharedFd::new(a.into()), &ring) else {
+                return; // not registered (epoll, or before 5.19): no ring receive to test
+            };
+            const MULTISHOT: u16 = 1 << 1;
+            const BUNDLE: u16 = 1 << 4;
+            if op.bundle {
+                assert_eq!(ioprio(&op.uring_entry().unwrap()), MULTISHOT | BUNDLE);
+                assert_eq!(op.after_final(-libc::EINVAL), AfterFinal::Rearm);
+                assert!(!op.bundle && op.multishot);
+            }
+            assert_eq!(ioprio(&op.uring_entry().unwrap()), MULTISHOT);
+            assert_eq!(op.after_final(-libc::EINVAL), AfterFinal::Rearm);
+            assert!(!op.multishot);
+            assert_eq!(ioprio(&op.uring_entry().unwrap()) & (MULTISHOT | BUNDLE), 0);
+            // Once data arrived, an EINVAL is the socket's own: the stream ends with it.
+            op.yielded = true;
+            assert_eq!(op.after_final(-libc::EINVAL), AfterFinal::YieldEnd);
+        });
+    }
+}
