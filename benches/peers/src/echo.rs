@@ -1,5 +1,5 @@
-//! The echo server of `benches/echo.rs` on monoio and on compio: read into an owned 16 KiB
-//! buffer, write back what was read, TCP_NODELAY like the others.
+//! The echo server of `benches/echo.rs` on monoio, compio and tokio (current_thread): read into
+//! a 16 KiB buffer, write back what was read, TCP_NODELAY like the others.
 
 use std::io::Write;
 use std::os::fd::AsRawFd;
@@ -84,6 +84,38 @@ pub fn compio() {
                 }
             })
             .detach();
+        }
+    });
+}
+
+pub fn tokio() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        announce(listener.local_addr().expect("addr"));
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let _ = stream.set_nodelay(true);
+                let mut buf = vec![0u8; 16 * 1024];
+                loop {
+                    let n = match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    if stream.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            });
         }
     });
 }

@@ -1,10 +1,12 @@
 //! hoop's peers (monoio, compio) running the workloads of hoop's own benches, so that
 //! `benches/compare.sh` (with PEERS=1) can put them side by side with hoop and tokio:
 //!
-//! - `hoop-peers echo monoio|compio`: the echo server of `benches/echo.rs` (owned-buffer read,
-//!   then write_all of what was read) on that runtime, one thread; prints its address and serves
-//!   until killed. `benches/echo.rs --peers PATH` starts it pinned to CPU 0 and loads it like the
-//!   others.
+//! - `hoop-peers echo monoio|compio|tokio`: the echo server of `benches/echo.rs` (owned-buffer
+//!   read, then write_all of what was read) on that runtime, one thread; prints its address and
+//!   serves until killed. `benches/echo.rs --peers PATH` starts it pinned to CPU 0 and loads it
+//!   like the others.
+//! - `hoop-peers load --addr A --conns N --size S --secs T`: an echo load generator on a bare
+//!   io_uring, for `benches/echo_outside.rs` (see `load.rs`).
 //! - `hoop-peers fsread --file F [--secs S --rounds R --out MD]`: 4 KiB random reads of a
 //!   page-cached file at queue depth 1 and 32 on hoop, monoio, compio and a synchronous pread
 //!   loop, each on a thread pinned to CPU 0, runtimes interleaved round by round; prints (and
@@ -12,6 +14,7 @@
 
 mod echo;
 mod fsread;
+mod load;
 
 fn pin(cpu: usize) {
     // SAFETY: a local cpu_set_t the kernel only reads.
@@ -37,16 +40,19 @@ fn main() {
         Some("echo") => match args.get(2).map(String::as_str) {
             Some("monoio") => echo::monoio(),
             Some("compio") => echo::compio(),
+            Some("tokio") => echo::tokio(),
             _ => usage(),
         },
         Some("fsread") => fsread::main(),
+        Some("load") => load::main(),
         _ => usage(),
     }
 }
 
-fn usage() {
+fn usage() -> ! {
     eprintln!(
-        "usage: hoop-peers echo monoio|compio | fsread --file F [--secs S --rounds R --out MD]"
+        "usage: hoop-peers echo monoio|compio|tokio | fsread --file F [--secs S --rounds R --out MD] \
+         | load --addr A [--conns N --size S --secs T --warm W]"
     );
     std::process::exit(2);
 }
