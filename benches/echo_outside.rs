@@ -1,5 +1,6 @@
 //! Echo measured from outside, as a user would: every server is a process of its own on CPU 0
-//! (the shipped `examples/echo` with one worker, on io_uring and on epoll; tokio current_thread,
+//! (the shipped `examples/echo` with one worker: its ring path on io_uring and on epoll, and its
+//! `--owned` path on io_uring; tokio current_thread,
 //! monoio and compio running the echo server each documents: read into a buffer, write back what
 //! was read), and the load is an independent generator on CPU 1 (`hoop-peers load`: a bare
 //! io_uring, no runtime; one request in flight per connection). Servers interleave round by
@@ -65,7 +66,7 @@ fn start(name: &'static str, cmd: Command) -> io::Result<Server> {
     }
 }
 
-fn example(driver: &str) -> io::Result<Command> {
+fn example(driver: &str, owned: bool) -> io::Result<Command> {
     let exe = target().join("release/examples/echo");
     if !exe.exists() {
         return Err(io::Error::other(format!(
@@ -76,6 +77,9 @@ fn example(driver: &str) -> io::Result<Command> {
     let mut cmd = Command::new(exe);
     cmd.args(["--workers", "1", "--addr", "127.0.0.1:0"])
         .env("HOOP_DRIVER", driver);
+    if owned {
+        cmd.arg("--owned");
+    }
     Ok(cmd)
 }
 
@@ -93,6 +97,9 @@ struct Sample {
     rps: f64,
     p99_us: f64,
     cpu_ns_per_req: f64,
+    /// The load generator's CPU time over the run's wall time: near 1.0, it (not the server)
+    /// limited the rate.
+    load_busy: f64,
 }
 
 /// One load run against `server`: the generator on CPU 1; the server's CPU time read when the
@@ -139,8 +146,12 @@ fn load(peers: &Path, server: &Server, conns: usize, size: usize, secs: f64) -> 
         rps: requests / field("secs"),
         p99_us: field("p99_us"),
         cpu_ns_per_req: cpu.as_nanos() as f64 / requests.max(1.0),
+        load_busy: field("cpu_ms") / 1e3 / (secs + WARM_UP),
     })
 }
+
+/// The generator's warm-up before the measured window (its default).
+const WARM_UP: f64 = 0.3;
 
 fn main() -> io::Result<()> {
     let secs: f64 = sys::arg("--secs", 3.0);
@@ -164,9 +175,10 @@ fn main() -> io::Result<()> {
         )));
     }
     sys::pin(1);
-    let candidates: [(&'static str, io::Result<Command>); 5] = [
-        ("hoop", example("io_uring")),
-        ("hoop-epoll", example("epoll")),
+    let candidates: [(&'static str, io::Result<Command>); 6] = [
+        ("hoop", example("io_uring", false)),
+        ("hoop-owned", example("io_uring", true)),
+        ("hoop-epoll", example("epoll", false)),
         ("monoio", Ok(peer(&peers, "monoio"))),
         ("compio", Ok(peer(&peers, "compio"))),
         // Last: the reference of the ratios.
@@ -190,17 +202,20 @@ fn main() -> io::Result<()> {
          {secs} s x {rounds} rounds (medians); ratios against tokio"
     );
     println!(
-        "{:<16} {:<11} {:>10} {:>7} {:>8} {:>10} {:>7}",
-        "conns x size", "server", "req/s", "ratio", "p99", "CPU/req", "ratio"
+        "{:<16} {:<11} {:>10} {:>7} {:>8} {:>10} {:>7} {:>5}",
+        "conns x size", "server", "req/s", "ratio", "p99", "CPU/req", "ratio", "load"
     );
     let mut md = format!(
         "Echo from outside: each server a process pinned to CPU 0 (`examples/echo --workers 1` \
          on either driver; tokio current_thread, monoio and compio running the same read-then-\
          write-back loop), an independent load generator on CPU 1 (`hoop-peers load`: one bare \
          io_uring, one request in flight per connection), {secs} s x {rounds} interleaved rounds, \
-         medians (`cargo bench --bench echo_outside`). Server CPU: the whole process.\n\n\
+         medians (`cargo bench --bench echo_outside`). `hoop` is the example as shipped (a \
+         provided-buffer ring per worker), `hoop-owned` its `--owned` path (a 16 KiB buffer per \
+         connection). Server CPU: the whole process. Load busy: the generator's CPU time over \
+         the run; near 100 % the generator, not the server, set the rate.\n\n\
          | conns x size | server | req/s | vs tokio | p99 | server CPU ns/req | CPU vs tokio \
-         (lower is better) |\n|---|---|---|---|---|---|---|\n"
+         (lower is better) | load busy |\n|---|---|---|---|---|---|---|---|\n"
     );
     let mut rows = Vec::new();
     for (conns, size) in scenarios {
@@ -210,49 +225,59 @@ fn main() -> io::Result<()> {
                 samples[i].push(load(&peers, server, conns, size, secs)?);
             }
         }
-        let medians: Vec<[f64; 3]> = samples
+        let medians: Vec<[f64; 4]> = samples
             .iter()
             .map(|s| {
                 [
                     sys::median(s.iter().map(|s| s.rps).collect()),
                     sys::median(s.iter().map(|s| s.p99_us).collect()),
                     sys::median(s.iter().map(|s| s.cpu_ns_per_req).collect()),
+                    sys::median(s.iter().map(|s| s.load_busy).collect()),
                 ]
             })
             .collect();
         let tokio = servers
             .iter()
             .position(|s| s.name == "tokio")
-            .map_or([f64::NAN; 3], |i| medians[i]);
-        for (server, &[rps, p99, cpu]) in servers.iter().zip(&medians) {
+            .map_or([f64::NAN; 4], |i| medians[i]);
+        for (server, &[rps, p99, cpu, busy]) in servers.iter().zip(&medians) {
             let name = server.name;
             println!(
-                "{:<16} {:<11} {:>10.0} {:>6.2}x {:>6.0}us {:>8.0}ns {:>6.2}x",
+                "{:<16} {:<11} {:>10.0} {:>6.2}x {:>6.0}us {:>8.0}ns {:>6.2}x {:>4.0}%",
                 format!("{conns} x {size} B"),
                 name,
                 rps,
                 rps / tokio[0],
                 p99,
                 cpu,
-                cpu / tokio[2]
+                cpu / tokio[2],
+                busy * 100.0
             );
             md.push_str(&format!(
                 "| {conns} x {size} B | {name} | {:.1}k | {:.2}x | {p99:.0} µs | {cpu:.0} | \
-                 {:.2}x |\n",
+                 {:.2}x | {:.0} % |\n",
                 rps / 1e3,
                 rps / tokio[0],
-                cpu / tokio[2]
+                cpu / tokio[2],
+                busy * 100.0
             ));
-            if name == "hoop" && !tokio[0].is_nan() {
+            let label = match name {
+                "hoop" => "",
+                "hoop-owned" => " (owned buffers)",
+                _ => continue,
+            };
+            if !tokio[0].is_nan() {
                 rows.push(results::Row {
-                    workload: format!("echo from outside {conns} conns x {size} B: req/s"),
+                    workload: format!("echo from outside {conns} conns x {size} B{label}: req/s"),
                     unit: "req/s",
                     hoop: rps,
                     tokio: tokio[0],
                     higher_is_better: true,
                 });
                 rows.push(results::Row {
-                    workload: format!("echo from outside {conns} conns x {size} B: server CPU/req"),
+                    workload: format!(
+                        "echo from outside {conns} conns x {size} B{label}: server CPU/req"
+                    ),
                     unit: "ns",
                     hoop: cpu,
                     tokio: tokio[2],

@@ -4,7 +4,7 @@
 # O_DIRECT reads, the pipe round trip — grouped by benches/profiles/categorize.py into
 # benches/profiles/*.txt. Needs perf (`apt-get install linux-perf`; the script installs it),
 # and nginx/fio for their rows (benches/compare.sh installs them).
-#   benches/profile.sh [echo hyper fs download direct runtime]   (default: all)
+#   benches/profile.sh [echo echo_outside hyper fs download direct runtime]   (default: all)
 #
 # cpu-clock samples are taken by a timer interrupt, so in a VM time spent with interrupts
 # disabled is charged to where they are re-enabled (`_raw_spin_unlock_irqrestore`,
@@ -15,7 +15,7 @@ command -v perf >/dev/null || { apt-get update -qq && apt-get install -y -qq lin
 out=benches/profiles
 data=$(mktemp -d)
 trap 'rm -rf "$data"' EXIT
-parts=${*:-echo hyper fs download direct runtime}
+parts=${*:-echo echo_outside hyper fs download direct runtime}
 want() { [[ " $parts " == *" $1 "* ]]; }
 bin() { cargo bench "${@:2}" --bench "$1" --no-run 2>&1 | sed -n "s/.*Executable benches\/$1.rs (\(.*\))/\1/p"; }
 # Every thread but the idle loop and perf (system-wide recordings of CPU 0, where the load
@@ -38,6 +38,38 @@ echo_bin=$(bin echo)
     done
 } > $out/echo.txt 2>&1
 cat $out/echo.txt
+fi
+
+if want echo_outside; then
+# The servers of benches/echo_outside.rs as processes on CPU 0, benches/peers' load generator
+# on CPU 1; CPU 0 recorded system-wide.
+cargo build --release --example echo
+cargo build --release --manifest-path benches/peers/Cargo.toml
+peers=benches/peers/target/release/hoop-peers
+{
+    echo "# echo from outside: self time by category (perf cpu-clock on CPU 0: the server process)"
+    echo "# $(uname -r), $(nproc) CPUs, $(date +%F); load: hoop-peers load (requests, p50/p99, generator sleeps and CPU)"
+    for scenario in "64 64" "500 1024"; do
+        set -- $scenario
+        for server in hoop hoop-owned tokio; do
+            case $server in
+                hoop) taskset -c 0 target/release/examples/echo --workers 1 --addr 127.0.0.1:0 >"$data/addr" & ;;
+                hoop-owned) taskset -c 0 target/release/examples/echo --workers 1 --owned --addr 127.0.0.1:0 >"$data/addr" & ;;
+                tokio) taskset -c 0 $peers echo tokio >"$data/addr" & ;;
+            esac
+            pid=$!
+            sleep 0.5
+            addr=$(grep -oE '127\.0\.0\.1:[0-9]+' "$data/addr" | head -1)
+            echo "## $server, $1 x $2 B"
+            perf record -q -F 2000 -e cpu-clock -g -C 0 -o "$data/p" -- \
+                taskset -c 1 $peers load --addr "$addr" --conns "$1" --size "$2" --secs 3 | tail -1
+            kill $pid
+            wait $pid 2>/dev/null || true
+            python3 $out/categorize.py "$data/p" "$busy" 12
+        done
+    done
+} > $out/echo_outside.txt 2>&1
+cat $out/echo_outside.txt
 fi
 
 if want hyper; then

@@ -116,12 +116,16 @@ fn unknown_options_and_missing_values_are_refused() {
     assert!(err.contains("SRC and DST"), "{err}");
 }
 
-/// `echo` on `SIGTERM`, on both drivers: what a connection sent before the signal is echoed,
-/// then the connection closes; new connections are refused; the process exits with status 0.
+/// `echo` on `SIGTERM`, on both drivers, receiving into its ring and with `--owned`: what a
+/// connection sent before the signal is echoed, then the connection closes; new connections are
+/// refused; the process exits with status 0.
 #[test]
 fn echo_stops_gracefully_on_sigterm() {
     use std::io::{BufRead, Read, Write};
-    for driver in common::driver_names() {
+    let runs = common::driver_names()
+        .into_iter()
+        .flat_map(|d| [(d, None), (d, Some("--owned"))]);
+    for (driver, owned) in runs {
         struct Kill(std::process::Child);
         impl Drop for Kill {
             fn drop(&mut self) {
@@ -132,6 +136,7 @@ fn echo_stops_gracefully_on_sigterm() {
         let mut child = Kill(
             Command::new(example("echo"))
                 .args(["--workers", "1", "--addr", "127.0.0.1:0"])
+                .args(owned)
                 .env("HOOP_DRIVER", driver)
                 .stdout(std::process::Stdio::piped())
                 .spawn()

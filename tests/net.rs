@@ -539,3 +539,130 @@ fn connections_queued_for_a_stream_outliving_its_runtime_are_closed() {
         }
     }
 }
+
+/// A connected pair: a std stream for a peer thread, and the other end on hoop.
+fn std_peer_and_hoop_stream() -> (std::net::TcpStream, TcpStream) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let ours = listener.accept().unwrap().0;
+    (peer, TcpStream::from_std(ours).unwrap())
+}
+
+/// A receive that returned less than its buffer found the socket empty; the next one must not
+/// make a syscall that can only fail with `EAGAIN` (tokio skips it the same way). On epoll
+/// every such read cost a failed `recv` before; the ring never makes one on the worker.
+#[hoop::test]
+async fn a_stream_read_after_a_short_one_waits_without_a_failed_syscall() {
+    use std::io::{Read, Write};
+    let (mut peer, stream) = std_peer_and_hoop_stream();
+    const ROUNDS: usize = 50;
+    let pinger = std::thread::spawn(move || {
+        let mut back = [0u8; 100];
+        for i in 0..ROUNDS {
+            // Late, so that the receive is made before the bytes come.
+            std::thread::sleep(Duration::from_millis(1));
+            peer.write_all(&[i as u8; 100]).unwrap();
+            peer.read_exact(&mut back).unwrap();
+            assert_eq!(back, [i as u8; 100]);
+        }
+    });
+    let before = hoop::metrics().unwrap().ops_would_block;
+    let mut buf = Vec::with_capacity(4096);
+    let mut echoed = 0;
+    while echoed < ROUNDS * 100 {
+        buf.clear();
+        let (n, b) = stream.read(buf).await;
+        let n = n.unwrap();
+        assert!(n > 0, "the peer closed early");
+        let (res, b) = stream.write_all(b).await;
+        res.unwrap();
+        (buf, echoed) = (b, echoed + n);
+    }
+    let failed = hoop::metrics().unwrap().ops_would_block - before;
+    pinger.join().unwrap();
+    // The first read may find the socket empty before any event is known; later ones wait.
+    assert!(
+        failed <= 2,
+        "{failed} receives failed with EAGAIN in {ROUNDS} rounds"
+    );
+}
+
+/// One receive with a deadline: a receive that waits for bytes that already arrived fails.
+async fn read(stream: &TcpStream) -> (usize, Vec<u8>) {
+    let (n, b) = hoop::time::timeout(
+        Duration::from_secs(5),
+        stream.read(Vec::with_capacity(4096)),
+    )
+    .await
+    .expect("a receive waited for data that had arrived");
+    (n.unwrap(), b)
+}
+
+/// Reads until `want` bytes came; the receives end short on the way.
+async fn read_all(stream: &TcpStream, want: usize) -> Vec<u8> {
+    let mut got = Vec::new();
+    while got.len() < want {
+        let (n, b) = read(stream).await;
+        assert!(n > 0, "end of stream after {got:?}");
+        got.extend_from_slice(&b[..n]);
+    }
+    got
+}
+
+/// Runs `peer` on a thread 20 ms from now, while the caller's receive waits.
+fn later(
+    mut peer: std::net::TcpStream,
+    f: impl FnOnce(&mut std::net::TcpStream) + Send + 'static,
+) -> std::thread::JoinHandle<std::net::TcpStream> {
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        f(&mut peer);
+        peer
+    })
+}
+
+/// After a receive that found the socket empty (the state in which the next receive on epoll
+/// waits for an event before its syscall), what arrives later is still seen, and so is what a
+/// short receive leaves behind without a new event: bytes behind TCP urgent data (a receive
+/// stops at the urgent mark) and the end of the stream when the last bytes and the FIN came
+/// together (a receive returns the bytes, the next one the end).
+#[hoop::test]
+async fn a_drained_stream_still_sees_data_urgent_data_and_eof() {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    // Data, a round at a time, each receive made before its bytes come; then the end alone.
+    let (mut peer, stream) = std_peer_and_hoop_stream();
+    for round in 0..3u8 {
+        let writer = later(peer, move |p| p.write_all(&[round; 10]).unwrap());
+        assert_eq!(read_all(&stream, 10).await, [round; 10]);
+        peer = writer.join().unwrap();
+    }
+    let closer = later(peer, |p| p.shutdown(std::net::Shutdown::Write).unwrap());
+    assert_eq!(read(&stream).await.0, 0, "the end of the stream");
+    drop(closer.join().unwrap());
+
+    // Urgent data between two runs of ordinary bytes.
+    let (peer, stream) = std_peer_and_hoop_stream();
+    let sender = later(peer, |p| {
+        p.write_all(b"hello").unwrap();
+        // SAFETY: sends one byte from a live local on a socket `p` keeps open.
+        let sent = unsafe { libc::send(p.as_raw_fd(), b"X".as_ptr().cast(), 1, libc::MSG_OOB) };
+        assert_eq!(sent, 1);
+        p.write_all(b"world").unwrap();
+    });
+    let got = read_all(&stream, 10).await;
+    assert_eq!(got, b"helloworld", "the urgent byte is out of band");
+    drop(sender.join().unwrap());
+
+    // The last bytes and the end of the stream together, after a short receive.
+    let (mut peer, stream) = std_peer_and_hoop_stream();
+    peer.write_all(b"first").unwrap();
+    assert_eq!(read_all(&stream, 5).await, b"first");
+    let closer = later(peer, |p| {
+        p.write_all(b"last").unwrap();
+        p.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    assert_eq!(read_all(&stream, 4).await, b"last");
+    assert_eq!(read(&stream).await.0, 0, "the end of the stream");
+    drop(closer.join().unwrap());
+}

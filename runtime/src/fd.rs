@@ -183,6 +183,9 @@ struct Inner {
     write_hint: Cell<bool>,
     /// A pipe hoop created `O_NONBLOCK` (see `plain_stream_io`).
     nonblocking_stream: Cell<bool>,
+    /// Epoll driver: the fd's registration mark (see `EpollDriver::read_mark`) when a receive
+    /// last returned less than its buffer, i.e. found the socket empty.
+    drained_at: Cell<Option<(u64, u64)>>,
 }
 
 impl SharedFd {
@@ -199,6 +202,7 @@ impl SharedFd {
                 read_hint: Cell::new(false),
                 write_hint: Cell::new(true),
                 nonblocking_stream: Cell::new(false),
+                drained_at: Cell::new(None),
             }),
         }
     }
@@ -218,6 +222,7 @@ impl SharedFd {
                 read_hint: Cell::new(false),
                 write_hint: Cell::new(false),
                 nonblocking_stream: Cell::new(false),
+                drained_at: Cell::new(None),
             }),
         }
     }
@@ -323,6 +328,16 @@ impl SharedFd {
         } else {
             self.inner.read_hint.get()
         }
+    }
+
+    /// Epoll driver: the registration mark at which a receive last found this socket empty.
+    pub(crate) fn drained_at(&self) -> Option<(u64, u64)> {
+        self.inner.drained_at.get()
+    }
+
+    /// Epoll driver: records (or with `None` forgets) that a receive found the socket empty.
+    pub(crate) fn set_drained_at(&self, mark: Option<(u64, u64)>) {
+        self.inner.drained_at.set(mark);
     }
 
     /// Records what the last stream read (`write` false) or write said about readiness.

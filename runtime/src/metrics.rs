@@ -50,6 +50,11 @@ pub struct WorkerMetrics {
     /// Linked chains ([`op::link`](crate::op::link)) put in the ring as a whole (the others ran
     /// one operation at a time).
     pub chains: u64,
+    /// Non-blocking syscalls made on the worker's thread that found their fd not ready
+    /// (`EAGAIN`), after which the operation waited for readiness: on epoll, and on io_uring for
+    /// operations the ring lacks. A stream receive skips the syscall when its last receive
+    /// found the socket empty and no event came since.
+    pub ops_would_block: u64,
 }
 
 /// The current worker's counters; `None` outside a runtime.
@@ -85,6 +90,7 @@ pub fn metrics() -> Option<WorkerMetrics> {
             doorbells_by_message: d.stats.messages,
             doorbells_by_eventfd: core.shared.eventfd_rings(),
             spin_hits: d.stats.spin_hits,
+            ops_would_block: d.stats.would_block,
             chains: d.stats.chains,
         }
     })

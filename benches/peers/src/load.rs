@@ -173,12 +173,14 @@ fn run(addr: SocketAddr, n: usize, size: usize, warm: Duration, secs: Duration) 
     let pct = |p: usize| lat_us.get(lat_us.len() * p / 100).copied().unwrap_or(0);
     writeln!(
         out,
-        "requests={} secs={} p50_us={} p99_us={} sleeps={}",
+        "requests={} secs={} p50_us={} p99_us={} sleeps={} cpu_ms={}",
         lat_us.len(),
         secs.as_secs_f64(),
         pct(50),
         pct(99),
-        usage.ru_nvcsw
+        usage.ru_nvcsw,
+        (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1000
+            + (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1000
     )?;
     out.flush()
 }

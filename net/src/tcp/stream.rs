@@ -68,7 +68,7 @@ impl TcpStream {
 
     /// Reads into `buf` (from its start, up to its capacity); `Ok(0)` when the peer closed.
     pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        stream_io::read(&self.fd, buf).await
+        stream_io::read(&self.fd, buf, true).await
     }
 
     /// A stream of received chunks in buffers of `ring` (multishot receive with provided
@@ -80,7 +80,7 @@ impl TcpStream {
 
     /// Fills `buf` to its capacity; `UnexpectedEof` if the peer closes first.
     pub async fn read_exact<B: IoBufMut>(&self, buf: B) -> BufResult<(), B> {
-        stream_io::read_exact(&self.fd, buf).await
+        stream_io::read_exact(&self.fd, buf, true).await
     }
 
     /// Sends `buf` without copying it into the kernel (`IORING_OP_SEND_ZC`); the buffer comes

@@ -518,6 +518,7 @@ impl<T: OpCode> Dispatch<T> {
                 match data.perform() {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => match data.wait_for() {
                         Some((fd, interest)) => {
+                            d.stats.would_block += 1;
                             let entry =
                                 opcode::PollAdd::new(types::Fd(fd), interest.poll_mask()).build();
                             self.submit(driver, d, data.into_box(), entry, true, cx)
@@ -540,7 +541,7 @@ impl<T: OpCode> Dispatch<T> {
                     unreachable!("the ring took the branch above")
                 };
                 let mut waiter = None;
-                match attempt(epoll, &mut *data, &mut waiter, cx) {
+                match attempt(epoll, &mut d.stats, &mut *data, &mut waiter, cx) {
                     Some(res) if self.many => {
                         // A stream stays armed on its driver for the next shot (not re-admitted
                         // against the in-flight bound between items).
@@ -776,7 +777,7 @@ impl<T: OpCode> Dispatch<T> {
             cx.waker().wake_by_ref();
             return Step::Wait;
         }
-        let Some(res) = attempt(epoll, &mut **data, waiter, cx) else {
+        let Some(res) = attempt(epoll, &mut d.stats, &mut **data, waiter, cx) else {
             return Step::Wait;
         };
         d.stats.completed += 1;
@@ -887,11 +888,42 @@ impl<T: OpCode> Dispatch<T> {
 #[inline]
 fn attempt<T: OpCode>(
     epoll: &mut super::EpollDriver,
+    stats: &mut super::DriverStats,
     data: &mut T,
     waiter: &mut Option<Waiter>,
     cx: &mut Context<'_>,
 ) -> Option<io::Result<u32>> {
-    match data.perform() {
+    // A stream receive whose last receive found the socket empty, with no event since: its
+    // syscall would fail, so it only waits (see `OpCode::drained_by`).
+    let stream = match data.shared_fd() {
+        Some(fd) if data.tracks_drain() => Some((fd.raw(), fd.drained_at())),
+        _ => None,
+    };
+    let res = match stream {
+        Some((fd, Some(mark))) if epoll.read_mark(fd) == Some(mark) => {
+            Err(io::ErrorKind::WouldBlock.into())
+        }
+        _ => {
+            let res = data.perform();
+            if matches!(&res, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+                stats.would_block += 1;
+            }
+            res
+        }
+    };
+    if let (Some((fd, before)), Ok(n)) = (stream, &res) {
+        let after = if data.drained_by(*n) {
+            epoll.read_mark(fd)
+        } else {
+            None
+        };
+        if after != before {
+            if let Some(shared) = data.shared_fd() {
+                shared.set_drained_at(after);
+            }
+        }
+    }
+    match res {
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => match data.wait_for() {
             Some((fd, interest)) => {
                 match epoll.wait(fd, interest, data.shared_fd(), waiter, cx.waker()) {

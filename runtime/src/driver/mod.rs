@@ -99,6 +99,8 @@ pub(crate) struct DriverStats {
     pub(crate) spin_hits: u64,
     /// Linked chains put in the ring as a whole.
     pub(crate) chains: u64,
+    /// Non-blocking syscalls that found their fd not ready before a readiness wait.
+    pub(crate) would_block: u64,
 }
 
 thread_local! {

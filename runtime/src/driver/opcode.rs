@@ -247,6 +247,20 @@ pub unsafe trait OpCode: 'static {
         None
     }
 
+    /// True if a result of `n` bytes shows that the operation's socket had no more data to give
+    /// at that moment: a TCP receive that returned less than its buffer holds (not a peek, not
+    /// an end of file). Then the next receive on the epoll driver waits for the fd's next event
+    /// before its syscall, instead of a syscall that would fail with `EAGAIN`.
+    fn drained_by(&self, _n: u32) -> bool {
+        false
+    }
+
+    /// True if the operation takes part in [`OpCode::drained_by`]'s bookkeeping (a TCP
+    /// receive).
+    fn tracks_drain(&self) -> bool {
+        false
+    }
+
     /// A completion flagged `IORING_CQE_F_MORE` before the final one of a single-shot operation
     /// (the result of a zero-copy send, whose final completion is the buffer's release).
     fn more(&mut self, _res: i32, _flags: u32) {}
