@@ -51,6 +51,47 @@ async fn abort_cancels_a_pending_task() {
     assert!(dropped.get(), "the aborted task's future was dropped");
 }
 
+/// Aborted before its first poll: the body never runs.
+#[hoop::test]
+async fn abort_before_the_first_poll_never_runs_the_body() {
+    let ran = Rc::new(Cell::new(false));
+    let r = ran.clone();
+    let h = hoop::spawn(async move { r.set(true) });
+    h.abort();
+    assert!(h.await.unwrap_err().is_cancelled());
+    hoop::yield_now().await;
+    assert!(!ran.get());
+}
+
+/// Aborted from another thread while its worker is busy, after the spawn reached the worker's
+/// inbox or before: either way the body never runs and the handle says cancelled.
+#[test]
+fn abort_of_a_task_on_a_busy_worker_never_runs_the_body() {
+    for driver in common::drivers() {
+        let rt = hoop::Runtime::builder()
+            .workers(2)
+            .driver(driver)
+            .build()
+            .unwrap();
+        let ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (busy_tx, busy_rx) = std::sync::mpsc::channel();
+        // Worker 1 blocks its thread until told, so the next spawn waits in its inbox.
+        let blocker = rt.handle().spawn_on(1, async move {
+            let _ = busy_rx.recv();
+        });
+        let r = ran.clone();
+        let h = rt.handle().spawn_on(1, async move {
+            r.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        h.abort();
+        busy_tx.send(()).unwrap();
+        assert!(rt.block_on(h).unwrap_err().is_cancelled(), "{driver:?}");
+        rt.block_on(blocker).unwrap();
+        assert!(!ran.load(std::sync::atomic::Ordering::SeqCst), "{driver:?}");
+    }
+}
+
 #[hoop::test]
 async fn abort_after_finish_keeps_output() {
     let h = hoop::spawn(async { 7 });

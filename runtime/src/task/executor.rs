@@ -66,23 +66,23 @@ impl Executor {
         F::Output: 'static,
     {
         let join = guard.shared();
-        let task = Box::pin(run_task(future, guard));
         let header = {
             let mut tasks = self.tasks.borrow_mut();
             let entry = tasks.vacant_entry();
             let header = Arc::new(TaskHeader {
                 key: entry.key(),
                 scheduled: true.into(),
+                aborted: false.into(),
                 owner: self.owner,
                 mailbox: self.mailbox.clone(),
             });
             entry.insert(TaskSlot {
                 header: header.clone(),
-                future: Some(task),
+                future: Some(Box::pin(run_task(future, guard, header.clone()))),
             });
             header
         };
-        join.set_task(Waker::from(header.clone()));
+        join.set_task(header.clone());
         self.spawned.set(self.spawned.get() + 1);
         self.run_queue.borrow_mut().push_back(header);
     }
@@ -165,13 +165,14 @@ impl Executor {
 
 /// The body of every task: polls the user's future, and turns abort and panics into the
 /// [`JoinError`] its handle sees. A panic is caught here so it never unwinds through the worker.
-async fn run_task<F: Future>(future: F, guard: JoinGuard<F::Output>) {
+async fn run_task<F: Future>(future: F, guard: JoinGuard<F::Output>, header: Arc<TaskHeader>) {
     // The future is dropped at the end of this block, before the result is published: its
     // destructors (cancellations, closes) run before the joiner observes completion.
     let output = {
         let mut future = std::pin::pin!(future);
         std::future::poll_fn(|cx| {
-            if guard.state().is_aborted() {
+            // The header's flag, not the join state's: see `TaskHeader::aborted`.
+            if header.aborted.load(Ordering::Acquire) {
                 return Poll::Ready(Err(JoinError::cancelled()));
             }
             match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {

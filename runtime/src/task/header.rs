@@ -12,6 +12,10 @@ pub(crate) struct TaskHeader {
     pub(crate) key: usize,
     /// Set while the task sits in a run queue or inbox, so a burst of wakes enqueues it once.
     pub(crate) scheduled: AtomicBool,
+    /// Set by `JoinHandle::abort` (through the join state); read before every poll. Here and not
+    /// only in the join state because the poll has just touched this header, while the join
+    /// state is a separate allocation: a cache miss per poll with many tasks.
+    pub(crate) aborted: AtomicBool,
     /// Id of the worker that owns the task.
     pub(crate) owner: u64,
     /// Where a wake from another thread goes: the owner's inbox.

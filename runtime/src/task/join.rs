@@ -1,5 +1,6 @@
 //! [`JoinHandle`] and [`JoinError`]: awaiting a task's output, aborting it, learning it panicked.
 
+use super::header::TaskHeader;
 use crate::sync::{AtomicBool, Mutex};
 use std::any::Any;
 use std::fmt;
@@ -102,8 +103,8 @@ struct Slot<T> {
     output: Option<Result<T, JoinError>>,
     /// The joiner's waker.
     waker: Option<Waker>,
-    /// The task's own waker, so that `abort` takes effect promptly (none for blocking jobs).
-    task: Option<Waker>,
+    /// The task, so that `abort` reaches it (none for blocking jobs).
+    task: Option<Arc<TaskHeader>>,
     /// True once the output was set (it may since have been taken by the handle).
     finished: bool,
 }
@@ -121,9 +122,15 @@ impl<T> JoinState<T> {
         })
     }
 
-    /// Records the task's waker (once it exists on its worker).
-    pub(crate) fn set_task(&self, task: Waker) {
-        self.slot.lock().unwrap_or_else(|e| e.into_inner()).task = Some(task);
+    /// Records the task (once it exists on its worker), passing on an abort that came first.
+    pub(crate) fn set_task(&self, task: Arc<TaskHeader>) {
+        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        // Under the lock `abort` takes after its store: either it finds the task, or this load
+        // sees its store.
+        if self.aborted.load(Ordering::Acquire) {
+            task.aborted.store(true, Ordering::Release);
+        }
+        slot.task = Some(task);
     }
 
     pub(crate) fn is_aborted(&self) -> bool {
@@ -215,8 +222,9 @@ impl<T> JoinHandle<T> {
             .unwrap_or_else(|e| e.into_inner())
             .task
             .clone();
-        if let Some(w) = task {
-            w.wake();
+        if let Some(task) = task {
+            task.aborted.store(true, Ordering::Release);
+            std::task::Wake::wake(task);
         }
     }
 
