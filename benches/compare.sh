@@ -31,6 +31,11 @@ fi
 cargo bench --bench runtime -- "${crit_args[@]}"
 cargo bench --bench fs -- "${crit_args[@]}"
 cargo bench --bench echo -- --secs "${ECHO_SECS:-3}" --rounds "${ECHO_ROUNDS:-5}" "${peers_args[@]}"
+if [[ "${PEERS:-1}" == 1 ]]; then
+    # Every server a process, the load from benches/peers' generator.
+    cargo build --release --example echo
+    cargo bench --bench echo_outside -- --secs "${ECHO_SECS:-3}" --rounds "${ECHO_ROUNDS:-3}"
+fi
 cargo bench --features hyper --bench hyper -- --secs "${HYPER_SECS:-3}" --rounds "${HYPER_ROUNDS:-3}"
 cargo build --release --example fileserver
 cargo bench --bench download -- --rounds "${DOWNLOAD_ROUNDS:-11}"

@@ -11,7 +11,12 @@
 //! Needs `cargo build --release --example echo` and benches/peers built
 //! (`cargo build --release --manifest-path benches/peers/Cargo.toml`); `benches/compare.sh`
 //! does both. Run: `cargo bench --bench echo_outside -- [--secs 3] [--rounds 3]
-//! [--only NAME] [--scenario 64x4096]`.
+//! [--only NAME] [--scenario 64x4096[@RATE]]`).
+//!
+//! The last scenario is paced (`hoop-peers load --rate`): 64 connections at 120,000 requests a
+//! second, a rate every server sustains, so the CPU per request compares the servers' work at
+//! equal load (unpaced, each server is as busy as the generator can make it, and one that
+//! answers faster gets more requests, in smaller batches).
 
 #[path = "common/results.rs"]
 mod results;
@@ -104,13 +109,21 @@ struct Sample {
 
 /// One load run against `server`: the generator on CPU 1; the server's CPU time read when the
 /// generator announces the window's start and end.
-fn load(peers: &Path, server: &Server, conns: usize, size: usize, secs: f64) -> io::Result<Sample> {
+fn load(
+    peers: &Path,
+    server: &Server,
+    (conns, size, rate): Scenario,
+    secs: f64,
+) -> io::Result<Sample> {
     let mut cmd = Command::new(peers);
     cmd.arg("load")
         .args(["--addr", &server.addr.to_string()])
         .args(["--conns", &conns.to_string()])
         .args(["--size", &size.to_string()])
         .args(["--secs", &secs.to_string()]);
+    if let Some(rate) = rate {
+        cmd.args(["--rate", &rate.to_string()]);
+    }
     let mut child = spawn_on(1, cmd)?;
     let stat = format!("/proc/{}/stat", server.child.id());
     let mut out: BufReader<ChildStdout> = BufReader::new(child.stdout.take().expect("piped"));
@@ -148,6 +161,24 @@ fn load(peers: &Path, server: &Server, conns: usize, size: usize, secs: f64) -> 
         cpu_ns_per_req: cpu.as_nanos() as f64 / requests.max(1.0),
         load_busy: field("cpu_ms") / 1e3 / (secs + WARM_UP),
     })
+}
+
+/// Connections, message size, and the paced rate (requests/s) if any.
+type Scenario = (usize, usize, Option<u64>);
+
+/// `CONNSxSIZE[@RATE]`.
+fn parse_scenario(s: &str) -> io::Result<Scenario> {
+    let bad = || io::Error::other(format!("--scenario {s}: expected CONNSxSIZE[@RATE]"));
+    let (shape, rate) = match s.split_once('@') {
+        Some((shape, rate)) => (shape, Some(rate.parse().map_err(|_| bad())?)),
+        None => (s, None),
+    };
+    let (c, z) = shape.split_once('x').ok_or_else(bad)?;
+    Ok((
+        c.parse().map_err(|_| bad())?,
+        z.parse().map_err(|_| bad())?,
+        rate,
+    ))
 }
 
 /// The generator's warm-up before the measured window (its default).
@@ -190,19 +221,23 @@ fn main() -> io::Result<()> {
             servers.push(start(name, cmd?)?);
         }
     }
-    let scenarios: Vec<(usize, usize)> = match scenario.split_once('x') {
-        Some((c, z)) => vec![(
-            c.parse().map_err(io::Error::other)?,
-            z.parse().map_err(io::Error::other)?,
-        )],
-        None => vec![(1, 64), (64, 64), (64, 4096), (500, 1024)],
+    let scenarios: Vec<Scenario> = if scenario.is_empty() {
+        vec![
+            (1, 64, None),
+            (64, 64, None),
+            (64, 4096, None),
+            (500, 1024, None),
+            (64, 64, Some(120_000)),
+        ]
+    } else {
+        vec![parse_scenario(&scenario)?]
     };
     println!(
         "echo from outside: servers as processes on CPU 0, hoop-peers load on CPU 1, \
          {secs} s x {rounds} rounds (medians); ratios against tokio"
     );
     println!(
-        "{:<16} {:<11} {:>10} {:>7} {:>8} {:>10} {:>7} {:>5}",
+        "{:<22} {:<11} {:>10} {:>7} {:>8} {:>10} {:>7} {:>5}",
         "conns x size", "server", "req/s", "ratio", "p99", "CPU/req", "ratio", "load"
     );
     let mut md = format!(
@@ -213,16 +248,23 @@ fn main() -> io::Result<()> {
          medians (`cargo bench --bench echo_outside`). `hoop` is the example as shipped (a \
          provided-buffer ring per worker), `hoop-owned` its `--owned` path (a 16 KiB buffer per \
          connection). Server CPU: the whole process. Load busy: the generator's CPU time over \
-         the run; near 100 % the generator, not the server, set the rate.\n\n\
+         the run; near 100 % the generator, not the server, set the rate. The row \
+         \"at 120k/s\" is paced (`--rate`): every server gets the same requests, so its CPU per \
+         request compares the servers' work at equal load.\n\n\
          | conns x size | server | req/s | vs tokio | p99 | server CPU ns/req | CPU vs tokio \
          (lower is better) | load busy |\n|---|---|---|---|---|---|---|---|\n"
     );
     let mut rows = Vec::new();
-    for (conns, size) in scenarios {
+    for scenario in scenarios {
+        let (conns, size, rate) = scenario;
+        let shape = match rate {
+            Some(r) => format!("{conns} x {size} B at {}k/s", r / 1000),
+            None => format!("{conns} x {size} B"),
+        };
         let mut samples: Vec<Vec<Sample>> = servers.iter().map(|_| Vec::new()).collect();
         for _ in 0..rounds {
             for (i, server) in servers.iter().enumerate() {
-                samples[i].push(load(&peers, server, conns, size, secs)?);
+                samples[i].push(load(&peers, server, scenario, secs)?);
             }
         }
         let medians: Vec<[f64; 4]> = samples
@@ -243,8 +285,8 @@ fn main() -> io::Result<()> {
         for (server, &[rps, p99, cpu, busy]) in servers.iter().zip(&medians) {
             let name = server.name;
             println!(
-                "{:<16} {:<11} {:>10.0} {:>6.2}x {:>6.0}us {:>8.0}ns {:>6.2}x {:>4.0}%",
-                format!("{conns} x {size} B"),
+                "{:<22} {:<11} {:>10.0} {:>6.2}x {:>6.0}us {:>8.0}ns {:>6.2}x {:>4.0}%",
+                shape,
                 name,
                 rps,
                 rps / tokio[0],
@@ -254,7 +296,7 @@ fn main() -> io::Result<()> {
                 busy * 100.0
             );
             md.push_str(&format!(
-                "| {conns} x {size} B | {name} | {:.1}k | {:.2}x | {p99:.0} µs | {cpu:.0} | \
+                "| {shape} | {name} | {:.1}k | {:.2}x | {p99:.0} µs | {cpu:.0} | \
                  {:.2}x | {:.0} % |\n",
                 rps / 1e3,
                 rps / tokio[0],
@@ -267,17 +309,18 @@ fn main() -> io::Result<()> {
                 _ => continue,
             };
             if !tokio[0].is_nan() {
+                // A paced run's rate is the generator's: only its CPU compares.
+                if rate.is_none() {
+                    rows.push(results::Row {
+                        workload: format!("echo from outside {shape}{label}: req/s"),
+                        unit: "req/s",
+                        hoop: rps,
+                        tokio: tokio[0],
+                        higher_is_better: true,
+                    });
+                }
                 rows.push(results::Row {
-                    workload: format!("echo from outside {conns} conns x {size} B{label}: req/s"),
-                    unit: "req/s",
-                    hoop: rps,
-                    tokio: tokio[0],
-                    higher_is_better: true,
-                });
-                rows.push(results::Row {
-                    workload: format!(
-                        "echo from outside {conns} conns x {size} B{label}: server CPU/req"
-                    ),
+                    workload: format!("echo from outside {shape}{label}: server CPU/req"),
                     unit: "ns",
                     hoop: cpu,
                     tokio: tokio[2],

@@ -133,6 +133,7 @@ const SYNC: &[(&str, &str, &str, &str, f64, &str)] = &[
 /// they measured) the report includes, in this order.
 const LOAD_BENCHES: &[&str] = &[
     "echo",
+    "echo_outside",
     "hyper",
     "download",
     "small_files",
