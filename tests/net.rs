@@ -587,6 +587,39 @@ async fn a_stream_read_after_a_short_one_waits_without_a_failed_syscall() {
     );
 }
 
+/// The same for `recv_stream`, whose plain path (epoll, unregistered rings) checks readiness
+/// with a one-byte peek before it takes a buffer: after a short chunk that check is skipped too.
+#[hoop::test]
+async fn a_recv_stream_after_a_short_chunk_waits_without_a_failed_syscall() {
+    use std::io::{Read, Write};
+    let (mut peer, stream) = std_peer_and_hoop_stream();
+    const ROUNDS: usize = 50;
+    let pinger = std::thread::spawn(move || {
+        let mut back = [0u8; 100];
+        for i in 0..ROUNDS {
+            std::thread::sleep(Duration::from_millis(1));
+            peer.write_all(&[i as u8; 100]).unwrap();
+            peer.read_exact(&mut back).unwrap();
+            assert_eq!(back, [i as u8; 100]);
+        }
+    });
+    let ring = hoop::buf::BufRing::new(8, 4096).unwrap();
+    let before = hoop::metrics().unwrap().ops_would_block;
+    let mut chunks = stream.recv_stream(&ring);
+    let mut echoed = 0;
+    while echoed < ROUNDS * 100 {
+        let chunk = chunks.next().await.expect("the peer closed early").unwrap();
+        echoed += chunk.len();
+        stream.write_all(chunk).await.0.unwrap();
+    }
+    let failed = hoop::metrics().unwrap().ops_would_block - before;
+    pinger.join().unwrap();
+    assert!(
+        failed <= 2,
+        "{failed} checks or receives failed with EAGAIN in {ROUNDS} rounds"
+    );
+}
+
 /// One receive with a deadline: a receive that waits for bytes that already arrived fails.
 async fn read(stream: &TcpStream) -> (usize, Vec<u8>) {
     let (n, b) = hoop::time::timeout(

@@ -65,12 +65,12 @@ impl DirectStream {
 
     /// Reads into `buf` (from its start, up to its capacity); `Ok(0)` when the peer closed.
     pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        stream_io::read(&self.fd, buf, false).await
+        stream_io::read(&self.fd, buf).await
     }
 
     /// Fills `buf` to its capacity; `UnexpectedEof` if the peer closes first.
     pub async fn read_exact<B: IoBufMut>(&self, buf: B) -> BufResult<(), B> {
-        stream_io::read_exact(&self.fd, buf, false).await
+        stream_io::read_exact(&self.fd, buf).await
     }
 
     /// Reads like [`read`](Self::read) without consuming the data (`MSG_PEEK`).

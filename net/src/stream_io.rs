@@ -11,13 +11,8 @@ use hoop_runtime::op::vectored::{Readv, Writev};
 use hoop_runtime::op::Op;
 use std::io;
 
-/// One receive; `tcp` if `fd` is a TCP socket (see [`Recv::tcp`]).
-pub(crate) async fn read<B: IoBufMut>(fd: &SharedFd, buf: B, tcp: bool) -> BufResult<usize, B> {
-    if tcp {
-        Op::new(Recv::tcp(fd, buf, 0)).await
-    } else {
-        Op::new(Recv::new(fd, buf, 0)).await
-    }
+pub(crate) async fn read<B: IoBufMut>(fd: &SharedFd, buf: B) -> BufResult<usize, B> {
+    Op::new(Recv::new(fd, buf, 0)).await
 }
 
 pub(crate) async fn peek<B: IoBufMut>(fd: &SharedFd, buf: B) -> BufResult<usize, B> {
@@ -37,12 +32,12 @@ pub(crate) async fn writev<B: IoBuf>(fd: &SharedFd, bufs: Vec<B>) -> BufResult<u
 }
 
 /// Fills `buf` to its capacity; `UnexpectedEof` if the peer closes first.
-pub(crate) async fn read_exact<B: IoBufMut>(fd: &SharedFd, buf: B, tcp: bool) -> BufResult<(), B> {
+pub(crate) async fn read_exact<B: IoBufMut>(fd: &SharedFd, buf: B) -> BufResult<(), B> {
     let total = buf.bytes_total();
     let mut done = 0;
     let mut slice = buf.slice(..);
     while done < total {
-        let (res, s) = read(fd, slice, tcp).await;
+        let (res, s) = read(fd, slice).await;
         let buf = s.into_inner();
         match res {
             Ok(0) => return (Err(io::ErrorKind::UnexpectedEof.into()), buf),

@@ -158,12 +158,12 @@ impl UnixStream {
 
     /// Reads into `buf`; `Ok(0)` when the peer closed.
     pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        stream_io::read(&self.fd, buf, false).await
+        stream_io::read(&self.fd, buf).await
     }
 
     /// Fills `buf` to its capacity.
     pub async fn read_exact<B: IoBufMut>(&self, buf: B) -> BufResult<(), B> {
-        stream_io::read_exact(&self.fd, buf, false).await
+        stream_io::read_exact(&self.fd, buf).await
     }
 
     /// Writes some of `buf`.

@@ -186,6 +186,8 @@ struct Inner {
     /// Epoll driver: the fd's registration mark (see `EpollDriver::read_mark`) when a receive
     /// last returned less than its buffer, i.e. found the socket empty.
     drained_at: Cell<Option<(u64, u64)>>,
+    /// A connected TCP socket (see [`SharedFd::mark_tcp_stream`]).
+    tcp_stream: Cell<bool>,
 }
 
 impl SharedFd {
@@ -203,6 +205,7 @@ impl SharedFd {
                 write_hint: Cell::new(true),
                 nonblocking_stream: Cell::new(false),
                 drained_at: Cell::new(None),
+                tcp_stream: Cell::new(false),
             }),
         }
     }
@@ -223,6 +226,7 @@ impl SharedFd {
                 write_hint: Cell::new(false),
                 nonblocking_stream: Cell::new(false),
                 drained_at: Cell::new(None),
+                tcp_stream: Cell::new(false),
             }),
         }
     }
@@ -328,6 +332,23 @@ impl SharedFd {
         } else {
             self.inner.read_hint.get()
         }
+    }
+
+    /// Marks this fd as a connected TCP socket: a receive on it that returns less than its
+    /// buffer holds found the socket empty, so on the epoll driver the next receive (or
+    /// readiness check) waits for the fd's next event before its syscall, instead of a syscall
+    /// that can only fail with `EAGAIN`, unless an event came since. The driver stops trusting
+    /// short receives on the fd once an event reported urgent data, a hang-up or an error, after
+    /// which a receive can end short with more to read. `hoop-net`'s `TcpStream` marks its fds.
+    /// Not for other sockets: a short datagram says nothing about the next one, and a Unix
+    /// stream receive also stops short at a message that carried file descriptors.
+    pub fn mark_tcp_stream(&self) {
+        self.inner.tcp_stream.set(true);
+    }
+
+    /// True if [`SharedFd::mark_tcp_stream`] marked this fd.
+    pub(crate) fn is_tcp_stream(&self) -> bool {
+        self.inner.tcp_stream.get()
     }
 
     /// Epoll driver: the registration mark at which a receive last found this socket empty.

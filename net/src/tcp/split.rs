@@ -28,7 +28,7 @@ impl OwnedReadHalf {
 
     /// Reads into `buf`; `Ok(0)` when the peer closed.
     pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        stream_io::read(self.stream.shared_fd(), buf, true).await
+        stream_io::read(self.stream.shared_fd(), buf).await
     }
 
     /// A stream of received chunks in buffers of `ring` (multishot receive with provided
@@ -40,7 +40,7 @@ impl OwnedReadHalf {
 
     /// Fills `buf` to its capacity.
     pub async fn read_exact<B: IoBufMut>(&self, buf: B) -> BufResult<(), B> {
-        stream_io::read_exact(self.stream.shared_fd(), buf, true).await
+        stream_io::read_exact(self.stream.shared_fd(), buf).await
     }
 
     /// Puts the halves back together; gives them back if they are not of the same stream.

@@ -42,6 +42,7 @@ pub struct TcpStream {
 
 impl TcpStream {
     pub(crate) fn from_shared(fd: SharedFd) -> Self {
+        fd.mark_tcp_stream();
         TcpStream { fd }
     }
 
@@ -63,12 +64,12 @@ impl TcpStream {
         let socket = new_socket(&addr)?;
         let fd = SharedFd::new(OwnedFd::from(socket));
         Op::new(Connect::new(&fd, addr.into())).await?;
-        Ok(TcpStream { fd })
+        Ok(TcpStream::from_shared(fd))
     }
 
     /// Reads into `buf` (from its start, up to its capacity); `Ok(0)` when the peer closed.
     pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        stream_io::read(&self.fd, buf, true).await
+        stream_io::read(&self.fd, buf).await
     }
 
     /// A stream of received chunks in buffers of `ring` (multishot receive with provided
@@ -80,7 +81,7 @@ impl TcpStream {
 
     /// Fills `buf` to its capacity; `UnexpectedEof` if the peer closes first.
     pub async fn read_exact<B: IoBufMut>(&self, buf: B) -> BufResult<(), B> {
-        stream_io::read_exact(&self.fd, buf, true).await
+        stream_io::read_exact(&self.fd, buf).await
     }
 
     /// Sends `buf` without copying it into the kernel (`IORING_OP_SEND_ZC`); the buffer comes
@@ -195,9 +196,7 @@ impl TcpStream {
     /// Wraps a std stream (made non-blocking).
     pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
         stream.set_nonblocking(true)?;
-        Ok(TcpStream {
-            fd: SharedFd::new(OwnedFd::from(stream)),
-        })
+        Ok(TcpStream::from_shared(SharedFd::new(OwnedFd::from(stream))))
     }
 
     /// Converts into a std stream (non-blocking), if no operation still holds the fd.

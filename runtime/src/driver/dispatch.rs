@@ -893,7 +893,7 @@ fn attempt<T: OpCode>(
     waiter: &mut Option<Waiter>,
     cx: &mut Context<'_>,
 ) -> Option<io::Result<u32>> {
-    // A stream receive whose last receive found the socket empty, with no event since: its
+    // A TCP receive or check whose socket a receive found empty, with no event since: its
     // syscall would fail, so it only waits (see `OpCode::drained_by`).
     let stream = match data.shared_fd() {
         Some(fd) if data.tracks_drain() => Some((fd.raw(), fd.drained_at())),
@@ -901,6 +901,7 @@ fn attempt<T: OpCode>(
     };
     let res = match stream {
         Some((fd, Some(mark))) if epoll.read_mark(fd) == Some(mark) => {
+            data.wait_skipped();
             Err(io::ErrorKind::WouldBlock.into())
         }
         _ => {

@@ -128,8 +128,6 @@ pub struct Recv<B> {
     flags: i32,
     /// One attempt, never waiting (see [`Recv::once`]).
     once: bool,
-    /// A TCP socket (see [`Recv::tcp`]).
-    tcp: bool,
 }
 
 impl<B: IoBufMut> Recv<B> {
@@ -140,24 +138,6 @@ impl<B: IoBufMut> Recv<B> {
             buf,
             flags,
             once: false,
-            tcp: false,
-        }
-    }
-
-    /// [`Recv::new`] on a TCP socket: on the epoll driver, a receive that returned less than its
-    /// buffer holds showed the socket empty, so the next one on the same fd waits for the fd's
-    /// next event before its syscall (unless one came since) instead of a syscall that fails
-    /// with `EAGAIN`. The driver stops trusting short receives on a socket once an event reported
-    /// urgent data, a hang-up or an error, after which a receive can end short with more to read.
-    /// Only TCP: a short datagram says nothing about the next one, and a Unix stream receive
-    /// also stops short at a message that carried file descriptors or other credentials. (The
-    /// io_uring twin, `IORING_RECVSEND_POLL_FIRST`, is not used: by the time the receive is
-    /// submitted the peer's next bytes have often arrived, and an echo server measured 6 %
-    /// slower with it.)
-    pub fn tcp(fd: &SharedFd, buf: B, flags: i32) -> Self {
-        Recv {
-            tcp: true,
-            ..Recv::new(fd, buf, flags)
         }
     }
 
@@ -228,7 +208,7 @@ unsafe impl<B: IoBufMut> OpCode for Recv<B> {
     }
 
     fn tracks_drain(&self) -> bool {
-        self.tcp && !self.once && self.flags & libc::MSG_PEEK == 0
+        self.fd.is_tcp_stream() && self.flags & libc::MSG_PEEK == 0
     }
 
     fn drained_by(&self, n: u32) -> bool {
