@@ -183,11 +183,6 @@ struct Inner {
     write_hint: Cell<bool>,
     /// A pipe hoop created `O_NONBLOCK` (see `plain_stream_io`).
     nonblocking_stream: Cell<bool>,
-    /// Epoll driver: the fd's registration mark (see `EpollDriver::read_mark`) when a receive
-    /// last returned less than its buffer, i.e. found the socket empty.
-    drained_at: Cell<Option<(u64, u64)>>,
-    /// A connected TCP socket (see [`SharedFd::mark_tcp_stream`]).
-    tcp_stream: Cell<bool>,
 }
 
 impl SharedFd {
@@ -204,8 +199,6 @@ impl SharedFd {
                 read_hint: Cell::new(false),
                 write_hint: Cell::new(true),
                 nonblocking_stream: Cell::new(false),
-                drained_at: Cell::new(None),
-                tcp_stream: Cell::new(false),
             }),
         }
     }
@@ -225,8 +218,6 @@ impl SharedFd {
                 read_hint: Cell::new(false),
                 write_hint: Cell::new(false),
                 nonblocking_stream: Cell::new(false),
-                drained_at: Cell::new(None),
-                tcp_stream: Cell::new(false),
             }),
         }
     }
@@ -332,33 +323,6 @@ impl SharedFd {
         } else {
             self.inner.read_hint.get()
         }
-    }
-
-    /// Marks this fd as a connected TCP socket: a receive on it that returns less than its
-    /// buffer holds found the socket empty, so on the epoll driver the next receive (or
-    /// readiness check) waits for the fd's next event before its syscall, instead of a syscall
-    /// that can only fail with `EAGAIN`, unless an event came since. The driver stops trusting
-    /// short receives on the fd once an event reported urgent data, a hang-up or an error, after
-    /// which a receive can end short with more to read. `hoop-net`'s `TcpStream` marks its fds.
-    /// Not for other sockets: a short datagram says nothing about the next one, and a Unix
-    /// stream receive also stops short at a message that carried file descriptors.
-    pub fn mark_tcp_stream(&self) {
-        self.inner.tcp_stream.set(true);
-    }
-
-    /// True if [`SharedFd::mark_tcp_stream`] marked this fd.
-    pub(crate) fn is_tcp_stream(&self) -> bool {
-        self.inner.tcp_stream.get()
-    }
-
-    /// Epoll driver: the registration mark at which a receive last found this socket empty.
-    pub(crate) fn drained_at(&self) -> Option<(u64, u64)> {
-        self.inner.drained_at.get()
-    }
-
-    /// Epoll driver: records (or with `None` forgets) that a receive found the socket empty.
-    pub(crate) fn set_drained_at(&self, mark: Option<(u64, u64)>) {
-        self.inner.drained_at.set(mark);
     }
 
     /// Records what the last stream read (`write` false) or write said about readiness.

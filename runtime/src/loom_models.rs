@@ -5,7 +5,7 @@
 use crate::blocking::BlockingPool;
 use crate::rt::shared::{Remote, WorkerShared};
 use crate::sync::{Condvar, Mutex};
-use crate::task::{JoinGuard, JoinHandle, JoinState};
+use crate::task::{JoinGuard, JoinHandle, JoinState, Mailbox, TaskHeader};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -131,6 +131,39 @@ fn join_handle_resolves_once_when_abort_races_the_end() {
             Err(e) => assert!(e.is_cancelled()),
         }
         task.join().unwrap();
+    });
+}
+
+/// A worker's mailbox that only counts the wakes sent to it.
+#[derive(Default)]
+struct CountingMailbox {
+    wakes: Mutex<usize>,
+}
+
+impl Mailbox for CountingMailbox {
+    fn wake(&self, _task: Arc<TaskHeader>) {
+        *self.wakes.lock().unwrap() += 1;
+    }
+}
+
+/// An abort from another thread racing the worker taking the (queued) task to poll it: the
+/// poll sees the abort flag, or the abort's wake queues the task again. Neither would leave a
+/// pending task nobody wakes, and its handle hanging.
+#[test]
+fn an_abort_racing_the_start_of_a_poll_is_never_lost() {
+    model(|| {
+        let mailbox = Arc::new(CountingMailbox::default());
+        // Worker 1's task; this thread is no worker, so a wake goes to the mailbox.
+        let header = Arc::new(TaskHeader::new(0, 1, mailbox.clone()));
+        let state = JoinState::<()>::new();
+        state.set_task(header.clone());
+        let handle = JoinHandle::new(state);
+        let aborter = loom::thread::spawn(move || handle.abort());
+        header.start_poll();
+        let seen = header.is_aborted();
+        aborter.join().unwrap();
+        let queued_again = *mailbox.wakes.lock().unwrap() > 0;
+        assert!(seen || queued_again, "the abort was lost");
     });
 }
 

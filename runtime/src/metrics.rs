@@ -52,8 +52,8 @@ pub struct WorkerMetrics {
     pub chains: u64,
     /// Non-blocking syscalls made on the worker's thread that found their fd not ready
     /// (`EAGAIN`), after which the operation waited for readiness: on epoll, and on io_uring for
-    /// operations the ring lacks. A stream receive skips the syscall when its last receive
-    /// found the socket empty and no event came since.
+    /// operations the ring lacks. (On a ring, a receive's failed first attempt happens inside
+    /// the kernel and is not counted.)
     pub ops_would_block: u64,
 }
 

@@ -42,7 +42,6 @@ pub struct TcpStream {
 
 impl TcpStream {
     pub(crate) fn from_shared(fd: SharedFd) -> Self {
-        fd.mark_tcp_stream();
         TcpStream { fd }
     }
 
@@ -64,7 +63,7 @@ impl TcpStream {
         let socket = new_socket(&addr)?;
         let fd = SharedFd::new(OwnedFd::from(socket));
         Op::new(Connect::new(&fd, addr.into())).await?;
-        Ok(TcpStream::from_shared(fd))
+        Ok(TcpStream { fd })
     }
 
     /// Reads into `buf` (from its start, up to its capacity); `Ok(0)` when the peer closed.
@@ -196,7 +195,9 @@ impl TcpStream {
     /// Wraps a std stream (made non-blocking).
     pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
         stream.set_nonblocking(true)?;
-        Ok(TcpStream::from_shared(SharedFd::new(OwnedFd::from(stream))))
+        Ok(TcpStream {
+            fd: SharedFd::new(OwnedFd::from(stream)),
+        })
     }
 
     /// Converts into a std stream (non-blocking), if no operation still holds the fd.

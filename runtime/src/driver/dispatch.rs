@@ -893,40 +893,10 @@ fn attempt<T: OpCode>(
     waiter: &mut Option<Waiter>,
     cx: &mut Context<'_>,
 ) -> Option<io::Result<u32>> {
-    // A TCP receive or check whose socket a receive found empty, with no event since: its
-    // syscall would fail, so it only waits (see `OpCode::drained_by`).
-    let stream = match data.shared_fd() {
-        Some(fd) if data.tracks_drain() => Some((fd.raw(), fd.drained_at())),
-        _ => None,
-    };
-    let res = match stream {
-        Some((fd, Some(mark))) if epoll.read_mark(fd) == Some(mark) => {
-            data.wait_skipped();
-            Err(io::ErrorKind::WouldBlock.into())
-        }
-        _ => {
-            let res = data.perform();
-            if matches!(&res, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
-                stats.would_block += 1;
-            }
-            res
-        }
-    };
-    if let (Some((fd, before)), Ok(n)) = (stream, &res) {
-        let after = if data.drained_by(*n) {
-            epoll.read_mark(fd)
-        } else {
-            None
-        };
-        if after != before {
-            if let Some(shared) = data.shared_fd() {
-                shared.set_drained_at(after);
-            }
-        }
-    }
-    match res {
+    match data.perform() {
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => match data.wait_for() {
             Some((fd, interest)) => {
+                stats.would_block += 1;
                 match epoll.wait(fd, interest, data.shared_fd(), waiter, cx.waker()) {
                     Ok(()) => None,
                     Err(e) => Some(Err(e)),

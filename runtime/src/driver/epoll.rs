@@ -32,12 +32,6 @@ struct Registration {
     sticky: bool,
     /// Waiters on a foreign fd; the registration goes when they are all gone.
     foreign: usize,
-    /// An event said the fd may end a receive short with more to read at once: `EPOLLPRI` (TCP
-    /// urgent data: a receive stops at the urgent mark with bytes queued behind it), or
-    /// `EPOLLRDHUP`/`EPOLLHUP`/`EPOLLERR` (the peer closed or the socket failed: the last bytes
-    /// come short, then the end of the stream or the error, with no event between). From then
-    /// on a short receive proves nothing, so [`EpollDriver::read_mark`] gives no mark.
-    reads_end_short: bool,
 }
 
 /// An operation's place in a registration's waiter lists.
@@ -138,7 +132,6 @@ impl EpollDriver {
             writers: Vec::new(),
             sticky: false,
             foreign: 0,
-            reads_end_short: false,
         });
         self.by_fd.insert(fd, token);
         Ok(token)
@@ -225,18 +218,6 @@ impl EpollDriver {
             }
         }
         Ok(())
-    }
-
-    /// The registration of `fd` and the number of events it has seen, if it is registered: two
-    /// equal marks taken at different moments mean no event for `fd` came between them. A
-    /// receive that found the socket empty records the mark; while it is unchanged, data that
-    /// arrived since would have brought an event (the registration is edge-triggered), so none
-    /// did and the next receive's syscall would fail: it waits for the event instead.
-    pub(crate) fn read_mark(&mut self, fd: RawFd) -> Option<(u64, u64)> {
-        // A registration of a closed fd whose number `fd` now is must not answer for it.
-        self.forget_closed();
-        let reg = &self.regs[*self.by_fd.get(&fd)?];
-        (!reg.reads_end_short).then_some((reg.serial, reg.tick))
     }
 
     /// True if no event arrived for the waiter's fd since it started waiting, i.e. retrying the
@@ -332,8 +313,6 @@ impl EpollDriver {
                 continue;
             };
             reg.tick += 1;
-            reg.reads_end_short |=
-                bits & (libc::EPOLLPRI | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) != 0;
             let err = bits & (libc::EPOLLERR | libc::EPOLLHUP) != 0;
             if err || bits & (libc::EPOLLIN | libc::EPOLLPRI | libc::EPOLLRDHUP) != 0 {
                 for (_, w) in reg.readers.drain(..) {

@@ -247,24 +247,6 @@ pub unsafe trait OpCode: 'static {
         None
     }
 
-    /// True if a result of `n` bytes shows that the operation's socket had no more data to give
-    /// at that moment: a receive on a TCP socket that returned less than its buffer holds (not
-    /// a peek, not an end of file). Then the next receive on the epoll driver waits for the fd's next event
-    /// before its syscall, instead of a syscall that would fail with `EAGAIN`.
-    fn drained_by(&self, _n: u32) -> bool {
-        false
-    }
-
-    /// True if the operation takes part in [`OpCode::drained_by`]'s bookkeeping (a receive or
-    /// readiness check on a TCP socket, see `SharedFd::mark_tcp_stream`).
-    fn tracks_drain(&self) -> bool {
-        false
-    }
-
-    /// Called on the epoll driver instead of [`OpCode::perform`] when the fd's drain mark says
-    /// the syscall would fail with `EAGAIN`: the operation then waits as if it had.
-    fn wait_skipped(&mut self) {}
-
     /// A completion flagged `IORING_CQE_F_MORE` before the final one of a single-shot operation
     /// (the result of a zero-copy send, whose final completion is the buffer's release).
     fn more(&mut self, _res: i32, _flags: u32) {}

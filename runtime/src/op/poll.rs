@@ -201,16 +201,6 @@ unsafe impl OpCode for Readable {
         Some(&self.fd)
     }
 
-    fn tracks_drain(&self) -> bool {
-        // The check's success (data there) clears the drain mark; it never sets one.
-        self.fd.is_tcp_stream()
-    }
-
-    fn wait_skipped(&mut self) {
-        // The drain mark answered for the check.
-        self.checked = true;
-    }
-
     fn perform(&mut self) -> io::Result<u32> {
         if std::mem::replace(&mut self.checked, true) {
             // Woken by an event on the fd since the check.

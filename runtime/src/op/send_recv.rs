@@ -207,14 +207,6 @@ unsafe impl<B: IoBufMut> OpCode for Recv<B> {
         check_flags(self.flags, RECV_FLAGS, "recv")
     }
 
-    fn tracks_drain(&self) -> bool {
-        self.fd.is_tcp_stream() && self.flags & libc::MSG_PEEK == 0
-    }
-
-    fn drained_by(&self, n: u32) -> bool {
-        self.tracks_drain() && n > 0 && (n as usize) < self.buf.bytes_total()
-    }
-
     fn complete(mut self, result: io::Result<u32>) -> BufResult<usize, B> {
         match result {
             Ok(n) => {

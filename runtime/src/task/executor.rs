@@ -12,7 +12,6 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
@@ -69,13 +68,11 @@ impl Executor {
         let header = {
             let mut tasks = self.tasks.borrow_mut();
             let entry = tasks.vacant_entry();
-            let header = Arc::new(TaskHeader {
-                key: entry.key(),
-                scheduled: true.into(),
-                aborted: false.into(),
-                owner: self.owner,
-                mailbox: self.mailbox.clone(),
-            });
+            let header = Arc::new(TaskHeader::new(
+                entry.key(),
+                self.owner,
+                self.mailbox.clone(),
+            ));
             entry.insert(TaskSlot {
                 header: header.clone(),
                 future: Some(Box::pin(run_task(future, guard, header.clone()))),
@@ -125,7 +122,7 @@ impl Executor {
         };
         let Some(mut future) = future else { return };
         // Cleared before polling so that a wake during the poll schedules the task again.
-        header.scheduled.store(false, Ordering::Release);
+        header.start_poll();
         self.polled.set(self.polled.get() + 1);
         crate::coop::reset();
         let waker = Waker::from(header.clone());
@@ -172,7 +169,7 @@ async fn run_task<F: Future>(future: F, guard: JoinGuard<F::Output>, header: Arc
         let mut future = std::pin::pin!(future);
         std::future::poll_fn(|cx| {
             // The header's flag, not the join state's: see `TaskHeader::aborted`.
-            if header.aborted.load(Ordering::Acquire) {
+            if header.is_aborted() {
                 return Poll::Ready(Err(JoinError::cancelled()));
             }
             match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {

@@ -1,7 +1,8 @@
 //! [`TaskHeader`]: the `Send + Sync` identity of a task, and its waker.
 
 use super::current;
-use std::sync::atomic::{AtomicBool, Ordering};
+use crate::sync::AtomicBool;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::Wake;
 
@@ -11,11 +12,11 @@ pub(crate) struct TaskHeader {
     /// so a stale wake of a finished task never polls the task that reused the slot).
     pub(crate) key: usize,
     /// Set while the task sits in a run queue or inbox, so a burst of wakes enqueues it once.
-    pub(crate) scheduled: AtomicBool,
+    scheduled: AtomicBool,
     /// Set by `JoinHandle::abort` (through the join state); read before every poll. Here and not
     /// only in the join state because the poll has just touched this header, while the join
     /// state is a separate allocation: a cache miss per poll with many tasks.
-    pub(crate) aborted: AtomicBool,
+    aborted: AtomicBool,
     /// Id of the worker that owns the task.
     pub(crate) owner: u64,
     /// Where a wake from another thread goes: the owner's inbox.
@@ -30,6 +31,42 @@ pub(crate) trait Mailbox: Send + Sync + 'static {
 }
 
 impl TaskHeader {
+    /// The header of task `key` of worker `owner`, scheduled (a new task is queued at once).
+    pub(crate) fn new(key: usize, owner: u64, mailbox: Arc<dyn Mailbox>) -> Self {
+        TaskHeader {
+            key,
+            scheduled: AtomicBool::new(true),
+            aborted: AtomicBool::new(false),
+            owner,
+            mailbox,
+        }
+    }
+
+    /// Called by the worker as it takes the task from its run queue to poll it: a wake from
+    /// now on queues the task again. A read-modify-write, not a store: if an `abort`'s wake
+    /// found the flag still set and so queued nothing, this reads from that wake's swap and
+    /// so sees the abort flag stored before it (a plain store and a later load of the flag
+    /// could be reordered, and the abort lost until the task's next wake).
+    pub(crate) fn start_poll(&self) {
+        self.scheduled.swap(false, Ordering::AcqRel);
+    }
+
+    /// True once [`TaskHeader::abort`] ran (read before every poll).
+    pub(crate) fn is_aborted(&self) -> bool {
+        self.aborted.load(Ordering::Acquire)
+    }
+
+    /// Marks the task aborted without waking it (it is not queued or polled yet).
+    pub(crate) fn mark_aborted(&self) {
+        self.aborted.store(true, Ordering::Release);
+    }
+
+    /// Marks the task aborted and wakes it, so that its worker drops it.
+    pub(crate) fn abort(self: Arc<Self>) {
+        self.mark_aborted();
+        self.schedule();
+    }
+
     fn schedule(self: Arc<Self>) {
         if self.scheduled.swap(true, Ordering::AcqRel) {
             return;

@@ -128,7 +128,7 @@ impl<T> JoinState<T> {
         // Under the lock `abort` takes after its store: either it finds the task, or this load
         // sees its store.
         if self.aborted.load(Ordering::Acquire) {
-            task.aborted.store(true, Ordering::Release);
+            task.mark_aborted();
         }
         slot.task = Some(task);
     }
@@ -223,8 +223,7 @@ impl<T> JoinHandle<T> {
             .task
             .clone();
         if let Some(task) = task {
-            task.aborted.store(true, Ordering::Release);
-            std::task::Wake::wake(task);
+            task.abort();
         }
     }
 
