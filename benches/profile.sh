@@ -49,13 +49,13 @@ peers=benches/peers/target/release/hoop-peers
 {
     echo "# echo from outside: self time by category (perf cpu-clock on CPU 0: the server process)"
     echo "# $(uname -r), $(nproc) CPUs, $(date +%F); load: hoop-peers load (requests, p50/p99, generator sleeps and CPU)"
-    for scenario in "64 64" "500 1024"; do
+    for scenario in "64 64" "64 4096" "500 1024"; do
         set -- $scenario
-        for server in hoop hoop-owned tokio; do
+        for server in hoop hoop-owned monoio tokio; do
             case $server in
                 hoop) taskset -c 0 target/release/examples/echo --workers 1 --addr 127.0.0.1:0 >"$data/addr" & ;;
                 hoop-owned) taskset -c 0 target/release/examples/echo --workers 1 --owned --addr 127.0.0.1:0 >"$data/addr" & ;;
-                tokio) taskset -c 0 $peers echo tokio >"$data/addr" & ;;
+                monoio | tokio) taskset -c 0 $peers echo $server >"$data/addr" & ;;
             esac
             pid=$!
             sleep 0.5
@@ -66,6 +66,10 @@ peers=benches/peers/target/release/hoop-peers
             kill $pid
             wait $pid 2>/dev/null || true
             python3 $out/categorize.py "$data/p" "$busy" 12
+            # The client's wake-up, paid by the server's send on loopback.
+            echo "of which under sock_def_readable (waking the client):"
+            perf report -i "$data/p" --no-children --symbol-filter=_raw_spin_unlock_irqrestore \
+                -g caller,0.5,callee --stdio 2>/dev/null | grep -m1 -o "[0-9.]*%--sock_def_readable" || true
         done
     done
 } > $out/echo_outside.txt 2>&1
