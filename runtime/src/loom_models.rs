@@ -7,7 +7,6 @@ use crate::rt::shared::{Remote, WorkerShared};
 use crate::sync::{Condvar, Mutex};
 use crate::task::{JoinGuard, JoinHandle, JoinState, Mailbox, TaskHeader};
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
