@@ -366,6 +366,50 @@ fn a_direct_stream_cannot_reach_another_rings_table() {
     });
 }
 
+/// A stream moved to a busy worker and aborted before that worker takes it: the task never
+/// runs, and the connection is closed all the same (the descriptor put in the target's table is
+/// adopted and closed there; a plain fd is closed with the dropped closure), so the client sees
+/// the end of the stream instead of a connection nobody holds.
+#[test]
+fn a_move_aborted_on_its_way_closes_the_connection() {
+    let _serial = serial();
+    for driver in common::drivers() {
+        let rt = Runtime::builder()
+            .workers(2)
+            .driver(driver)
+            .build()
+            .unwrap();
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (busy_tx, busy_rx) = std::sync::mpsc::channel::<()>();
+        let blocker = rt.handle().spawn_on(1, async move {
+            started_tx.send(()).unwrap();
+            let _ = busy_rx.recv();
+        });
+        started_rx.recv().unwrap();
+        rt.block_on(async move {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let (client, server) = connect_direct(&listener).await;
+            let moved = server.spawn_on(1, |_s| async move { 7 }).await;
+            let Ok(task) = moved else {
+                // It cannot move on this kernel (the test above covers that).
+                busy_tx.send(()).unwrap();
+                return;
+            };
+            task.abort();
+            busy_tx.send(()).unwrap();
+            assert!(task.await.unwrap_err().is_cancelled(), "{driver:?}");
+            let (n, _) = hoop::time::timeout(
+                std::time::Duration::from_secs(5),
+                client.read(Vec::with_capacity(8)),
+            )
+            .await
+            .unwrap_or_else(|_| panic!("{driver:?}: the moved connection was never closed"));
+            assert_eq!(n.unwrap(), 0, "{driver:?}");
+        });
+        rt.block_on(blocker).unwrap();
+    }
+}
+
 /// A direct stream accepted on worker 0 moves to worker 1 (`MSG_RING` with `IORING_MSG_SEND_FD`
 /// where the rings exchange messages, an installed fd on 6.8+ otherwise, plain fds as they are)
 /// and serves its connection there; where it cannot move, it comes back and still works.

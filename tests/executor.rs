@@ -75,20 +75,36 @@ fn abort_of_a_task_on_a_busy_worker_never_runs_the_body() {
             .unwrap();
         let ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (busy_tx, busy_rx) = std::sync::mpsc::channel();
-        // Worker 1 blocks its thread until told, so the next spawn waits in its inbox.
+        // Worker 1 blocks its thread until told, so the next spawns wait in its inbox.
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
         let blocker = rt.handle().spawn_on(1, async move {
+            started_tx.send(()).unwrap();
             let _ = busy_rx.recv();
         });
+        started_rx.recv().unwrap();
         let r = ran.clone();
         let h = rt.handle().spawn_on(1, async move {
             r.store(true, std::sync::atomic::Ordering::SeqCst);
         });
+        // Nor does a `spawn_on_with` closure run once its task is aborted.
+        let made = Arc::new(AtomicBool::new(false));
+        let m = made.clone();
+        let h2 = rt.handle().spawn_on_with(1, move || {
+            m.store(true, Ordering::SeqCst);
+            async {}
+        });
         std::thread::sleep(Duration::from_millis(20));
         h.abort();
+        h2.abort();
         busy_tx.send(()).unwrap();
         assert!(rt.block_on(h).unwrap_err().is_cancelled(), "{driver:?}");
+        assert!(rt.block_on(h2).unwrap_err().is_cancelled(), "{driver:?}");
         rt.block_on(blocker).unwrap();
         assert!(!ran.load(std::sync::atomic::Ordering::SeqCst), "{driver:?}");
+        assert!(
+            !made.load(Ordering::SeqCst),
+            "{driver:?}: make ran after the abort"
+        );
     }
 }
 

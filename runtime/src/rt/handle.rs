@@ -148,13 +148,32 @@ impl Handle {
 
     /// Spawns, on worker `worker`, the future that `make` builds there. The future itself need
     /// not be `Send` (it may hold hoop I/O objects, which belong to their worker); only `make`
-    /// and the output cross threads.
+    /// and the output cross threads. A task aborted before it reaches its worker never runs
+    /// `make` (it is dropped there).
     ///
     /// # Panics
     ///
     /// Panics if `worker >= self.workers()`.
     #[track_caller]
     pub fn spawn_on_with<M, F>(&self, worker: usize, make: M) -> JoinHandle<F::Output>
+    where
+        M: FnOnce() -> F + Send + 'static,
+        F: Future + 'static,
+        F::Output: Send + 'static,
+    {
+        self.spawn_remote(worker, make, || {})
+    }
+
+    /// [`Handle::spawn_on_with`], with `aborted` run on the worker instead of `make` when the
+    /// task was aborted on its way there: for what `make` would have taken over that its drop
+    /// does not release (a descriptor in the worker's table, which only that worker can adopt).
+    #[track_caller]
+    pub(crate) fn spawn_remote<M, F>(
+        &self,
+        worker: usize,
+        make: M,
+        aborted: impl FnOnce() + Send + 'static,
+    ) -> JoinHandle<F::Output>
     where
         M: FnOnce() -> F + Send + 'static,
         F: Future + 'static,
@@ -169,6 +188,12 @@ impl Handle {
         let state = JoinState::new();
         let guard = JoinGuard::new(state.clone());
         let spawn = Box::new(move || {
+            if guard.state().is_aborted() {
+                // Aborted on its way here: `make` never runs (what it holds is dropped with it,
+                // on this worker), and the guard reports "cancelled".
+                aborted();
+                return;
+            }
             // `make` is user code running in the worker's loop: its panic is the task's, not
             // the worker's.
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(make)) {

@@ -92,9 +92,18 @@ impl Handle {
                         // The connection lives on in the target's table.
                         fd.keep_connection();
                         drop(fd);
-                        return Ok(self.spawn_on_with(worker, move || {
-                            make(adopt(slot).expect("a worker that takes descriptors has a table"))
-                        }));
+                        // Aborted on the way, the task never adopts the slot: it is adopted and
+                        // closed there all the same.
+                        return Ok(self.spawn_remote(
+                            worker,
+                            move || {
+                                make(
+                                    adopt(slot)
+                                        .expect("a worker that takes descriptors has a table"),
+                                )
+                            },
+                            move || drop(adopt(slot)),
+                        ));
                     }
                     Err(e) if e.raw_os_error() == Some(libc::EOVERFLOW) => {
                         // Placed in the target, whose completion queue could not say where:
