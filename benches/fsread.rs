@@ -154,7 +154,7 @@ fn run_preadv2(path: &Path, reads: u64) -> f64 {
         // SAFETY: one iovec over the live, exclusively borrowed BLOCK-byte buffer.
         let mut n = unsafe { libc::preadv2(file.as_raw_fd(), &iov, 1, at, libc::RWF_NOWAIT) };
         if n < 0 {
-            // SAFETY: as above.
+            // SAFETY: the same one iovec over the live, exclusively borrowed buffer.
             n = unsafe { libc::preadv2(file.as_raw_fd(), &iov, 1, at, 0) };
         }
         assert_eq!(n, BLOCK as isize, "preadv2");

@@ -29,7 +29,7 @@ static LIVE: AtomicIsize = AtomicIsize::new(0);
 
 // SAFETY: forwards every call to `System`, and only counts sizes.
 unsafe impl GlobalAlloc for Counting {
-    // SAFETY: an `unsafe fn` of `GlobalAlloc`: the caller's `alloc` contract (a valid
+    // SAFETY: a `GlobalAlloc` method: the caller's `alloc` contract (a valid
     // layout; for `dealloc`/`realloc` a pointer this allocator gave with that layout) passes
     // unchanged to `System`, which gave every pointer; only the byte count is added here.
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
@@ -40,7 +40,7 @@ unsafe impl GlobalAlloc for Counting {
         }
         p
     }
-    // SAFETY: an `unsafe fn` of `GlobalAlloc`: the caller's `alloc_zeroed` contract (a valid
+    // SAFETY: a `GlobalAlloc` method: the caller's `alloc_zeroed` contract (a valid
     // layout; for `dealloc`/`realloc` a pointer this allocator gave with that layout) passes
     // unchanged to `System`, which gave every pointer; only the byte count is added here.
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
@@ -51,7 +51,7 @@ unsafe impl GlobalAlloc for Counting {
         }
         p
     }
-    // SAFETY: an `unsafe fn` of `GlobalAlloc`: the caller's `dealloc` contract (a valid
+    // SAFETY: a `GlobalAlloc` method: the caller's `dealloc` contract (a valid
     // layout; for `dealloc`/`realloc` a pointer this allocator gave with that layout) passes
     // unchanged to `System`, which gave every pointer; only the byte count is added here.
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
@@ -59,7 +59,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) };
         LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
     }
-    // SAFETY: an `unsafe fn` of `GlobalAlloc`: the caller's `realloc` contract (a valid
+    // SAFETY: a `GlobalAlloc` method: the caller's `realloc` contract (a valid
     // layout; for `dealloc`/`realloc` a pointer this allocator gave with that layout) passes
     // unchanged to `System`, which gave every pointer; only the byte count is added here.
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
