@@ -584,3 +584,110 @@ async fn splice_op_on_a_pipe_that_cannot_progress_would_block() {
     assert!(received[filler..] == data[..size]);
     std::fs::remove_file(&path).unwrap();
 }
+
+#[hoop::test]
+async fn send_file_cached_sends_the_head_then_the_range() {
+    let driver = hoop::runtime_info().unwrap().driver.to_string();
+    let path = std::env::temp_dir().join(format!("hoop-sfcached-{driver}-{}", std::process::id()));
+    // More than the socket buffers hold: the sends wait for the reader on the way.
+    let data = pattern((3 << 20) + 321, 17);
+    std::fs::write(&path, &data).unwrap();
+    let file = hoop::fs::File::open(&path).await.unwrap();
+    let (client, server) = connected_pair().await;
+    let head = b"HEAD 0123456789\r\n".repeat(100);
+    let mut expected = head.clone();
+    expected.extend_from_slice(&data[1000..]);
+    let reader = hoop::spawn(read_to_end(server));
+    // Asking for more than the file holds sends what there is.
+    let sent = client
+        .send_file_cached(&head, &file, 1000, data.len() as u64)
+        .await
+        .unwrap();
+    assert_eq!(sent, (data.len() - 1000) as u64);
+    let at_end = client
+        .send_file_cached(b"!", &file, data.len() as u64, 10)
+        .await;
+    assert_eq!(at_end.unwrap(), 0, "at the end of the file, after the head");
+    expected.push(b'!');
+    drop(client);
+    assert!(reader.await.unwrap() == expected);
+    std::fs::remove_file(&path).unwrap();
+}
+
+/// `sendfile` takes its blocking mode from the socket: on a socket someone made blocking, it
+/// would sleep on the worker until the reader (a task of the same worker) read, which it never
+/// could. The call must take the way that waits on the driver instead. (Kernels that take
+/// `sendfile`'s blocking mode from `O_NONBLOCK`, such as the 6.1 of `.ci/kernel-6.1`, hang here
+/// without that; 6.18 does not wait for socket space in `sendfile` at all.)
+#[hoop::test]
+async fn send_file_cached_on_a_blocking_socket_never_blocks_the_worker() {
+    use std::os::fd::AsRawFd;
+    let driver = hoop::runtime_info().unwrap().driver.to_string();
+    let path = std::env::temp_dir().join(format!("hoop-sfblock-{driver}-{}", std::process::id()));
+    let data = pattern(4 << 20, 23);
+    std::fs::write(&path, &data).unwrap();
+    let file = hoop::fs::File::open(&path).await.unwrap();
+    let (client, server) = connected_pair().await;
+    let fd = client.as_raw_fd();
+    // SAFETY: F_GETFL/F_SETFL on an fd the stream keeps open.
+    unsafe {
+        libc::fcntl(
+            fd,
+            libc::F_SETFL,
+            libc::fcntl(fd, libc::F_GETFL) & !libc::O_NONBLOCK,
+        )
+    };
+    let reader = hoop::spawn(read_to_end(server));
+    let sent = client
+        .send_file_cached(b"h", &file, 0, data.len() as u64)
+        .await
+        .unwrap();
+    assert_eq!(sent, data.len() as u64);
+    drop(client);
+    let got = reader.await.unwrap();
+    assert!(got[0] == b'h' && got[1..] == data[..]);
+    std::fs::remove_file(&path).unwrap();
+}
+
+/// A peer that is gone is an error, and never a `SIGPIPE` (which `sendfile` would raise: it has
+/// no `MSG_NOSIGNAL`), even in a process that does not ignore the signal. Run in a child process
+/// with the signal's default action, which would kill it.
+#[test]
+fn send_file_cached_to_a_gone_peer_raises_no_sigpipe() {
+    common::run_child(
+        "send_file_cached_child_with_default_sigpipe",
+        &[("HOOP_SIGPIPE_CHILD", "1")],
+    );
+}
+
+#[test]
+fn send_file_cached_child_with_default_sigpipe() {
+    if std::env::var_os("HOOP_SIGPIPE_CHILD").is_none() {
+        return; // only as the child of the test above
+    }
+    // SAFETY: restoring the default action of SIGPIPE in this single-test child process.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    let path = std::env::temp_dir().join(format!("hoop-sfpipe-{}", std::process::id()));
+    std::fs::write(&path, pattern(1 << 20, 29)).unwrap();
+    for driver in common::drivers() {
+        let rt = hoop::Runtime::builder()
+            .workers(1)
+            .driver(driver)
+            .build()
+            .unwrap();
+        let path = path.clone();
+        rt.block_on(async move {
+            let file = hoop::fs::File::open(&path).await.unwrap();
+            // A Unix stream whose peer is closed: the first `sendfile` fails with EPIPE (the
+            // empty head sends nothing before it).
+            let (ours, peer) = UnixStream::pair().unwrap();
+            drop(peer);
+            let e = ours
+                .send_file_cached(b"", &file, 0, 1 << 20)
+                .await
+                .expect_err("a send to a closed peer fails");
+            assert_eq!(e.raw_os_error(), Some(libc::EPIPE), "{e}");
+        });
+    }
+    std::fs::remove_file(&path).unwrap();
+}

@@ -35,6 +35,7 @@
 #[path = "../common/args.rs"]
 mod args;
 mod connection;
+mod hot;
 mod listing;
 mod request;
 mod response;

@@ -1,6 +1,7 @@
 //! One request's response: the file (or directory) it names, opened beneath the root, checked by
 //! one `statx` of the open fd, then its preconditions, its range and its body.
 
+use crate::hot;
 use crate::listing;
 use crate::request::Request;
 use crate::response::{self, Head};
@@ -11,7 +12,7 @@ use hoop::IoBuf;
 use std::future::Future;
 use std::io;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What every request of a worker shares.
 pub struct Site {
@@ -48,6 +49,8 @@ pub struct Reply<'a> {
     pub send_timeout: Duration,
     pub head_only: bool,
     pub keep: bool,
+    /// When the request's head was complete (the clock of this response).
+    pub now: Instant,
 }
 
 impl Reply<'_> {
@@ -236,6 +239,23 @@ async fn send_file(
         let bytes = reply.send().await?;
         return Ok(Served { status, bytes });
     }
+    if body_len <= SMALL_BODY && hot::is_hot(meta, reply.now) {
+        // Read a moment ago, so in the page cache: the body goes by `sendfile`, no copy.
+        let sent = within(
+            reply.send_timeout,
+            reply
+                .stream
+                .send_file_cached(&reply.out[..head_len], file, start, body_len),
+        )
+        .await?;
+        if sent < body_len {
+            return Err(truncated());
+        }
+        return Ok(Served {
+            status,
+            bytes: head_len as u64 + sent,
+        });
+    }
     if body_len <= SMALL_BODY {
         // Head and body in one buffer, one send: the file is read right behind the head.
         let body_len = body_len as usize;
@@ -248,6 +268,9 @@ async fn send_file(
         // A file that shrank since its stat cannot give the promised bytes: the connection
         // closes without a response it could not complete.
         res?;
+        if start == 0 && body_len as u64 == len {
+            hot::read_now(meta, reply.now);
+        }
         let bytes = reply.send().await?;
         return Ok(Served { status, bytes });
     }

@@ -96,3 +96,13 @@ pub(crate) async fn send_file(
 ) -> io::Result<u64> {
     hoop_runtime::io::send_file(file.as_shared_fd(), offset, len, fd).await
 }
+
+pub(crate) async fn send_file_cached(
+    fd: &SharedFd,
+    head: &[u8],
+    file: &(impl AsSharedFd + ?Sized),
+    offset: u64,
+    len: u64,
+) -> io::Result<u64> {
+    hoop_runtime::io::send_file_cached(head, file.as_shared_fd(), offset, len, fd).await
+}

@@ -149,6 +149,19 @@ impl UnixStream {
         stream_io::send_file(&self.fd, file, offset, len).await
     }
 
+    /// Sends `head`, then `len` bytes of `file` from `offset`, with `sendfile(2)`: no copy of the
+    /// file's bytes. For files known to be in the page cache only: an uncached range makes the
+    /// worker thread wait for the disk. See [`hoop_runtime::io::send_file_cached`].
+    pub async fn send_file_cached(
+        &self,
+        head: &[u8],
+        file: &(impl AsSharedFd + ?Sized),
+        offset: u64,
+        len: u64,
+    ) -> io::Result<u64> {
+        stream_io::send_file_cached(&self.fd, head, file, offset, len).await
+    }
+
     /// A stream of received chunks in buffers of `ring` (multishot receive with provided
     /// buffers on io_uring): no buffer is tied up while the connection is idle. See
     /// [`RecvStream`](hoop_runtime::io::RecvStream).

@@ -123,6 +123,19 @@ impl TcpStream {
         stream_io::send_file(&self.fd, file, offset, len).await
     }
 
+    /// Sends `head`, then `len` bytes of `file` from `offset`, with `sendfile(2)`: no copy of the
+    /// file's bytes. For files known to be in the page cache only: an uncached range makes the
+    /// worker thread wait for the disk. See [`hoop_runtime::io::send_file_cached`].
+    pub async fn send_file_cached(
+        &self,
+        head: &[u8],
+        file: &(impl AsSharedFd + ?Sized),
+        offset: u64,
+        len: u64,
+    ) -> io::Result<u64> {
+        stream_io::send_file_cached(&self.fd, head, file, offset, len).await
+    }
+
     /// Reads like [`read`](Self::read) without consuming the data (`MSG_PEEK`).
     pub async fn peek<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
         stream_io::peek(&self.fd, buf).await

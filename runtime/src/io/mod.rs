@@ -20,7 +20,7 @@ pub use owned::{copy, AsyncReadOwned, AsyncWriteOwned};
 pub use pipe::{pipe, PipeReader, PipeWriter};
 pub use ready::{ready_stream, wait_ready, ReadyStream, WaitReady};
 pub use recv_stream::RecvStream;
-pub use send_file::{send_file, splice_file};
+pub use send_file::{send_file, send_file_cached, splice_file};
 
 use crate::op::{nop::Nop, Op};
 

@@ -1,0 +1,47 @@
+//! Which files were served a moment ago, per worker: their pages are in the page cache, so
+//! their bodies may go out by `sendfile` on the worker (no copy) instead of a read and a send.
+//!
+//! A file is remembered for [`HOT_FOR`] after it was read, by its device, inode, size and
+//! modification time; a file changed or replaced since is not the one remembered. What the
+//! guess can cost: a file evicted from the page cache within that second makes the worker wait
+//! for one disk read (`sendfile` cannot refuse to wait).
+
+use hoop::fs::Metadata;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime};
+
+/// How long a file read stays "in the page cache" for this guess.
+const HOT_FOR: Duration = Duration::from_secs(1);
+/// Files remembered per worker; when full, the memory starts over.
+const CAPACITY: usize = 4096;
+
+type Key = (u64, u64);
+
+thread_local! {
+    static SERVED: RefCell<HashMap<Key, (Instant, u64, SystemTime)>> = RefCell::new(HashMap::new());
+}
+
+/// True if this version of the file was read within [`HOT_FOR`] of `now`.
+pub fn is_hot(meta: &Metadata, now: Instant) -> bool {
+    SERVED.with(|s| {
+        s.borrow()
+            .get(&(meta.dev(), meta.ino()))
+            .is_some_and(|&(at, len, modified)| {
+                now.saturating_duration_since(at) < HOT_FOR
+                    && len == meta.len()
+                    && modified == meta.modified()
+            })
+    })
+}
+
+/// Remembers that this version of the file was just read whole.
+pub fn read_now(meta: &Metadata, now: Instant) {
+    SERVED.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.len() >= CAPACITY {
+            s.clear();
+        }
+        s.insert((meta.dev(), meta.ino()), (now, meta.len(), meta.modified()));
+    })
+}
