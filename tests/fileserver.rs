@@ -451,6 +451,42 @@ fn fileserver_answers_conditional_requests() {
     let _ = std::fs::remove_dir_all(&base);
 }
 
+/// A file served a moment ago goes out by `sendfile` (`examples/fileserver/hot.rs`): the same
+/// bytes and headers as the first time, ranges from the right offset, and a file changed in
+/// place is served as it is now. One worker, so every request meets the same memory.
+#[test]
+fn fileserver_serves_hot_files_by_sendfile_with_the_right_bytes() {
+    let base = std::env::temp_dir().join(format!("hoop-fileserver-hot-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let root = base.join("www");
+    std::fs::create_dir_all(&root).unwrap();
+    let first: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let second: Vec<u8> = (0..5000u32).map(|i| (i * 13 % 241) as u8).collect();
+    for driver in common::driver_names() {
+        std::fs::write(root.join("hot.bin"), &first).unwrap();
+        let server = start_with(&root, driver, &["--workers", "1"]);
+        let mut conn = BufReader::new(TcpStream::connect(&server.addr).unwrap());
+        let cold = request(&mut conn, "GET", "/hot.bin", "");
+        assert_eq!((cold.status, &cold.body), (200, &first), "{driver}");
+        let hot = request(&mut conn, "GET", "/hot.bin", "");
+        assert_eq!((hot.status, &hot.body), (200, &first), "{driver}: hot");
+        for name in ["content-length", "etag", "last-modified"] {
+            assert_eq!(hot.header(name), cold.header(name), "{driver}: {name}");
+        }
+        let r = request(&mut conn, "GET", "/hot.bin", "Range: bytes=4000-4999\r\n");
+        assert_eq!((r.status, &r.body[..]), (206, &first[4000..]), "{driver}");
+        // Rewritten in place, same size: a new modification time, so not the file remembered.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(root.join("hot.bin"), &second).unwrap();
+        for round in 0..2 {
+            let now = request(&mut conn, "GET", "/hot.bin", "");
+            assert_eq!((now.status, &now.body), (200, &second), "{driver} {round}");
+            assert_ne!(now.header("etag"), cold.header("etag"));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&base);
+}
+
 /// Framing and syntax RFC 9112 asks a server to refuse, and the forms it must accept; on both
 /// drivers.
 #[test]

@@ -4,7 +4,9 @@
 //! A file is remembered for [`HOT_FOR`] after it was read, by its device, inode, size and
 //! modification time; a file changed or replaced since is not the one remembered. What the
 //! guess can cost: a file evicted from the page cache within that second makes the worker wait
-//! for one disk read (`sendfile` cannot refuse to wait).
+//! for one disk read (`sendfile` cannot refuse to wait). Filesystems that keep no page cache for
+//! reads (FUSE with `direct_io`, virtiofs or 9p with `cache=none`, DAX) read from the device or
+//! host on every `sendfile`: serve such trees with this memory turned off (`HOT_FOR` zero).
 
 use hoop::fs::Metadata;
 use std::cell::RefCell;
@@ -22,8 +24,9 @@ thread_local! {
     static SERVED: RefCell<HashMap<Key, (Instant, u64, SystemTime)>> = RefCell::new(HashMap::new());
 }
 
-/// True if this version of the file was read within [`HOT_FOR`] of `now`.
-pub fn is_hot(meta: &Metadata, now: Instant) -> bool {
+/// True if this version of the file was read less than [`HOT_FOR`] ago.
+pub fn is_hot(meta: &Metadata) -> bool {
+    let now = Instant::now();
     SERVED.with(|s| {
         s.borrow()
             .get(&(meta.dev(), meta.ino()))
@@ -36,7 +39,8 @@ pub fn is_hot(meta: &Metadata, now: Instant) -> bool {
 }
 
 /// Remembers that this version of the file was just read whole.
-pub fn read_now(meta: &Metadata, now: Instant) {
+pub fn read_now(meta: &Metadata) {
+    let now = Instant::now();
     SERVED.with(|s| {
         let mut s = s.borrow_mut();
         if s.len() >= CAPACITY {

@@ -12,7 +12,7 @@ use hoop::IoBuf;
 use std::future::Future;
 use std::io;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// What every request of a worker shares.
 pub struct Site {
@@ -49,8 +49,6 @@ pub struct Reply<'a> {
     pub send_timeout: Duration,
     pub head_only: bool,
     pub keep: bool,
-    /// When the request's head was complete (the clock of this response).
-    pub now: Instant,
 }
 
 impl Reply<'_> {
@@ -239,7 +237,7 @@ async fn send_file(
         let bytes = reply.send().await?;
         return Ok(Served { status, bytes });
     }
-    if body_len <= SMALL_BODY && hot::is_hot(meta, reply.now) {
+    if body_len <= SMALL_BODY && hot::is_hot(meta) {
         // Read a moment ago, so in the page cache: the body goes by `sendfile`, no copy.
         let sent = within(
             reply.send_timeout,
@@ -269,7 +267,7 @@ async fn send_file(
         // closes without a response it could not complete.
         res?;
         if start == 0 && body_len as u64 == len {
-            hot::read_now(meta, reply.now);
+            hot::read_now(meta);
         }
         let bytes = reply.send().await?;
         return Ok(Served { status, bytes });

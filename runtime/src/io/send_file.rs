@@ -180,13 +180,15 @@ pub async fn send_file_cached(
     let (Some(sock), Some(src)) = (socket.borrow_fd(), file.borrow_fd()) else {
         return send_head_then_file(head, file, offset, len, socket).await;
     };
-    // SAFETY: F_GETFL on a borrowed, open fd writes nothing.
-    let flags = unsafe { libc::fcntl(sock.as_raw_fd(), libc::F_GETFL) };
-    if flags < 0 || flags & libc::O_NONBLOCK == 0 {
-        // `sendfile` takes its blocking mode from the socket: on a blocking one it would sleep
-        // on the worker until the peer reads.
+    if !crate::rt::context::is_entered() || file.is_o_direct() || !nonblocking(sock) {
+        // Outside a runtime the copying way fails as every operation does; `O_DIRECT` reads go
+        // to the device each time; and on a blocking socket `sendfile` (which takes its
+        // blocking mode from the socket) would sleep on the worker until the peer reads.
         return send_head_then_file(head, file, offset, len, socket).await;
     }
+    // The head is held back (`MSG_MORE`) to leave with the first body bytes, unless there are
+    // none to come.
+    let more = if len > 0 { libc::MSG_MORE } else { 0 };
     let mut at = 0;
     while at < head.len() {
         let rest = &head[at..];
@@ -196,12 +198,21 @@ pub async fn send_file_cached(
                 sock.as_raw_fd(),
                 rest.as_ptr().cast(),
                 rest.len(),
-                libc::MSG_MORE | libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+                more | libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
             )
         };
-        match n {
-            n if n >= 0 => at += n as usize,
-            _ => wait_writable_after(io::Error::last_os_error(), sock).await?,
+        if n >= 0 {
+            at += n as usize;
+            continue;
+        }
+        match io::Error::last_os_error() {
+            e if e.kind() == io::ErrorKind::Interrupted => {}
+            // A full socket: the rest waits on the driver, the copying way. No `sendfile`
+            // follows an await, so the `O_NONBLOCK` read above is the one each runs on.
+            e if e.kind() == io::ErrorKind::WouldBlock => {
+                return send_head_then_file(rest, file, offset, len, socket).await;
+            }
+            e => return Err(e),
         }
     }
     let mut sent = 0u64;
@@ -211,32 +222,64 @@ pub async fn send_file_cached(
         // SAFETY: both fds are borrowed and open; `off` is a valid, writable offset. No
         // SIGPIPE can kill the process here: hoop's threads block it (`sys::signals`).
         let n = unsafe { libc::sendfile(sock.as_raw_fd(), src.as_raw_fd(), &mut off, want) };
-        match n {
-            0 => break, // end of file
-            n if n > 0 => sent += n as u64,
-            _ => {
-                let e = io::Error::last_os_error();
-                if sent == 0 && matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) {
-                    // A file (or filesystem) `sendfile` cannot read from: the copying way.
-                    return send_file(file, offset, len, socket).await;
+        if n > 0 {
+            sent += n as u64;
+            if sent < len && !crate::coop::consume() {
+                // A long transfer to a fast reader yields like any operation; the socket's mode
+                // is read again after the other tasks ran.
+                crate::task::yield_now().await;
+                if !nonblocking(sock) {
+                    return Ok(sent + send_file(file, offset + sent, len - sent, socket).await?);
                 }
-                wait_writable_after(e, sock).await?;
             }
+            continue;
         }
+        if n == 0 {
+            break; // end of file
+        }
+        match io::Error::last_os_error() {
+            e if e.kind() == io::ErrorKind::Interrupted => {}
+            // A full socket, or a file (filesystem, seccomp profile) `sendfile` refuses: the
+            // rest goes the copying way, which waits on the driver.
+            e if e.kind() == io::ErrorKind::WouldBlock
+                || matches!(
+                    e.raw_os_error(),
+                    Some(libc::EINVAL | libc::ENOSYS | libc::EPERM)
+                ) =>
+            {
+                return Ok(sent + send_file(file, offset + sent, len - sent, socket).await?);
+            }
+            e => return Err(e),
+        }
+    }
+    if sent == 0 && at > 0 && more != 0 {
+        // The file ended at once: push the held-back head out now.
+        uncork(sock);
     }
     Ok(sent)
 }
 
-/// After a failed non-blocking send: waits until `sock` is writable if the error was `EAGAIN`
-/// (or retries at once after `EINTR`); any other error is returned.
-async fn wait_writable_after(e: io::Error, sock: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
-    match e.raw_os_error() {
-        Some(libc::EINTR) => Ok(()),
-        Some(libc::EAGAIN) => super::wait_ready(sock, crate::op::Interest::WRITABLE)
-            .await
-            .map(drop),
-        _ => Err(e),
-    }
+/// True if the socket's open file description is `O_NONBLOCK` now.
+fn nonblocking(sock: std::os::fd::BorrowedFd<'_>) -> bool {
+    // SAFETY: F_GETFL on a borrowed, open fd writes nothing.
+    let flags = unsafe { libc::fcntl(sock.as_raw_fd(), libc::F_GETFL) };
+    flags >= 0 && flags & libc::O_NONBLOCK != 0
+}
+
+/// Sends what a `MSG_MORE` left queued on a TCP socket (clearing `TCP_CORK` pushes pending
+/// frames); a harmless error on other sockets.
+fn uncork(sock: std::os::fd::BorrowedFd<'_>) {
+    let off: libc::c_int = 0;
+    // SAFETY: `off` is a valid c_int of the option's length; the call only reads it.
+    unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_CORK,
+            (&off as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
 }
 
 /// The way of [`send_file_cached`] where `sendfile` cannot be used: the head by the ring's send,
