@@ -11,6 +11,7 @@
 use hoop::fs::Metadata;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::time::{Duration, Instant, SystemTime};
 
 /// How long a file read stays "in the page cache" for this guess.
@@ -20,8 +21,29 @@ const CAPACITY: usize = 4096;
 
 type Key = (u64, u64);
 
+/// Device and inode numbers need no defence against chosen collisions (a client names paths,
+/// not inodes): a multiply-and-rotate hash instead of SipHash, which was most of a lookup.
+#[derive(Default)]
+struct InodeHasher(u64);
+
+impl std::hash::Hasher for InodeHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(26) ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type Memory = HashMap<Key, (Instant, u64, SystemTime), BuildHasherDefault<InodeHasher>>;
+
 thread_local! {
-    static SERVED: RefCell<HashMap<Key, (Instant, u64, SystemTime)>> = RefCell::new(HashMap::new());
+    static SERVED: RefCell<Memory> = RefCell::new(Memory::default());
 }
 
 /// True if this version of the file was read less than [`HOT_FOR`] ago.

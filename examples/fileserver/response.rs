@@ -44,6 +44,63 @@ fn push_date(out: &mut Vec<u8>) {
     })
 }
 
+/// A header's value, appended without `core::fmt` where it is text or a number (every response
+/// has several: the formatting machinery was a measurable part of a small file's CPU).
+pub trait HeaderValue {
+    fn push_to(self, out: &mut Vec<u8>);
+}
+
+impl HeaderValue for &str {
+    fn push_to(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.as_bytes());
+    }
+}
+
+impl HeaderValue for &String {
+    fn push_to(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.as_bytes());
+    }
+}
+
+impl HeaderValue for u64 {
+    fn push_to(self, out: &mut Vec<u8>) {
+        push_number(out, self);
+    }
+}
+
+impl HeaderValue for usize {
+    fn push_to(self, out: &mut Vec<u8>) {
+        push_number(out, self as u64);
+    }
+}
+
+impl HeaderValue for httpdate::HttpDate {
+    fn push_to(self, out: &mut Vec<u8>) {
+        let _ = write!(out, "{self}");
+    }
+}
+
+impl HeaderValue for std::fmt::Arguments<'_> {
+    fn push_to(self, out: &mut Vec<u8>) {
+        let _ = out.write_fmt(self);
+    }
+}
+
+/// Appends `n` in decimal.
+fn push_number(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
 /// A response head written into a connection's reusable buffer.
 pub struct Head<'a>(&'a mut Vec<u8>);
 
@@ -51,14 +108,21 @@ impl<'a> Head<'a> {
     /// Starts the head of a `status` response in `out` (emptied first).
     pub fn start(out: &'a mut Vec<u8>, status: u16) -> Head<'a> {
         out.clear();
-        let _ = write!(out, "HTTP/1.1 {status} {}\r\nDate: ", reason(status));
+        out.extend_from_slice(b"HTTP/1.1 ");
+        push_number(out, u64::from(status));
+        out.push(b' ');
+        out.extend_from_slice(reason(status).as_bytes());
+        out.extend_from_slice(b"\r\nDate: ");
         push_date(out);
         out.extend_from_slice(b"\r\nServer: hoop-fileserver\r\n");
         Head(out)
     }
 
-    pub fn header(self, name: &str, value: impl std::fmt::Display) -> Head<'a> {
-        let _ = write!(self.0, "{name}: {value}\r\n");
+    pub fn header(self, name: &str, value: impl HeaderValue) -> Head<'a> {
+        self.0.extend_from_slice(name.as_bytes());
+        self.0.extend_from_slice(b": ");
+        value.push_to(self.0);
+        self.0.extend_from_slice(b"\r\n");
         self
     }
 
@@ -88,7 +152,7 @@ pub fn simple(
         .header("Content-Type", "text/plain; charset=utf-8")
         .header("Content-Length", body_len);
     for (name, value) in extra {
-        head = head.header(name, value);
+        head = head.header(name, *value);
     }
     head.finish(keep_alive);
     if !head_only {
