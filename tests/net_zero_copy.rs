@@ -732,3 +732,27 @@ async fn send_file_cached_pushes_the_head_when_the_file_has_ended() {
     }
     std::fs::remove_file(&path).unwrap();
 }
+
+/// A call that completes at once (the socket has room) still spends the task's budget: a task
+/// sending file after file lets the other tasks of its worker run meanwhile. (TCP on loopback:
+/// the few hundred bytes fit the peer's window, so no send ever has to wait, which would yield.)
+#[hoop::test]
+async fn send_file_cached_in_a_loop_lets_other_tasks_run() {
+    let driver = hoop::runtime_info().unwrap().driver.to_string();
+    let path = std::env::temp_dir().join(format!("hoop-sfcoop-{driver}-{}", std::process::id()));
+    std::fs::write(&path, b"x").unwrap();
+    let file = hoop::fs::File::open(&path).await.unwrap();
+    let (client, server) = connected_pair().await;
+    let ran = std::rc::Rc::new(std::cell::Cell::new(false));
+    let flag = ran.clone();
+    hoop::spawn(async move { flag.set(true) }).detach();
+    let mut ran_during = false;
+    for _ in 0..300 {
+        assert_eq!(client.send_file_cached(b"h", &file, 0, 1).await.unwrap(), 1);
+        ran_during |= ran.get();
+    }
+    assert!(ran_during, "the other task did not run while the loop sent");
+    drop(client);
+    assert_eq!(read_to_end(server).await, b"hx".repeat(300));
+    std::fs::remove_file(&path).unwrap();
+}

@@ -180,6 +180,11 @@ pub async fn send_file_cached(
     let (Some(sock), Some(src)) = (socket.borrow_fd(), file.borrow_fd()) else {
         return send_head_then_file(head, file, offset, len, socket).await;
     };
+    if !crate::coop::consume() {
+        // Every call completes without waiting while the socket has room: a task sending
+        // file after file still yields to the others, as every operation does.
+        crate::task::yield_now().await;
+    }
     if !crate::rt::context::is_entered() || file.is_o_direct() || !nonblocking(sock) {
         // Outside a runtime the copying way fails as every operation does; `O_DIRECT` reads go
         // to the device each time; and on a blocking socket `sendfile` (which takes its
