@@ -638,9 +638,16 @@ async fn send_file_cached_on_a_blocking_socket_never_blocks_the_worker() {
             libc::fcntl(fd, libc::F_GETFL) & !libc::O_NONBLOCK,
         )
     };
-    // A worker asleep in `sendfile` cannot run a timer: a thread ends the test instead.
-    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let watched = done.clone();
+    // A worker asleep in `sendfile` cannot run a timer: a thread ends the test instead, unless
+    // the test ended first (passed or failed: the guard is dropped either way).
+    struct Done(Arc<std::sync::atomic::AtomicBool>);
+    impl Drop for Done {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::Release);
+        }
+    }
+    let done = Done(Arc::new(std::sync::atomic::AtomicBool::new(false)));
+    let watched = done.0.clone();
     std::thread::spawn(move || {
         std::thread::sleep(Duration::from_secs(60));
         if !watched.load(std::sync::atomic::Ordering::Acquire) {
@@ -653,7 +660,7 @@ async fn send_file_cached_on_a_blocking_socket_never_blocks_the_worker() {
         .send_file_cached(b"h", &file, 0, data.len() as u64)
         .await
         .unwrap();
-    done.store(true, std::sync::atomic::Ordering::Release);
+    drop(done);
     assert_eq!(sent, data.len() as u64);
     drop(client);
     let got = reader.await.unwrap();
@@ -704,32 +711,90 @@ fn send_file_cached_child_with_default_sigpipe() {
     std::fs::remove_file(&path).unwrap();
 }
 
-/// A head whose file range turns out empty (the file ended) is not held back for the next
-/// send: the peer gets it at once, on a connection that stays open.
+/// A call that ends short (the file ended, before or after some of its bytes) leaves nothing
+/// held back for the next send: the peer gets all of it at once, on a connection that stays
+/// open. A socket its owner corked stays corked.
 #[hoop::test]
-async fn send_file_cached_pushes_the_head_when_the_file_has_ended() {
+async fn send_file_cached_pushes_everything_when_the_file_ends() {
+    use std::os::fd::AsRawFd;
     let driver = hoop::runtime_info().unwrap().driver.to_string();
     let path = std::env::temp_dir().join(format!("hoop-sfend-{driver}-{}", std::process::id()));
     std::fs::write(&path, b"0123").unwrap();
     let file = hoop::fs::File::open(&path).await.unwrap();
     let (client, server) = connected_pair().await;
     client.set_nodelay(true).unwrap();
-    for (offset, len) in [(4, 10), (0, 0)] {
-        let sent = client
+    // (offset, len asked, bytes of the file sent)
+    for (offset, len, sent) in [(4, 10, 0), (0, 0, 0), (0, 10, 4), (1, 100, 3)] {
+        let n = client
             .send_file_cached(b"head", &file, offset, len)
             .await
             .unwrap();
-        assert_eq!(sent, 0);
-        // Far less than the 200 ms a held-back segment waits for.
+        assert_eq!(n, sent);
+        let want = 4 + sent as usize;
+        // Less than the 200 ms a held-back segment waits for.
         let (n, got) = hoop::time::timeout(
-            Duration::from_millis(100),
-            server.read_exact(Vec::with_capacity(4)),
+            Duration::from_millis(150),
+            server.read_exact(Vec::with_capacity(want)),
         )
         .await
-        .expect("the head arrived at once");
+        .unwrap_or_else(|_| panic!("held back: offset {offset}, len {len}"));
         n.unwrap();
-        assert_eq!(got, b"head");
+        let mut expected = b"head".to_vec();
+        expected.extend_from_slice(&b"0123"[offset as usize..][..sent as usize]);
+        assert_eq!(got, expected);
     }
+    let on: libc::c_int = 1;
+    // SAFETY: setsockopt/getsockopt with a c_int of the option's length on an open socket.
+    let corked = unsafe {
+        libc::setsockopt(
+            client.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_CORK,
+            (&on as *const libc::c_int).cast(),
+            4,
+        );
+        client.send_file_cached(b"h", &file, 4, 10).await.unwrap();
+        let (mut now, mut size): (libc::c_int, libc::socklen_t) = (0, 4);
+        libc::getsockopt(
+            client.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_CORK,
+            (&mut now as *mut libc::c_int).cast(),
+            &mut size,
+        );
+        now
+    };
+    assert_eq!(corked, 1, "the owner's TCP_CORK was cleared");
+    std::fs::remove_file(&path).unwrap();
+}
+
+/// A head larger than the socket takes: part of it goes inline, the rest (once the socket is
+/// full) the copying way, then the file; the peer reads it all in order.
+#[hoop::test]
+async fn send_file_cached_with_a_head_larger_than_the_socket() {
+    let driver = hoop::runtime_info().unwrap().driver.to_string();
+    let path = std::env::temp_dir().join(format!("hoop-sfhead-{driver}-{}", std::process::id()));
+    let data = pattern(100_000, 41);
+    std::fs::write(&path, &data).unwrap();
+    let file = hoop::fs::File::open(&path).await.unwrap();
+    let (client, server) = connected_pair().await;
+    socket2::SockRef::from(&client)
+        .set_send_buffer_size(16 * 1024)
+        .unwrap();
+    socket2::SockRef::from(&server)
+        .set_recv_buffer_size(16 * 1024)
+        .unwrap();
+    let head = pattern(1 << 20, 43);
+    let mut expected = head.clone();
+    expected.extend_from_slice(&data);
+    let reader = hoop::spawn(read_to_end(server));
+    let sent = client
+        .send_file_cached(&head, &file, 0, data.len() as u64)
+        .await
+        .unwrap();
+    assert_eq!(sent, data.len() as u64);
+    drop(client);
+    assert!(reader.await.unwrap() == expected);
     std::fs::remove_file(&path).unwrap();
 }
 

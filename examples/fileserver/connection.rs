@@ -147,6 +147,7 @@ pub async fn serve(stream: &TcpStream, site: &Site, limits: Limits) -> io::Resul
             send_timeout: site.send_timeout,
             head_only: req.method == "HEAD",
             keep,
+            sendfile: site.sendfile,
         };
         let served = match serve::respond(&mut reply, site, &req).await {
             Ok(served) => served,

@@ -6,7 +6,7 @@
 //! guess can cost: a file evicted from the page cache within that second makes the worker wait
 //! for one disk read (`sendfile` cannot refuse to wait). Filesystems that keep no page cache for
 //! reads (FUSE with `direct_io`, virtiofs or 9p with `cache=none`, DAX) read from the device or
-//! host on every `sendfile`: serve such trees with this memory turned off (`HOT_FOR` zero).
+//! host on every `sendfile`: serve such trees with `--no-sendfile`.
 
 use hoop::fs::Metadata;
 use std::cell::RefCell;

@@ -26,7 +26,10 @@
 //!   once, and answers the next with a 503.
 //! - **Per request**, one `openat2` and one `statx` of the open fd, taken on the worker
 //!   (`File::cached_metadata`); a body up to 64 KiB is read behind its head and both go out in
-//!   one send, a larger one through `TcpStream::send_file`.
+//!   one send, a larger one through `TcpStream::send_file`. A small file the worker read less
+//!   than a second ago is in the page cache: its body goes by `sendfile`, without a copy
+//!   (`TcpStream::send_file_cached`, `hot.rs`; `--no-sendfile` for trees on filesystems that
+//!   keep no page cache for reads, where `sendfile` would wait for the device each time).
 //! - **Stopping.** On `SIGINT` or `SIGTERM` each worker stops accepting, lets responses in
 //!   flight finish (within `--grace`, 10 s) while idle connections close, and the process exits
 //!   with status 0.
@@ -67,6 +70,8 @@ struct Config {
     send_timeout: Duration,
     grace: Duration,
     listing: bool,
+    /// Bodies of files read a moment ago go out by `sendfile` (`hot.rs`).
+    sendfile: bool,
 }
 
 fn config() -> Config {
@@ -83,12 +88,13 @@ fn config() -> Config {
         send_timeout: Duration::from_secs(30),
         grace: Duration::from_secs(10),
         listing: true,
+        sendfile: true,
     };
     let mut args = args::Args::new(
         "fileserver",
         "[--root DIR] [--addr HOST:PORT] [--workers N] [--max-connections N] \
          [--head-timeout SECS] [--idle-timeout SECS] [--send-timeout SECS] [--grace SECS] \
-         [--no-listing] [--log]",
+         [--no-listing] [--no-sendfile] [--log]",
     );
     while let Some(arg) = args.next() {
         let args::Arg::Flag(flag) = arg else {
@@ -97,6 +103,7 @@ fn config() -> Config {
         match flag.as_str() {
             "log" => c.limits.log = true,
             "no-listing" => c.listing = false,
+            "no-sendfile" => c.sendfile = false,
             "root" => c.root = args.value::<PathBuf>("root"),
             "addr" => c.addr = args.value("addr"),
             "workers" => c.workers = args.value::<std::num::NonZeroUsize>("workers").get(),
@@ -150,6 +157,7 @@ async fn worker(
         let site = Rc::new(Site {
             root: Dir::open(&c.root).await?,
             listing: c.listing,
+            sendfile: c.sendfile,
             send_timeout: c.send_timeout,
         });
         Ok::<_, io::Error>((stop, listener, site))

@@ -19,6 +19,8 @@ pub struct Site {
     pub root: Dir,
     /// Directories without `index.html` are listed (else 403).
     pub listing: bool,
+    /// Small files read a moment ago go out by `sendfile` (see `hot.rs`).
+    pub sendfile: bool,
     /// How long one chunk of a response may take to go out.
     pub send_timeout: Duration,
 }
@@ -49,6 +51,8 @@ pub struct Reply<'a> {
     pub send_timeout: Duration,
     pub head_only: bool,
     pub keep: bool,
+    /// `Site::sendfile`.
+    pub sendfile: bool,
 }
 
 impl Reply<'_> {
@@ -237,7 +241,7 @@ async fn send_file(
         let bytes = reply.send().await?;
         return Ok(Served { status, bytes });
     }
-    if body_len <= SMALL_BODY && hot::is_hot(meta) {
+    if body_len <= SMALL_BODY && reply.sendfile && hot::is_hot(meta) {
         // Read a moment ago, so in the page cache: the body goes by `sendfile`, no copy.
         let sent = within(
             reply.send_timeout,

@@ -24,7 +24,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("buf", &["driver", "log"]),
     ("op", &["driver", "buf", "fd", "creds", "log"]),
     // Above.
-    ("io", &["op", "buf", "fd", "time", "rt", "log"]),
+    (
+        "io",
+        &["op", "buf", "coop", "fd", "time", "rt", "task", "log"],
+    ),
     (
         "rt",
         &[

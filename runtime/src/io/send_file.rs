@@ -143,12 +143,17 @@ fn splice_pipe() -> io::Result<(SharedFd, SharedFd)> {
 /// every other operation of hoop, this one can wait on the worker thread. `sendfile` has no
 /// non-blocking mode for its file side, so a range that is not cached makes the worker wait
 /// for the disk, and every task of the worker with it. Measured on 4 KiB files over HTTP
-/// (`benches/small_files.rs`, README): 1.13× the requests of reading and sending.
+/// (`benches/small_files.rs`, README): +7–9 % requests/s against reading and sending, in
+/// interleaved A/B runs.
 ///
-/// A full socket never blocks: the socket must be `O_NONBLOCK` (as hoop creates its sockets),
-/// which is checked on every call; otherwise, for a direct descriptor (no fd number for the
-/// syscall) and where the filesystem refuses `sendfile`, the head and the range go the way
-/// [`send_file`] takes. A peer that is gone is an `EPIPE` error: `SIGPIPE` is blocked on the
+/// A full socket does not block the worker: `sendfile` takes its blocking mode from the
+/// socket's `O_NONBLOCK` (set on the sockets hoop creates), which is read on every call and
+/// after every await (only a holder on another thread clearing it between that read and the
+/// call could make one `sendfile` wait). A blocking socket, a direct descriptor (no fd number
+/// for the syscall), an `O_DIRECT` file, a file `sendfile` refuses and the rest of a transfer
+/// that found the socket full go the way [`send_file`] takes. A call that ends short (the file
+/// ended) pushes out what it held back for the body (it clears `TCP_CORK`, unless the socket
+/// was corked before). A peer that is gone is an `EPIPE` error: `SIGPIPE` is blocked on the
 /// threads that run hoop.
 ///
 /// ```
@@ -171,6 +176,27 @@ fn splice_pipe() -> io::Result<(SharedFd, SharedFd)> {
 /// # });
 /// ```
 pub async fn send_file_cached(
+    head: &[u8],
+    file: &SharedFd,
+    offset: u64,
+    len: u64,
+    socket: &SharedFd,
+) -> io::Result<u64> {
+    let sent = head_then_sendfile(head, file, offset, len, socket).await?;
+    if sent < len && (!head.is_empty() || sent > 0) {
+        // The file ended early: what `MSG_MORE` (or, before Linux 6.5, `sendfile`'s own
+        // `SPLICE_F_MORE` when asked for more than the file holds) held back for more bytes
+        // would wait 200 ms for them. A socket its owner corked stays corked (`MSG_MORE` does
+        // not set the option, so this reads the owner's choice).
+        if let Some(sock) = socket.borrow_fd().filter(|s| !is_corked(*s)) {
+            uncork(sock);
+        }
+    }
+    Ok(sent)
+}
+
+/// The body of [`send_file_cached`].
+async fn head_then_sendfile(
     head: &[u8],
     file: &SharedFd,
     offset: u64,
@@ -206,9 +232,12 @@ pub async fn send_file_cached(
                 more | libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
             )
         };
-        if n >= 0 {
+        if n > 0 {
             at += n as usize;
             continue;
+        }
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
         }
         match io::Error::last_os_error() {
             e if e.kind() == io::ErrorKind::Interrupted => {}
@@ -222,7 +251,8 @@ pub async fn send_file_cached(
     }
     let mut sent = 0u64;
     while sent < len {
-        let want = (len - sent).min(u64::from(CHUNK)) as usize;
+        // Chunks of the copying way's size: one coop unit each, as one of its reads.
+        let want = (len - sent).min(BUF as u64) as usize;
         let mut off = (offset + sent) as libc::off_t;
         // SAFETY: both fds are borrowed and open; `off` is a valid, writable offset. No
         // SIGPIPE can kill the process here: hoop's threads block it (`sys::signals`).
@@ -257,10 +287,6 @@ pub async fn send_file_cached(
             e => return Err(e),
         }
     }
-    if sent == 0 && at > 0 && more != 0 {
-        // The file ended at once: push the held-back head out now.
-        uncork(sock);
-    }
     Ok(sent)
 }
 
@@ -271,7 +297,24 @@ fn nonblocking(sock: std::os::fd::BorrowedFd<'_>) -> bool {
     flags >= 0 && flags & libc::O_NONBLOCK != 0
 }
 
-/// Sends what a `MSG_MORE` left queued on a TCP socket (clearing `TCP_CORK` pushes pending
+/// True if `TCP_CORK` is set on the socket (false for other sockets).
+fn is_corked(sock: std::os::fd::BorrowedFd<'_>) -> bool {
+    let mut on: libc::c_int = 0;
+    let mut size = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `on` and `size` are valid for writes of the option's length.
+    let rc = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_CORK,
+            (&mut on as *mut libc::c_int).cast(),
+            &mut size,
+        )
+    };
+    rc == 0 && on != 0
+}
+
+/// Sends what `MSG_MORE` left queued on a TCP socket (clearing `TCP_CORK` pushes pending
 /// frames); a harmless error on other sockets.
 fn uncork(sock: std::os::fd::BorrowedFd<'_>) {
     let off: libc::c_int = 0;
