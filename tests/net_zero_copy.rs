@@ -585,6 +585,16 @@ async fn splice_op_on_a_pipe_that_cannot_progress_would_block() {
     std::fs::remove_file(&path).unwrap();
 }
 
+/// Shrinks a connection's buffers to 16 KiB a side, so that a send fills it quickly.
+fn small_buffers(sender: &TcpStream, receiver: &TcpStream) {
+    socket2::SockRef::from(sender)
+        .set_send_buffer_size(16 * 1024)
+        .unwrap();
+    socket2::SockRef::from(receiver)
+        .set_recv_buffer_size(16 * 1024)
+        .unwrap();
+}
+
 #[hoop::test]
 async fn send_file_cached_sends_the_head_then_the_range() {
     let driver = hoop::runtime_info().unwrap().driver.to_string();
@@ -623,12 +633,7 @@ async fn send_file_cached_on_a_blocking_socket_never_blocks_the_worker() {
     let file = hoop::fs::File::open(&path).await.unwrap();
     let (client, server) = connected_pair().await;
     // Small buffers, so that the file is many times what the connection holds on any kernel.
-    socket2::SockRef::from(&client)
-        .set_send_buffer_size(16 * 1024)
-        .unwrap();
-    socket2::SockRef::from(&server)
-        .set_recv_buffer_size(16 * 1024)
-        .unwrap();
+    small_buffers(&client, &server);
     let fd = client.as_raw_fd();
     // SAFETY: F_GETFL/F_SETFL on an fd the stream keeps open.
     unsafe {
@@ -673,10 +678,13 @@ async fn send_file_cached_on_a_blocking_socket_never_blocks_the_worker() {
 /// with the signal's default action, which would kill it.
 #[test]
 fn send_file_cached_to_a_gone_peer_raises_no_sigpipe() {
-    common::run_child(
-        "send_file_cached_child_with_default_sigpipe",
-        &[("HOOP_SIGPIPE_CHILD", "1")],
-    );
+    // The test's name as libtest knows it: this file is also a module of other test binaries.
+    let child = "send_file_cached_child_with_default_sigpipe";
+    let child = match module_path!().split_once("::") {
+        Some((_, module)) => format!("{module}::{child}"),
+        None => child.to_string(),
+    };
+    common::run_child(&child, &[("HOOP_SIGPIPE_CHILD", "1")]);
 }
 
 #[test]
@@ -778,12 +786,7 @@ async fn send_file_cached_with_a_head_larger_than_the_socket() {
     std::fs::write(&path, &data).unwrap();
     let file = hoop::fs::File::open(&path).await.unwrap();
     let (client, server) = connected_pair().await;
-    socket2::SockRef::from(&client)
-        .set_send_buffer_size(16 * 1024)
-        .unwrap();
-    socket2::SockRef::from(&server)
-        .set_recv_buffer_size(16 * 1024)
-        .unwrap();
+    small_buffers(&client, &server);
     let head = pattern(1 << 20, 43);
     let mut expected = head.clone();
     expected.extend_from_slice(&data);
