@@ -75,11 +75,12 @@ async fn wait_ready_on_a_foreign_fd() {
 
 #[hoop::test]
 async fn wait_ready_reports_a_bad_fd() {
-    let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
-    let fd = a.as_fd().try_clone_to_owned().unwrap();
-    let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
-    drop(fd);
-    // SAFETY: the number is closed; no Rust object owns it, and the kernel answers EBADF.
+    // A number no process can have open (above the kernel's `nr_open` ceiling of 2^30). A number
+    // just closed would not do: another test's thread may be given it meanwhile, and the wait
+    // would then watch that fd, forever.
+    let raw = 1 << 30;
+    // SAFETY: no fd has this number, so nothing is borrowed from anyone; the kernel answers
+    // EBADF.
     let closed = unsafe { std::os::fd::BorrowedFd::borrow_raw(raw) };
     let err = hoop::io::wait_ready(closed, Interest::READABLE)
         .await
