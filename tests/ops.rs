@@ -75,10 +75,10 @@ async fn wait_ready_on_a_foreign_fd() {
 
 #[hoop::test]
 async fn wait_ready_reports_a_bad_fd() {
-    // A number no process can have open (above the kernel's `nr_open` ceiling of 2^30). A number
-    // just closed would not do: another test's thread may be given it meanwhile, and the wait
-    // would then watch that fd, forever.
-    let raw = 1 << 30;
+    // A number no process can have open: above the largest fd table the kernel allows
+    // (`fs.nr_open` is capped at 2^31 - 64). A number just closed would not do: another test's
+    // thread may be given it meanwhile, and the wait would then watch that fd, forever.
+    let raw = libc::c_int::MAX;
     // SAFETY: no fd has this number, so nothing is borrowed from anyone; the kernel answers
     // EBADF.
     let closed = unsafe { std::os::fd::BorrowedFd::borrow_raw(raw) };
